@@ -1,0 +1,79 @@
+"""What activities share within one worker process: settings, the Kubernetes API, state paths.
+
+A worker installs one :class:`WorkerContext` at start; activities read it with :func:`current`.
+Tests install their own, pointing at the local cluster and a temporary vault.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemas.settings import Settings, SettingsProvider
+
+
+@dataclass
+class WorkerContext:
+    settings_provider: SettingsProvider
+    state_dir: Path
+    kubeconfig: str | None = None
+    node_name: str | None = None
+    kubelet_root_override: str | None = None
+    _api_client: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        # Re-read on every use: a changed ConfigMap or file applies without a restart.
+        return self.settings_provider.current()
+
+    @property
+    def kubelet_root(self) -> Path:
+        """Node workers read volumes here; symlinked roots are resolved (clusters move them)."""
+        raw = self.kubelet_root_override or os.environ.get("KUBELET_ROOT_PATH") or self.settings.kubelet_root_path
+        return Path(raw).resolve()
+
+    def api_client(self) -> Any:
+        """A kubernetes ApiClient (thread-safe to share), created on first use."""
+        with self._lock:
+            if self._api_client is None:
+                from kubernetes import client, config
+
+                if self.kubeconfig:
+                    cfg = client.Configuration()
+                    config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+                else:
+                    cfg = client.Configuration()
+                    try:
+                        config.load_incluster_config(client_configuration=cfg)
+                    except config.ConfigException:
+                        config.load_kube_config(client_configuration=cfg)
+                # Room for the activity thread pool's parallel requests.
+                cfg.connection_pool_maxsize = 32
+                self._api_client = client.ApiClient(cfg)
+            return self._api_client
+
+
+_current: WorkerContext | None = None
+
+
+def install(ctx: WorkerContext) -> None:
+    global _current
+    _current = ctx
+
+
+def current() -> WorkerContext:
+    if _current is None:
+        raise RuntimeError("no worker context installed: activities run inside a product worker")
+    return _current
+
+
+def from_environment() -> WorkerContext:
+    return WorkerContext(
+        settings_provider=SettingsProvider.from_environment(),
+        state_dir=Path(os.environ.get("BACKUPCENTER_STATE_DIR", ".dev")).absolute(),
+        kubeconfig=os.environ.get("KUBECONFIG"),
+    )

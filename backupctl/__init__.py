@@ -1,0 +1,1 @@
+"""The backupctl command line."""

@@ -1,0 +1,26 @@
+"""Shared terminal output and the CLI's settings/state locations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from schemas.settings import Settings, SettingsProvider
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class BadInput(Exception):
+    """Bad input found before anything started: reported in one line, exit code 2."""
+
+
+def state_dir() -> Path:
+    """Where the local environment keeps its state (servers, kubeconfig, vault registry)."""
+    return Path(os.environ.get("BACKUPCENTER_STATE_DIR", ".dev")).absolute()
+
+
+def load_settings() -> Settings:
+    return SettingsProvider.from_environment().current()

@@ -1,0 +1,62 @@
+"""``backupctl jobs list``: every job of every kind, from Temporal's visibility store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from temporalio.client import Client
+
+from backupctl.asyncrun import with_client
+from backupctl.console import BadInput, console
+from schemas.specs import JobKind
+from schemas.status import JobPhase
+from workflows import search_attributes as sa
+
+jobs_app = typer.Typer(help="Jobs of every kind.", no_args_is_help=True)
+
+
+def visibility_query(kind: str | None, phase: str | None) -> str:
+    clauses = [f"{sa.JOB_KIND.name} IS NOT NULL"]
+    if kind:
+        if kind not in {k.value for k in JobKind}:
+            raise BadInput(f"--kind: {kind!r} is not one of {', '.join(k.value for k in JobKind)}")
+        clauses.append(f"{sa.JOB_KIND.name} = '{kind}'")
+    if phase:
+        if phase not in {p.value for p in JobPhase}:
+            raise BadInput(f"--phase: {phase!r} is not one of {', '.join(p.value for p in JobPhase)}")
+        clauses.append(f"{sa.PHASE.name} = '{phase}'")
+    return " AND ".join(clauses)
+
+
+@jobs_app.command("list")
+def list_jobs(
+    kind: Annotated[str | None, typer.Option(help="backup, restore, convert or delete")] = None,
+    phase: Annotated[str | None, typer.Option(help="e.g. WaitingForOperator")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many jobs")] = 100,
+) -> None:
+    """List jobs, newest first, with their phase and current step."""
+    query = visibility_query(kind, phase)
+
+    async def fetch(client: Client) -> list[tuple[str, ...]]:
+        rows: list[tuple[str, ...]] = []
+        async for wf in client.list_workflows(query, limit=limit):
+            attrs = wf.typed_search_attributes
+            rows.append(
+                (
+                    attrs.get(sa.JOB_KIND) or "",
+                    wf.id,
+                    attrs.get(sa.PHASE) or wf.status.name if wf.status else "",
+                    attrs.get(sa.STEP) or "",
+                    wf.start_time.strftime("%Y-%m-%d %H:%M:%S") if wf.start_time else "",
+                )
+            )
+        return rows
+
+    rows = with_client(fetch)
+    table = Table("kind", "workflow id", "phase", "step", "started (UTC)")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{len(rows)} job(s)")

@@ -1,0 +1,108 @@
+"""The whole local environment as one unit: Temporal, the local cluster, the workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localdev import processes, temporal_server
+from localdev.temporal_server import TemporalDevServer
+
+CONTROL_WORKER = "worker-control"
+NODE_WORKER_PREFIX = "worker-node-"
+
+
+@dataclass
+class DevEnvironment:
+    temporal: TemporalDevServer
+    kubeconfig: Path | None = None
+    workers: dict[str, int] = field(default_factory=dict)
+
+
+def _cluster_dir(state: Path) -> Path:
+    return state / "cluster"
+
+
+def up(
+    state: Path,
+    *,
+    temporal_port: int = 7233,
+    ui_port: int = 8233,
+    with_cluster: bool = True,
+    with_workers: bool = True,
+) -> DevEnvironment:
+    state.mkdir(parents=True, exist_ok=True)
+    env = DevEnvironment(temporal_server.up(state, port=temporal_port, ui_port=ui_port))
+    if with_cluster:
+        from localdev.kube import devcluster
+
+        devcluster.up(_cluster_dir(state))
+        kubeconfig = state / "kubeconfig"
+        shutil.copyfile(_cluster_dir(state) / "kubeconfig", kubeconfig)
+        env.kubeconfig = kubeconfig
+    if with_workers:
+        env.workers = _start_workers(state, env)
+    return env
+
+
+def _worker_env(state: Path, env: DevEnvironment) -> dict[str, str]:
+    child = dict(os.environ)
+    child["BACKUPCENTER_TEMPORAL_ADDRESS"] = env.temporal.address
+    child["BACKUPCENTER_STATE_DIR"] = str(state)
+    if env.kubeconfig:
+        child["KUBECONFIG"] = str(env.kubeconfig)
+    return child
+
+
+def _start_workers(state: Path, env: DevEnvironment) -> dict[str, int]:
+    started: dict[str, int] = {}
+    child_env = _worker_env(state, env)
+    backupctl = str(Path(sys.executable).parent / "backupctl")
+    wanted: dict[str, list[str]] = {CONTROL_WORKER: [backupctl, "worker", "control"]}
+    if env.kubeconfig:
+        from localdev.kube import devcluster
+
+        for node, kubelet_root in devcluster.node_kubelet_roots(_cluster_dir(state)).items():
+            wanted[NODE_WORKER_PREFIX + node] = [
+                backupctl, "worker", "node", "--node", node, "--kubelet-root", str(kubelet_root)
+            ]
+    for name, argv in wanted.items():
+        record = processes.read_record(state, name)
+        if record is None or not processes.is_running(record):
+            record = processes.spawn(state, name, argv, env=child_env)
+        started[name] = record.pid
+    return started
+
+
+def down(state: Path) -> list[str]:
+    stopped: list[str] = []
+    for record_file in sorted(state.glob("worker-*.json")):
+        if processes.stop(state, record_file.stem):
+            stopped.append(record_file.stem)
+    if _cluster_dir(state).exists():
+        from localdev.kube import devcluster
+
+        if devcluster.status(_cluster_dir(state)).get("state") == "running":
+            stopped.append("kubernetes")
+        devcluster.down(_cluster_dir(state))
+    if temporal_server.down(state):
+        stopped.append("temporal")
+    return stopped
+
+
+def status(state: Path) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {"temporal": temporal_server.status(state)}
+    if _cluster_dir(state).exists():
+        from localdev.kube import devcluster
+
+        result["kubernetes"] = {k: str(v) for k, v in devcluster.status(_cluster_dir(state)).items()}
+    for record_file in sorted(state.glob("worker-*.json")):
+        record = processes.read_record(state, record_file.stem)
+        if record is not None:
+            running = processes.is_running(record)
+            result[record.name] = {"state": "running" if running else "stopped", "pid": str(record.pid),
+                                   "log": record.log}
+    return result

@@ -1,0 +1,136 @@
+"""Job specs: what an operator asks for.  Backup, restore, convert, delete and plan (schedule)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.common import Cycle, Duration, K8sName, K8sObjectName
+
+# Never backed up unless named explicitly (requirements.md §3); the product's own namespace is
+# added from settings at resolve time.
+DEFAULT_EXCLUDED_NAMESPACES: tuple[str, ...] = (
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "csdr",
+    "ack-csi-fuse",
+)
+
+
+class JobKind(StrEnum):
+    backup = "backup"
+    restore = "restore"
+    convert = "convert"
+    delete = "delete"
+
+
+class BackupMode(StrEnum):
+    application = "application"  # resources + data of volumes mounted by the selection's pods
+    data_protection = "data-protection"  # PVCs/PVs and their data only, mounted or not
+
+
+class ClusterResources(StrEnum):
+    related = "related"  # the cluster-scoped objects the selection uses
+    all = "all"
+    none = "none"
+
+
+def _resource_name(value: str) -> str:
+    # Resource types are given as plural names, optionally group-qualified: pvc, deployments.apps
+    if not value or any(c.isspace() or c == "/" for c in value):
+        raise ValueError(f"{value!r} is not a resource type (use forms like pvc, deployments.apps)")
+    return value.lower()
+
+
+ResourceType = Annotated[str, AfterValidator(_resource_name)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NamespaceSelection(_Spec):
+    include_namespaces: list[K8sName] = Field(default_factory=list)
+    exclude_namespaces: list[K8sName] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _include_or_exclude(self) -> Self:
+        if self.include_namespaces and self.exclude_namespaces:
+            raise ValueError("give include_namespaces or exclude_namespaces, not both")
+        return self
+
+
+class BackupTemplate(NamespaceSelection):
+    """Everything of a backup but its name; plans hold one."""
+
+    vault: K8sName
+    mode: BackupMode = BackupMode.application
+    label_selector: str | None = None
+    include_resources: list[ResourceType] = Field(default_factory=list)
+    exclude_resources: list[ResourceType] = Field(default_factory=list)
+    cluster_resources: ClusterResources = ClusterResources.related
+    volume_data: bool = True
+    ttl: Duration = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _resources_include_or_exclude(self) -> Self:
+        if self.include_resources and self.exclude_resources:
+            raise ValueError("give include_resources or exclude_resources, not both")
+        return self
+
+
+class BackupSpec(BackupTemplate):
+    name: K8sName
+    plan: K8sName | None = Field(default=None, description="The plan that started this backup, if any")
+
+
+class ExistingResourcePolicy(StrEnum):
+    none = "none"  # keep what exists, report it as skipped
+    update = "update"  # patch the existing object to the backed-up state
+
+
+class RestoreSpec(NamespaceSelection):
+    name: K8sName
+    backup: K8sName
+    vault: K8sName
+    include_resources: list[ResourceType] = Field(default_factory=list)
+    exclude_resources: list[ResourceType] = Field(default_factory=list)
+    namespace_mapping: dict[K8sName, K8sName] = Field(default_factory=dict)
+    storage_class_mapping: dict[K8sObjectName, K8sObjectName] = Field(default_factory=dict)
+    image_registry_mapping: dict[str, str] = Field(default_factory=dict)
+    convert_to_access_modes: list[str] = Field(default_factory=list)
+    preserve_node_ports: bool = True
+    existing_resource_policy: ExistingResourcePolicy = ExistingResourcePolicy.none
+    volume_data: bool = True
+
+
+class ConvertSpec(_Spec):
+    name: K8sName
+    backup: K8sName
+    vault: K8sName
+    storage_class_mapping: dict[K8sObjectName, K8sObjectName]
+    convert_to_access_modes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_mapping(self) -> Self:
+        if not self.storage_class_mapping:
+            raise ValueError("storage_class_mapping must name at least one source → target class")
+        return self
+
+
+class DeleteSpec(_Spec):
+    name: K8sName
+    target_kind: JobKind
+    target: K8sName
+    vault: K8sName | None = None
+
+
+class PlanSpec(_Spec):
+    name: K8sName
+    cycle: Cycle = Field(description="5-field cron expression or an interval such as 6h30m")
+    template: BackupTemplate
+    paused: bool = False

@@ -1,0 +1,68 @@
+"""Settings are re-read when their source changes, without restarting anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from schemas.settings import SettingsError, SettingsProvider
+
+
+def _touch_later(path: Path, text: str, bump: int) -> None:
+    path.write_text(text)
+    st = path.stat()
+    # Filesystems with coarse mtimes could hide a quick rewrite; move the clock forward.
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + bump * 1_000_000_000))
+
+
+def test_file_changes_apply_and_a_broken_file_keeps_the_last_good(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text("backup_max_workers: 3\n")
+    provider = SettingsProvider.from_file(path, min_interval=0)
+    assert provider.current().backup_max_workers == 3
+
+    _touch_later(path, "backup_max_workers: 9\nnode_schedule_policy: prefer\n", 1)
+    assert provider.current().backup_max_workers == 9
+    assert provider.current().node_schedule_policy.value == "prefer"
+
+    _touch_later(path, "backup_max_workers: nine\n", 2)
+    assert provider.current().backup_max_workers == 9
+    assert provider.last_error is not None and "backup_max_workers" in provider.last_error
+
+    _touch_later(path, "backup_max_workers: 4\n", 3)
+    assert provider.current().backup_max_workers == 4
+    assert provider.last_error is None
+
+
+def test_a_broken_file_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text("no_such_setting: 1\n")
+    with pytest.raises(SettingsError, match="unknown setting 'no_such_setting'"):
+        SettingsProvider.from_file(path)
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        SettingsProvider.from_file(tmp_path / "missing.yaml")
+
+
+class _FakeConfigMaps:
+    """Stands in for CoreV1Api.read_namespaced_config_map only in this unit test; the real
+    ConfigMap path is exercised against the local API server in the cluster tests."""
+
+    def __init__(self) -> None:
+        self.version = 1
+        self.text = "restore_max_workers: 2\n"
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> object:
+        meta = type("M", (), {"resource_version": str(self.version)})()
+        return type("CM", (), {"metadata": meta, "data": {"settings.yaml": self.text}})()
+
+
+def test_configmap_source_reloads_on_new_resource_version() -> None:
+    api = _FakeConfigMaps()
+    provider = SettingsProvider.from_configmap(api, "backup-center", "settings", min_interval=0)
+    assert provider.current().restore_max_workers == 2
+    api.text = "restore_max_workers: 8\n"
+    assert provider.current().restore_max_workers == 2  # same resourceVersion: not re-parsed
+    api.version = 2
+    assert provider.current().restore_max_workers == 8

@@ -1,0 +1,74 @@
+"""Worker process entry points: the control pool and the per-node workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import context
+from workers import registry
+from workers.client import connect
+from workers.task_queues import control_queue, node_queue
+
+log = logging.getLogger(__name__)
+
+# Blocking SDKs (kubernetes, oss2, aliyun) run in sync activities on this many threads.
+ACTIVITY_THREADS = 32
+
+
+def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadPoolExecutor) -> Worker:
+    context.install(ctx)
+    return Worker(
+        client,
+        task_queue=control_queue(ctx.settings),
+        workflows=registry.control_workflows(),
+        activities=registry.control_activities(),
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+    )
+
+
+def node_worker(
+    client: Client, ctx: context.WorkerContext, node_name: str, executor: ThreadPoolExecutor
+) -> Worker:
+    context.install(ctx)
+    return Worker(
+        client,
+        task_queue=node_queue(ctx.settings, node_name),
+        activities=registry.node_activities(),
+        activity_executor=executor,
+        # One volume job of a backup per node is enforced by placement; a few jobs of
+        # different backups may share a node, at low priority.
+        max_concurrent_activities=4,
+    )
+
+
+async def _serve(worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling %s", worker.task_queue)
+        await stop.wait()
+
+
+async def serve_control() -> None:
+    ctx = context.from_environment()
+    client = await connect(ctx.settings)
+    with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
+        await _serve(control_worker(client, ctx, executor))
+
+
+async def serve_node(node_name: str, kubelet_root: str | None = None) -> None:
+    ctx = context.from_environment()
+    ctx.node_name = node_name
+    ctx.kubelet_root_override = kubelet_root
+    client = await connect(ctx.settings)
+    with ThreadPoolExecutor(8) as executor:
+        await _serve(node_worker(client, ctx, node_name, executor))

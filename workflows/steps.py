@@ -1,0 +1,225 @@
+"""The step model every job workflow shares.
+
+A job is a list of named steps.  Each step runs activities with retry policies for transient
+faults.  When a step still fails, the job does not die: it records the error (code, message,
+causes, fixes), enters ``WaitingForOperator`` and waits for the operator's ``retry``, ``skip``
+(per-item steps only) or ``cancel`` — with a deadline, after which the job fails.  The step
+table is published as the workflow's current details and search attributes, so the Web UI
+shows where a job stands and ``BackupPhase = 'WaitingForOperator'`` lists the stuck ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    TimeoutError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.errors import ErrorInfo
+    from schemas.status import ItemIssue, JobPhase, JobStatus, Progress, StepState, StepStatus
+    from workflows import search_attributes as sa
+
+T = TypeVar("T")
+
+
+class Decision(StrEnum):
+    retry = "retry"
+    skip = "skip"
+    cancel = "cancel"
+
+
+class JobCanceled(Exception):
+    """The operator (or the Temporal cancel API) asked the job to stop."""
+
+
+class JobFailed(Exception):
+    """A failure the job cannot get past; carries the error shown by ``describe``."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.short())
+        self.info = info
+
+
+def error_info_from(err: BaseException, *, on_timeout: ErrorInfo | None = None) -> ErrorInfo:
+    """Extract the product error an activity raised, or describe the failure generically."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict) and "code" in detail:
+            return ErrorInfo.model_validate(detail)
+    if isinstance(cause, TimeoutError) and on_timeout is not None:
+        return on_timeout
+    message = str(cause) if cause is not None else str(err)
+    return ErrorInfo(
+        code="StepFailed",
+        kind="JobError",
+        message=message or type(err).__name__,
+        causes=["An unexpected error; see the message."],
+        fixes=["Fix the cause, then `retry` the job."],
+        detail=type(cause).__name__ if cause is not None else None,
+    )
+
+
+class JobRunner:
+    """Runs a job's steps with operator controls; owned by one workflow instance."""
+
+    def __init__(self, status: JobStatus, *, operator_wait_timeout: timedelta) -> None:
+        self.status = status
+        self.operator_wait_timeout = operator_wait_timeout
+        self._decision: Decision | None = None
+        self._cancel_requested = False
+        # Visibility is opted into by the starter, which sets the job's search attributes at
+        # start; servers without our attributes (the time-skipping test server) then still work.
+        self._visible = workflow.info().typed_search_attributes.get(sa.PHASE) is not None
+
+    # --- declaration and publication ----------------------------------------------------
+    def declare(self, *steps: str | tuple[str, bool]) -> None:
+        for step in steps:
+            name, skippable = (step, False) if isinstance(step, str) else step
+            self.status.steps.append(StepStatus(name=name, skippable=skippable))
+        self.publish()
+
+    def publish(self) -> None:
+        workflow.set_current_details(self.status.render_table())
+        if not self._visible:
+            return
+        workflow.upsert_search_attributes(
+            [
+                sa.PHASE.value_set(self.status.phase.value),
+                sa.STEP.value_set(self.status.current_step or ""),
+            ]
+        )
+
+    def set_progress(self, step: str, done: int, total: int | None, unit: str) -> None:
+        self.status.step(step).progress = Progress(done=done, total=total, unit=unit)
+        workflow.set_current_details(self.status.render_table())
+
+    # --- operator signals ---------------------------------------------------------------
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def decide(self, decision: Decision) -> None:
+        if decision is Decision.cancel:
+            self._cancel_requested = True
+        self._decision = decision
+
+    # --- running steps ------------------------------------------------------------------
+    async def step(
+        self,
+        name: str,
+        action: Callable[[], Awaitable[T]],
+        *,
+        on_timeout: ErrorInfo | None = None,
+        item: str | None = None,
+    ) -> T | None:
+        """Run one step until it succeeds, is skipped (returns None) or the job ends."""
+        step = self.status.step(name)
+        while True:
+            self._check_cancel()
+            step.state = StepState.running
+            step.attempts += 1
+            step.error = None
+            step.started_at = step.started_at or workflow.now()
+            self.status.current_step = name
+            self.status.phase = JobPhase.in_progress
+            self.status.error = None
+            self.publish()
+            try:
+                result = await self._run_cancellable(action)
+            except (ActivityError, ChildWorkflowError, ApplicationError) as err:
+                info = error_info_from(err, on_timeout=on_timeout)
+                decision = await self._wait_for_operator(step, info)
+                if decision is Decision.retry:
+                    continue
+                # skip: the item counts as failed and the job ends PartiallyFailed.
+                step.state = StepState.skipped
+                step.finished_at = workflow.now()
+                self.status.add_item_error(ItemIssue(item=item or name, message=info.short(), code=info.code))
+                self.status.phase = JobPhase.in_progress
+                self.status.error = None
+                self.publish()
+                return None
+            step.state = StepState.succeeded
+            step.finished_at = workflow.now()
+            self.publish()
+            return result
+
+    async def _run_cancellable(self, action: Callable[[], Awaitable[T]]) -> T:
+        task: asyncio.Task[T] = asyncio.ensure_future(action())
+        await workflow.wait_condition(lambda: task.done() or self._cancel_requested)
+        if not task.done():
+            # Cancelling the task cancels its activities; they see it at their next heartbeat.
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, ActivityError, ChildWorkflowError):
+                pass
+            raise JobCanceled()
+        return task.result()
+
+    async def _wait_for_operator(self, step: StepStatus, info: ErrorInfo) -> Decision:
+        step.state = StepState.waiting_for_operator
+        step.error = info
+        self.status.phase = JobPhase.waiting_for_operator
+        self.status.error = info
+        self._decision = None
+        self.publish()
+        allowed = {Decision.retry, Decision.cancel} | ({Decision.skip} if step.skippable else set())
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision in allowed, timeout=self.operator_wait_timeout
+            )
+        except asyncio.TimeoutError:
+            step.state = StepState.failed
+            step.finished_at = workflow.now()
+            raise JobFailed(
+                ErrorInfo(
+                    code="OperatorTimeout",
+                    kind="JobError",
+                    message=(
+                        f"no operator action within {self.operator_wait_timeout} after step "
+                        f"{step.name} failed: {info.short()}"
+                    ),
+                    causes=info.causes,
+                    fixes=info.fixes,
+                )
+            ) from None
+        decision = self._decision
+        assert decision is not None
+        self._decision = None
+        if decision is Decision.cancel:
+            step.state = StepState.canceled
+            raise JobCanceled()
+        return decision
+
+    def _check_cancel(self) -> None:
+        if self._cancel_requested:
+            raise JobCanceled()
+
+    # --- finishing ----------------------------------------------------------------------
+    def finish(self, phase: JobPhase, error: ErrorInfo | None = None) -> JobStatus:
+        self.status.phase = phase
+        self.status.error = error
+        self.status.completed_at = workflow.now()
+        for step in self.status.steps:
+            if step.state in (StepState.running, StepState.waiting_for_operator):
+                step.state = StepState.canceled if phase is JobPhase.canceled else StepState.failed
+            elif step.state is StepState.pending and phase in (JobPhase.canceled, JobPhase.failed):
+                step.state = StepState.canceled
+        self.status.current_step = None
+        self.publish()
+        return self.status
+
