@@ -1,0 +1,416 @@
+"""The product's error catalogue: every code, its message, likely causes and fixes.
+
+Messages follow the reference product's wording (requirements.md) where one exists, so that
+operators who know it recognise them.  Areas append their codes here; keep codes sorted by area.
+"""
+
+from __future__ import annotations
+
+from schemas.errors import ErrorCode, register
+
+E = ErrorCode
+
+register(
+    # --- input and specs -------------------------------------------------------------------
+    E(
+        code="InvalidSpec",
+        kind="ValidationError",
+        template="invalid {field}: {reason}",
+        causes=("The job spec or setting has a value the product cannot accept.",),
+        fixes=("Correct the named field and submit again.",),
+    ),
+    E(
+        code="NameInUse",
+        kind="ValidationError",
+        template="{kind} name {name!r} is already in use",
+        causes=("A job of the same kind and name exists (running, finished or failed).",),
+        fixes=(
+            "Choose another name, or delete the existing job first "
+            "(`backupctl delete <kind> <name>`); a failed delete can be retried and frees the name.",
+        ),
+    ),
+    E(
+        code="NotFound",
+        kind="ValidationError",
+        template="{kind} {name!r} not found",
+        causes=("The named object does not exist, or was deleted.",),
+        fixes=("List what exists with `backupctl <kind> list` and use one of those names.",),
+    ),
+    # --- vault -------------------------------------------------------------------------------
+    E(
+        code="VaultUnavailable",
+        kind="VaultError",
+        template="backup vault is unavailable: {cause}",
+        causes=(
+            "The bucket does not exist (deleted, or a typo in the vault's bucket name).",
+            "The credentials have no permission on the bucket (missing RAM policy, revoked AccessKey).",
+            "The network cannot reach the endpoint: an internal endpoint used from outside the bucket's "
+            "region, or a public endpoint from a cluster without internet access.",
+        ),
+        fixes=(
+            "Check that the bucket exists in the vault's region; if it was deleted, create the vault anew "
+            "under a new name.",
+            "Grant oss:PutObject, GetObject, DeleteObject, ListObjects and GetBucketInfo on the bucket "
+            "to the credentials the product uses "
+            "(buckets named cnfs-oss-* are covered by the default policy).",
+            "Use network mode `public` for a bucket in another region, for edge clusters or clusters "
+            "outside the VPC; give the cluster a NAT gateway for public endpoints.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="VaultImmutable",
+        kind="VaultError",
+        template="backup vault {name!r} cannot be modified: {reason}",
+        causes=("A vault is shared by clusters and may be in use by running backups.",),
+        fixes=("Delete the vault and create a new one with a new name.",),
+    ),
+    E(
+        code="VaultNameReused",
+        kind="VaultError",
+        template="backup vault name {name!r} belonged to a deleted vault and cannot be reused",
+        causes=("Another cluster may still refer to the deleted vault by this name.",),
+        fixes=("Choose a new vault name.",),
+    ),
+    E(
+        code="VaultArchiveBucket",
+        kind="VaultError",
+        template="bucket {bucket!r} has storage class {storage_class} and cannot host a backup vault",
+        causes=(
+            "Archive, ColdArchive and DeepColdArchive objects cannot be rewritten or read at once, "
+            "but vault metadata must be.",
+        ),
+        fixes=("Use a bucket of storage class Standard or IA.",),
+    ),
+    E(
+        code="BackupExistsInVault",
+        kind="BackupError",
+        template="backup already exists in OSS bucket: {name}",
+        causes=(
+            "A backup of this name is in the vault: committed, in progress on another cluster, "
+            "failed, or marked deleted.",
+        ),
+        fixes=("Use another backup name, or delete the old backup from its source cluster.",),
+    ),
+    E(
+        code="VaultObjectFailed",
+        kind="VaultError",
+        template="check/upload/download backup files in OSS bucket failed: {key}",
+        causes=(
+            "The bucket is encrypted with a KMS key the credentials cannot use "
+            "(kms:List*, DescribeKey, GenerateDataKey, Decrypt).",
+            "The credentials lack read or write permission on the bucket.",
+            "The AccessKey was revoked or rotated.",
+        ),
+        fixes=(
+            "Grant the KMS and OSS permissions listed in deploy/policies and check the credentials Secret.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="VaultObjectCorrupt",
+        kind="VaultError",
+        template="vault object {key} is corrupted: {reason}",
+        causes=("The object was modified or truncated outside the product, or storage lost data.",),
+        fixes=(
+            "Do not use this backup for restore; take a new backup.  Report the object name if the "
+            "bucket has versioning, an older version may be intact.",
+        ),
+    ),
+    # --- backup ------------------------------------------------------------------------------
+    E(
+        code="NoTargetNamespace",
+        kind="BackupError",
+        template="get target namespace failed: {reason}",
+        causes=(
+            "Every namespace the backup (or its plan) includes has been deleted, "
+            "or the exclude list leaves nothing.",
+        ),
+        fixes=("Update the plan's namespaces, or delete the plan if the application is gone.",),
+    ),
+    E(
+        code="BackupProcessTimeout",
+        kind="BackupError",
+        template="backup process timeout: exporting resources took longer than {minutes} minutes",
+        causes=("The selection holds very many objects, or the API server is slow.",),
+        fixes=("Raise the setting export_timeout_minutes, or split the backup by namespace.",),
+    ),
+    E(
+        code="SnapshotNotReady",
+        kind="BackupError",
+        template=("VolumeSnapshot {snapshot} of PVC {pvc} was not ready within {timeout}: {reason}"),
+        causes=(
+            "The snapshot service of the cloud is not enabled.",
+            "The CSI snapshotter / provisioner is not running.",
+            "The CSI driver lacks permission to create snapshots.",
+        ),
+        fixes=(
+            "Enable the snapshot service, check the csi-provisioner pods and the snapshot controller, "
+            "grant snapshot permissions, then `backupctl backup retry`.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="SnapshotFailed",
+        kind="BackupError",
+        template="VolumeSnapshot {snapshot} of PVC {pvc} failed: {reason}",
+        causes=("The CSI driver reported an error creating the snapshot.",),
+        fixes=("Read the error, fix the driver or volume, and retry; or skip the volume.",),
+    ),
+    E(
+        code="HostPathVolume",
+        kind="BackupError",
+        template="volume {volume} of pod {pod} is a HostPath volume and cannot be backed up",
+        causes=("HostPath volumes live outside the kubelet root, on one node's disk.",),
+        fixes=("Move the data to a PersistentVolume, or exclude the pod.",),
+    ),
+    E(
+        code="BlockVolume",
+        kind="BackupError",
+        template="PVC {pvc} is a Block-mode volume and cannot be backed up at file level",
+        causes=("Block volumes have no file system the node agent can read.",),
+        fixes=("Use a snapshot-capable CSI storage class for this volume.",),
+    ),
+    E(
+        code="NodeAgentMissing",
+        kind="BackupError",
+        template="ClientNotExist: no node worker picked up volume {volume} on node {node} within {timeout}",
+        causes=(
+            "The node worker DaemonSet pod is missing or crash-looping on the node.",
+            "The node is excluded by the scheduling policy labels, or is a virtual node.",
+        ),
+        fixes=(
+            "Check `kubectl -n <product namespace> get pods -o wide` for the node worker on that node; "
+            "check the node's agent-excluded / agent-included labels.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="NoEligibleNode",
+        kind="BackupError",
+        template="no eligible node for volume {volume}: {reason}",
+        causes=("Every node where the volume is mounted is excluded, virtual, or has no node worker.",),
+        fixes=("Change node_schedule_policy or the node labels, or mount the volume on an eligible node.",),
+    ),
+    E(
+        code="VolumePartiallyBackedUp",
+        kind="BackupError",
+        template="volume {volume}: {count} files changed, vanished or were unreadable during backup",
+        causes=("Applications wrote to the volume while it was copied at file level.",),
+        fixes=("Quiesce the application during backup, or use a snapshot-capable storage class.",),
+    ),
+    # --- restore -----------------------------------------------------------------------------
+    E(
+        code="NoServedVersion",
+        kind="RestoreError",
+        template="{kind} {name}: none of the captured versions ({versions}) is served by this cluster",
+        causes=("The restore cluster is newer and removed the API versions the backup captured.",),
+        fixes=(
+            "Convert the manifest to a served version and apply it by hand, or restore to an older cluster.",
+        ),
+    ),
+    E(
+        code="DiskMultiNodeAccess",
+        kind="RestoreError",
+        template=(
+            "multi-node writing is only supported for block volume. For Kubernetes users, if unsure, "
+            "use ReadWriteOnce access mode in PersistentVolumeClaim for disk volume "
+            "(accessMode of PVC {pvc} is {mode})"
+        ),
+        causes=("A disk volume with ReadWriteMany or ReadOnlyMany cannot be attached to several nodes.",),
+        fixes=("Set convertToAccessModes: [ReadWriteOnce] on the restore or conversion.",),
+    ),
+    E(
+        code="CrossRegionNonDisk",
+        kind="RestoreError",
+        template="only disk type PVs support cross-region restore in current version: {pvc}",
+        causes=("Only disk snapshots can be copied between regions.",),
+        fixes=("Convert the volume to a disk storage class first, or restore in the backup's region.",),
+    ),
+    E(
+        code="CrossRegionFailed",
+        kind="RestoreError",
+        template="snapshot cross region request failed: {snapshot}: {reason}",
+        causes=("The credentials lack ecs:CopySnapshot or the target region is not open.",),
+        fixes=("Grant the ECS snapshot permissions of deploy/policies to the product's credentials.",),
+    ),
+    E(
+        code="ResourceTimeout",
+        kind="RestoreError",
+        template="create cluster resources timeout: {what}",
+        causes=(
+            "A temporary PVC did not bind: the storage class cannot provision in this zone, quota "
+            "exhausted, or the provisioner is down.",
+            "A temporary pod could not be scheduled to a node.",
+        ),
+        fixes=("`kubectl describe` the named object for events, fix the provisioner or quota, then retry.",),
+        retryable=True,
+    ),
+    # --- conversion --------------------------------------------------------------------------
+    E(
+        code="StorageClassMissing",
+        kind="ConvertError",
+        template="storageclass {name} not exists",
+        causes=("The target storage class of the conversion is not in this cluster.",),
+        fixes=("Create the storage class, or pick one from `kubectl get storageclass`.",),
+    ),
+    E(
+        code="StorageClassUnsupported",
+        kind="ConvertError",
+        template=(
+            "only support convert to storageclass with CSI diskplugin or nasplugin provisioner: "
+            "{name} uses {provisioner}"
+        ),
+        causes=("Conversion targets must be disk or NAS CSI classes.",),
+        fixes=(
+            "Choose a class whose provisioner is diskplugin.csi.alibabacloud.com or "
+            "nasplugin.csi.alibabacloud.com.",
+        ),
+    ),
+    E(
+        code="MultiZoneImmediate",
+        kind="ConvertError",
+        template="current cluster is multi-zoned: storageclass {name} uses volumeBindingMode Immediate",
+        causes=("An Immediate disk class may provision the disk in a zone where no node can attach it.",),
+        fixes=("Use a disk class with volumeBindingMode: WaitForFirstConsumer.",),
+    ),
+    # --- cloud (ECS) -------------------------------------------------------------------------
+    E(
+        code="EcsPermission",
+        kind="SnapshotError",
+        template="the ECS-snapshot related ram policy is missing: {action}",
+        causes=("The product's RAM role lacks an ECS snapshot permission.",),
+        fixes=("Attach the policy of deploy/policies/ecs-snapshot.json to the product's RAM user or role.",),
+    ),
+    E(
+        code="EcsSnapshotNotFound",
+        kind="SnapshotError",
+        template="ECS snapshot {snapshot} not found in region {region}",
+        causes=("The snapshot expired (retention) or was deleted outside the product.",),
+        fixes=("The data of this volume cannot be restored from this backup; use another backup.",),
+    ),
+    E(
+        code="EcsQuotaExceeded",
+        kind="SnapshotError",
+        template="ECS snapshot quota exceeded in region {region}",
+        causes=("The account reached its snapshot quota.",),
+        fixes=("Delete old backups or raise the quota.",),
+    ),
+    E(
+        code="EcsRegionNotOpen",
+        kind="SnapshotError",
+        template="ECS region {region} is not available to this account",
+        causes=("The region is not open for the account, or its id is misspelt.",),
+        fixes=("Use a region id from the ECS console.",),
+    ),
+    # --- operator ----------------------------------------------------------------------------
+    E(
+        code="OperatorTimeout",
+        kind="JobError",
+        template="no operator action within {timeout} after step {step} failed",
+        causes=("The job waited for retry, skip or cancel and the deadline passed.",),
+        fixes=("Raise operator_wait_timeout, or watch for WaitingForOperator jobs in the Web UI.",),
+    ),
+    E(
+        code="StepFailed",
+        kind="JobError",
+        template="step {step} failed: {reason}",
+        causes=("An unexpected error; see the detail.",),
+        fixes=("Read the detail, fix the cause, and `retry` the job.",),
+    ),
+)
+
+# --- cloud (ECS) client layer: credentials, throttling, transient failures (issue 8) ----------
+register(
+    E(
+        code="CloudCredentialsMissing",
+        kind="ConfigError",
+        template="no usable Alibaba Cloud credentials: {reason}",
+        causes=(
+            "Neither ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET are set nor a credentials "
+            "Secret is configured, or the Secret lacks a key.",
+        ),
+        fixes=(
+            "Create the credentials Secret with keys AccessKeyId and AccessKeySecret (and SecurityToken for "
+            "STS credentials), or set the environment variables of the workers.",
+        ),
+    ),
+    E(
+        code="EcsCredentialsInvalid",
+        kind="SnapshotError",
+        template="ECS rejected the credentials of AccessKey {access_key}: {reason}",
+        causes=(
+            "The AccessKey id does not exist or was disabled, or the secret does not belong to it.",
+            "The STS security token expired or belongs to another AccessKey.",
+            "The node's clock is far off, so signed requests look expired.",
+        ),
+        fixes=(
+            "Check the credentials Secret (or environment) for a typo or a rotated key; refresh STS tokens "
+            "before they expire; synchronise the node clock (NTP).",
+        ),
+    ),
+    E(
+        code="EcsThrottled",
+        kind="SnapshotError",
+        template="ECS API {action} was throttled: gave up after {attempts} attempt(s)",
+        causes=("Too many ECS API calls by this account (other tools included) in a short time.",),
+        fixes=(
+            "Retry later; lower batch_snapshot_max_num or the worker counts; "
+            "ask for a higher API rate limit.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="EcsUnavailable",
+        kind="SnapshotError",
+        template="ECS API {action} failed temporarily after {attempts} attempt(s): {reason}",
+        causes=("The ECS endpoint was unreachable (network, DNS, proxy) or answered with a server error.",),
+        fixes=("Check the workers' network path to the ECS endpoint and retry.",),
+        retryable=True,
+    ),
+    E(
+        code="EcsSnapshotNotReady",
+        kind="SnapshotError",
+        template="ECS snapshot {snapshot} is not ready for {action}",
+        causes=("The snapshot is still being created or copied.",),
+        fixes=("Wait until the snapshot is accomplished, then retry.",),
+        retryable=True,
+    ),
+    E(
+        code="EcsSnapshotServiceDisabled",
+        kind="SnapshotError",
+        template="the ECS snapshot service is not activated for this account (region {region})",
+        causes=("Snapshots are a separately activated ECS service.",),
+        fixes=("Activate the snapshot service in the ECS console, then retry.",),
+    ),
+    E(
+        code="EcsRequestFailed",
+        kind="SnapshotError",
+        template="ECS {action} failed: {ecs_code}",
+        causes=("ECS refused the request for a reason the product does not classify; see the detail.",),
+        fixes=("Read the detail (ECS message and request id); fix the cause and retry the job.",),
+    ),
+)
+
+# --- vault records and lifecycle (issue 4) -----------------------------------------------------
+register(
+    E(
+        code="BackupClaimLost",
+        kind="BackupError",
+        template="backup {name} no longer owns its name in the vault: {reason}",
+        causes=(
+            "The backup's claim (backups/<name>/lock.json) was deleted or taken over while it ran, "
+            "e.g. the backup was deleted from another cluster.",
+        ),
+        fixes=("Run the backup again under a new name.",),
+    ),
+    E(
+        code="BackupNotInVault",
+        kind="BackupError",
+        template="backup {name} is not offered by vault {vault}: {reason}",
+        causes=(
+            "The backup is still in progress or failed on its source cluster, or it was marked deleted.",
+        ),
+        fixes=("List the vault's backups with `backupctl vault describe <vault>` and pick a committed one.",),
+    ),
+)
