@@ -57,6 +57,25 @@ class WorkerContext:
             return self._api_client
 
 
+    def kube(self) -> Any:
+        from kube.rest import Kube
+
+        return Kube(self.api_client())
+
+    def vaults(self) -> Any:
+        """The cluster's vault manager (registry under the state directory)."""
+        from kubernetes.client import CoreV1Api
+
+        from vault.lifecycle import FileVaultRegistry, VaultManager, kube_secret_resolver, registry_dir
+
+        settings = self.settings
+        return VaultManager(
+            registry=FileVaultRegistry(registry_dir(self.state_dir)),
+            cluster_id=settings.cluster_id,
+            resolve_credentials=kube_secret_resolver(CoreV1Api(self.api_client()), settings.product_namespace),
+        )
+
+
 _current: WorkerContext | None = None
 
 

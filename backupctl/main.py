@@ -15,6 +15,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+from backupctl.backup_cmd import backup_app
 from backupctl.console import BadInput, err_console
 from backupctl.dev import dev_app
 from backupctl.jobs import jobs_app
@@ -31,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.add_typer(backup_app, name="backup")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(worker_app, name="worker")
 

@@ -15,6 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from localdev.temporal_server import temporal_cli, test_server
 from workflows.search_attributes import dev_server_flags
 
+pytest_plugins = ["tests.kube_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 BACKUPCTL = str(Path(sys.executable).parent / "backupctl")
 

@@ -7,11 +7,15 @@ from typing import Any
 
 
 def control_workflows() -> list[type]:
-    return []
+    from workflows.backup import BackupWorkflow
+
+    return [BackupWorkflow]
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    return []
+    from activities import backup
+
+    return [*backup.ACTIVITIES]
 
 
 def node_activities() -> list[Callable[..., Any]]:

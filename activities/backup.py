@@ -1,0 +1,280 @@
+"""Activities of the backup workflow: thin wrappers over kube/ and vault/ domain code.
+
+All are synchronous (the Kubernetes client and oss2 block) and run on the worker's thread
+pool.  Each is idempotent for the same backup run, so Temporal may retry any of them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.context import current
+from activities.errors import product_errors
+from kube import discovery, export, snapshots, volumes
+from schemas.backup import ExportSummary, SnapshotState
+from schemas.errors import BackupCenterError
+from schemas.settings import Settings
+from schemas.specs import DEFAULT_EXCLUDED_NAMESPACES, BackupSpec
+from schemas.vault import BackupOutcome, BackupRecord
+from schemas.volumes import VolumeInventory, VolumePlan
+from vault import catalog
+
+DISCOVERY_OBJECT = "discovery.json"
+VOLUMES_OBJECT = "volumes.json"
+
+
+class VolumeRecords(BaseModel):
+    """Written to the vault: how each volume was protected, for restore and delete."""
+
+    snapshots: list[SnapshotState] = []
+    files: dict[str, str] = {}  # "<ns>/<pvc>" -> data-mover snapshot id
+    skipped: dict[str, str] = {}  # "<ns>/<pvc>" -> why
+
+
+class CommitInput(BaseModel):
+    spec: BackupSpec
+    uid: str
+    started_at: datetime
+    namespaces: list[str]
+    export: ExportSummary
+    volumes: VolumeRecords
+    item_errors: int
+    partially_failed: bool
+
+
+@activity.defn
+def load_settings() -> Settings:
+    """The settings as they are now: each job reads them at start (no worker restart needed)."""
+    return current().settings
+
+
+@activity.defn
+@product_errors
+def validate_backup(spec: BackupSpec) -> None:
+    """What the spec alone cannot tell: the vault is registered here, the selector parses."""
+    ctx = current()
+    entry = ctx.vaults().describe(spec.vault)  # NotFound names the vault
+    if entry.deleted_at is not None:
+        raise BackupCenterError("NotFound", kind="vault", name=spec.vault)
+    if spec.label_selector:
+        from kube.rest import KubeError
+
+        try:
+            ctx.kube().request("GET", "/api/v1/namespaces", query={"limit": 1, "labelSelector": spec.label_selector})
+        except KubeError as err:
+            if err.status == 400:
+                raise BackupCenterError("InvalidSpec", field="label_selector", reason=err.message) from None
+            raise
+
+
+@activity.defn
+@product_errors
+def check_vault(spec: BackupSpec, uid: str) -> None:
+    """The vault is reachable, and the backup's name is free in it (then taken by this run)."""
+    ctx = current()
+    manager = ctx.vaults()
+    status = manager.check(spec.vault)
+    if status.phase.value != "Available":
+        raise BackupCenterError("VaultUnavailable", cause=status.cause or "unknown")
+    catalog.claim_backup(manager.store(spec.vault), spec.name, cluster_id=ctx.settings.cluster_id, uid=uid)
+
+
+@activity.defn
+@product_errors
+def resolve_namespaces(spec: BackupSpec) -> list[str]:
+    ctx = current()
+    existing = {ns["metadata"]["name"] for ns in ctx.kube().list("/api/v1/namespaces")[0]}
+    if spec.include_namespaces:
+        chosen = sorted(existing & set(spec.include_namespaces))
+        if not chosen:
+            raise BackupCenterError(
+                "NoTargetNamespace",
+                reason=f"none of the included namespaces exists: {', '.join(spec.include_namespaces)}",
+            )
+        return chosen
+    never = set(DEFAULT_EXCLUDED_NAMESPACES) | {ctx.settings.product_namespace} | set(spec.exclude_namespaces)
+    chosen = sorted(existing - never)
+    if not chosen:
+        raise BackupCenterError("NoTargetNamespace", reason="every namespace is excluded")
+    return chosen
+
+
+@activity.defn
+@product_errors
+def discover_resources(spec: BackupSpec) -> int:
+    """Discover every served resource version; the list goes to the vault, the count back."""
+    ctx = current()
+    found = discovery.discover(ctx.kube())
+    store = ctx.vaults().store(spec.vault)
+    payload = "[" + ",".join(r.model_dump_json() for r in found) + "]"
+    store.put(export.resources_prefix(spec.name) + DISCOVERY_OBJECT, payload.encode())
+    return len(found)
+
+
+@activity.defn
+@product_errors
+def export_resources(spec: BackupSpec, namespaces: list[str]) -> ExportSummary:
+    ctx = current()
+    store = ctx.vaults().store(spec.vault)
+    raw = store.get(export.resources_prefix(spec.name) + DISCOVERY_OBJECT)
+    from pydantic import TypeAdapter
+
+    resources = TypeAdapter(list[discovery.ApiResource]).validate_json(raw)
+    selection = export.ExportSelection(
+        backup=spec.name,
+        namespaces=namespaces,
+        mode=spec.mode,
+        label_selector=spec.label_selector,
+        include_resources=list(spec.include_resources),
+        exclude_resources=list(spec.exclude_resources),
+        cluster_resources=spec.cluster_resources,
+    )
+
+    def progress(done: int, total: int, current_type: str) -> None:
+        activity.heartbeat({"types_done": done, "types_total": total, "current": current_type})
+
+    return export.export(ctx.kube(), store, resources, selection, progress=progress)
+
+
+@activity.defn
+@product_errors
+def plan_volumes(spec: BackupSpec, namespaces: list[str]) -> VolumeInventory:
+    return volumes.inventory(current().kube(), namespaces, spec.mode)
+
+
+@activity.defn
+@product_errors
+def create_snapshots(backup: str, plans: list[VolumePlan]) -> list[SnapshotState]:
+    kube = current().kube()
+    return [snapshots.create(kube, backup, plan) for plan in plans]
+
+
+class WaitSnapshots(BaseModel):
+    states: list[SnapshotState]
+    timeout_seconds: float
+
+
+@activity.defn
+@product_errors
+def wait_snapshots_ready(request: WaitSnapshots) -> list[SnapshotState]:
+    """Poll until every snapshot is ready; heartbeats carry the ready count."""
+    kube = current().kube()
+    # The deadline survives activity retries: it starts with the first attempt.
+    info = activity.info()
+    started = info.started_time if info.attempt == 1 else (info.scheduled_time or info.started_time)
+    deadline = started + timedelta(seconds=request.timeout_seconds)
+    states = list(request.states)
+    while True:
+        states = [s if s.ready else snapshots.observe(kube, s) for s in states]
+        for s in states:
+            if s.error:
+                raise BackupCenterError("SnapshotFailed", snapshot=f"{s.namespace}/{s.snapshot}",
+                                        pvc=f"{s.namespace}/{s.pvc}", reason=s.error)
+        ready = sum(s.ready for s in states)
+        activity.heartbeat({"ready": ready, "total": len(states)})
+        if ready == len(states):
+            return states
+        if datetime.now(UTC) >= deadline:
+            late = next(s for s in states if not s.ready)
+            raise BackupCenterError(
+                "SnapshotNotReady",
+                snapshot=f"{late.namespace}/{late.snapshot}",
+                pvc=f"{late.namespace}/{late.pvc}",
+                timeout=f"{int(request.timeout_seconds)}s",
+                reason=f"{ready} of {len(states)} snapshots ready",
+            )
+        time.sleep(1.0)
+
+
+@activity.defn
+@product_errors
+def commit_backup(request: CommitInput) -> BackupRecord:
+    """Write volume records, then the commit record last: the backup exists from now on."""
+    ctx = current()
+    store = ctx.vaults().store(request.spec.vault)
+    store.put(catalog.backup_prefix(request.spec.name) + VOLUMES_OBJECT, request.volumes.model_dump_json().encode())
+    now = datetime.now(UTC)
+    record = BackupRecord(
+        name=request.spec.name,
+        uid=request.uid,
+        source_cluster=ctx.settings.cluster_id,
+        phase=BackupOutcome.partially_failed if request.partially_failed else BackupOutcome.completed,
+        started_at=request.started_at,
+        completed_at=now,
+        mode=request.spec.mode.value,
+        namespaces=request.namespaces,
+        resource_count=request.export.objects,
+        volume_count=len(request.volumes.snapshots) + len(request.volumes.files),
+        item_errors=request.item_errors,
+        object_count=request.export.versions_captured,
+        expires_at=now + request.spec.ttl,
+        labels={"plan": request.spec.plan} if request.spec.plan else {},
+        details={"export_bytes": request.export.bytes, "bundles": request.export.bundles},
+    )
+    return catalog.commit_backup(store, record)
+
+
+class CleanupInput(BaseModel):
+    spec: BackupSpec
+    uid: str
+    namespaces: list[str]
+    canceled: bool
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@activity.defn
+@product_errors
+def cleanup_backup(request: CleanupInput) -> int:
+    """Undo an unfinished backup: its VolumeSnapshots and uncommitted vault objects.
+
+    A canceled run leaves nothing (the name is free again); a failed run leaves only its
+    failure record, so the name stays taken until the operator deletes the backup.
+    """
+    ctx = current()
+    removed = snapshots.delete_for_backup(ctx.kube(), request.spec.name, request.namespaces)
+    try:
+        store = ctx.vaults().store(request.spec.vault)
+    except BackupCenterError:
+        return removed  # the vault itself is gone or unreachable: nothing more we can remove
+    prefix = catalog.backup_prefix(request.spec.name)
+    claim = catalog.get_backup(store, request.spec.name).claim if store.exists(prefix + catalog.LOCK) else None
+    if claim is not None and claim.uid != request.uid:
+        return removed  # the name belongs to another run: never touch its objects
+    if store.exists(prefix + catalog.RECORD):
+        return removed  # committed after all: keep it
+    for entry in list(store.list(prefix)):
+        key = entry if isinstance(entry, str) else entry.key
+        if key.endswith(catalog.LOCK):
+            continue
+        store.delete(key)
+    if request.canceled:
+        store.delete(prefix + catalog.LOCK)
+    elif claim is not None:
+        from schemas.errors import ErrorInfo
+
+        error = None
+        if request.error_code:
+            error = ErrorInfo(code=request.error_code, kind="BackupError", message=request.error_message or "")
+        catalog.fail_backup(store, request.spec.name, uid=request.uid, cluster_id=ctx.settings.cluster_id,
+                            error=error)
+    return removed
+
+
+ACTIVITIES = [
+    load_settings,
+    validate_backup,
+    check_vault,
+    resolve_namespaces,
+    discover_resources,
+    export_resources,
+    plan_volumes,
+    create_snapshots,
+    wait_snapshots_ready,
+    commit_backup,
+    cleanup_backup,
+]

@@ -1,0 +1,120 @@
+"""``backupctl backup create|list|describe|cancel|retry|skip``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from temporalio.client import Client
+
+from backupctl import jobctl
+from backupctl.asyncrun import with_client
+from backupctl.console import console, load_settings
+from backupctl.jobs import visibility_query
+from schemas.specs import BackupMode, BackupSpec, ClusterResources
+from workflows import search_attributes as sa
+from workflows.backup import BackupWorkflow
+
+backup_app = typer.Typer(help="Back up applications and their volumes.", no_args_is_help=True)
+
+
+def split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+@backup_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Backup name (a Kubernetes name, unique)")],
+    vault: Annotated[str, typer.Option(help="Vault to store the backup in")],
+    include_namespaces: Annotated[str | None, typer.Option(help="Comma-separated namespaces to back up")] = None,
+    exclude_namespaces: Annotated[str | None, typer.Option(help="Comma-separated namespaces to leave out")] = None,
+    mode: Annotated[BackupMode, typer.Option(help="application or data-protection")] = BackupMode.application,
+    selector: Annotated[str | None, typer.Option(help="Label selector for namespaced objects")] = None,
+    include_resources: Annotated[str | None, typer.Option(help="Only these types, e.g. deploy,cm")] = None,
+    exclude_resources: Annotated[str | None, typer.Option(help="Leave out these types, e.g. pvc,pv")] = None,
+    cluster_resources: Annotated[ClusterResources, typer.Option(help="related, all or none")] = (
+        ClusterResources.related
+    ),
+    volume_data: Annotated[bool, typer.Option(help="Back up volume data (snapshots, files)")] = True,
+    ttl: Annotated[str, typer.Option(help="Retention, e.g. 720h or 30d")] = "30d",
+    wait: Annotated[bool, typer.Option(help="Follow progress until the backup finishes")] = False,
+) -> None:
+    """Start a backup."""
+    spec = BackupSpec(
+        name=name,
+        vault=vault,
+        include_namespaces=split(include_namespaces),
+        exclude_namespaces=split(exclude_namespaces),
+        mode=mode,
+        label_selector=selector,
+        include_resources=split(include_resources),
+        exclude_resources=split(exclude_resources),
+        cluster_resources=cluster_resources,
+        volume_data=volume_data,
+        ttl=ttl,  # type: ignore[arg-type]
+    )
+    settings = load_settings()
+
+    async def go(client: Client) -> int:
+        scope = ", ".join(spec.include_namespaces) or "all namespaces"
+        await jobctl.start_job(client, settings, "backup", name, BackupWorkflow.run, spec, vault=vault,
+                               summary=f"backup {name}: {scope} → vault {vault}")
+        console.print(f"backup {name} started")
+        if not wait:
+            return 0
+        status = await jobctl.wait_job(client, "backup", name)
+        return jobctl.exit_code(status)
+
+    raise typer.Exit(with_client(go))
+
+
+@backup_app.command("list")
+def list_backups(
+    phase: Annotated[str | None, typer.Option(help="Only jobs in this phase")] = None,
+) -> None:
+    """Backup jobs of this cluster, newest first."""
+    query = visibility_query("backup", phase)
+
+    async def go(client: Client) -> list[tuple[str, ...]]:
+        rows = []
+        async for wf in client.list_workflows(query, limit=500):
+            attrs = wf.typed_search_attributes
+            rows.append((wf.id.removeprefix("backup-"), attrs.get(sa.PHASE) or "", attrs.get(sa.STEP) or "",
+                         attrs.get(sa.VAULT) or "", f"{wf.start_time:%Y-%m-%d %H:%M:%S}"))
+        return rows
+
+    table = Table("name", "phase", "step", "vault", "started (UTC)")
+    for row in with_client(go):
+        table.add_row(*row)
+    console.print(table)
+
+
+@backup_app.command("describe")
+def describe(name: Annotated[str, typer.Argument()]) -> None:
+    """Steps, errors with causes and fixes, per-item errors and warnings."""
+    status = with_client(lambda client: jobctl.job_status(client, "backup", name))
+    console.print(jobctl.render(status))
+
+
+def _signal(name: str, signal: str) -> None:
+    with_client(lambda client: jobctl.signal_job(client, "backup", name, signal))
+    console.print(f"{signal} sent to backup {name}")
+
+
+@backup_app.command("cancel")
+def cancel(name: Annotated[str, typer.Argument()]) -> None:
+    """Stop the backup and remove what it created (snapshots, uncommitted vault objects)."""
+    _signal(name, "cancel")
+
+
+@backup_app.command("retry")
+def retry(name: Annotated[str, typer.Argument()]) -> None:
+    """Run the failed step again (after fixing its cause)."""
+    _signal(name, "retry")
+
+
+@backup_app.command("skip")
+def skip(name: Annotated[str, typer.Argument()]) -> None:
+    """Give up on the failed per-volume step; the backup ends PartiallyFailed."""
+    _signal(name, "skip")

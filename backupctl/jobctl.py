@@ -1,0 +1,143 @@
+"""What every job kind's commands share: start with a unique name, describe, signal, wait."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from backupctl.console import console
+from schemas.errors import BackupCenterError
+from schemas.settings import Settings
+from schemas.status import JobPhase, JobStatus
+from workers.task_queues import control_queue
+from workflows import search_attributes as sa
+from workflows.ids import job_id
+
+EXIT_PARTIAL = 3  # PartiallyFailed: usable, but some items failed
+
+
+async def start_job(
+    client: Client,
+    settings: Settings,
+    kind: str,
+    name: str,
+    workflow_run: Any,
+    spec: Any,
+    *,
+    vault: str = "",
+    summary: str,
+) -> WorkflowHandle[Any, Any]:
+    """Start a job; a name used before (running or finished, not deleted) is refused."""
+    wid = job_id(kind, name)
+    try:
+        desc = await client.get_workflow_handle(wid).describe()
+        raise BackupCenterError("NameInUse", kind=kind, name=name,
+                                detail=f"workflow {wid} is {desc.status.name if desc.status else 'known'}")
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        return await client.start_workflow(
+            workflow_run,
+            spec,
+            id=wid,
+            task_queue=control_queue(settings),
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=sa.initial(kind, vault=vault, cluster=settings.cluster_id),
+            static_summary=summary,
+        )
+    except WorkflowAlreadyStartedError:
+        raise BackupCenterError("NameInUse", kind=kind, name=name) from None
+
+
+async def job_status(client: Client, kind: str, name: str) -> JobStatus:
+    handle = client.get_workflow_handle(job_id(kind, name))
+    try:
+        desc = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise BackupCenterError("NotFound", kind=kind, name=name) from None
+        raise
+    if desc.status == WorkflowExecutionStatus.COMPLETED:
+        result: JobStatus = await handle.result(result_type=JobStatus)
+        return result
+    if desc.status == WorkflowExecutionStatus.RUNNING:
+        status: JobStatus = await handle.query("status", result_type=JobStatus)
+        return status
+    # Terminated or timed out by Temporal itself: no status of ours to show.
+    return JobStatus.model_validate(
+        {"kind": kind, "name": name, "phase": JobPhase.failed.value,
+         "error": {"code": "StepFailed", "kind": "JobError",
+                   "message": f"workflow {desc.status.name if desc.status else 'ended'}"}}
+    )
+
+
+async def signal_job(client: Client, kind: str, name: str, signal: str) -> None:
+    handle = client.get_workflow_handle(job_id(kind, name))
+    try:
+        await handle.signal(signal)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise BackupCenterError("NotFound", kind=f"running {kind}", name=name) from None
+        raise
+
+
+def render(status: JobStatus) -> Group:
+    table = Table("step", "state", "attempts", "progress", "message", title=f"{status.kind} {status.name}: "
+                  f"[bold]{status.phase.value}[/bold]")
+    for step in status.steps:
+        message = step.error.short() if step.error else (step.message or "")
+        table.add_row(step.name, step.state.value, str(step.attempts),
+                      step.progress.render() if step.progress else "", message)
+    parts: list[Any] = [table]
+    if status.error:
+        lines = [f"Error {status.error.code}: {status.error.short()}"]
+        if status.error.detail:
+            lines.append(f"  detail: {status.error.detail}")
+        lines += [f"  cause: {c}" for c in status.error.causes]
+        lines += [f"  fix:   {f}" for f in status.error.fixes]
+        if status.phase is JobPhase.waiting_for_operator:
+            lines.append(f"  then: backupctl {status.kind} retry|skip|cancel {status.name}")
+        parts.append(Text("\n".join(lines)))
+    if status.item_errors_total:
+        parts.append(Text(f"Item errors ({status.item_errors_total}):\n" + "\n".join(
+            f"  {i.item}: {i.message}" for i in status.item_errors)))
+    if status.warnings_total:
+        parts.append(Text(f"Warnings ({status.warnings_total}):\n" + "\n".join(
+            f"  {i.item}: {i.message}" for i in status.warnings)))
+    if status.summary:
+        parts.append(Text("Summary: " + ", ".join(f"{k}={v}" for k, v in status.summary.items())))
+    return Group(*parts)
+
+
+async def wait_job(client: Client, kind: str, name: str, *, live: bool = True) -> JobStatus:
+    """Follow a job until it finishes, showing its step table as it changes."""
+    status = await job_status(client, kind, name)
+    if not live:
+        while not status.phase.finished:
+            await asyncio.sleep(0.5)
+            status = await job_status(client, kind, name)
+        return status
+    with Live(render(status), console=console, refresh_per_second=4, transient=False) as view:
+        while not status.phase.finished:
+            await asyncio.sleep(0.5)
+            status = await job_status(client, kind, name)
+            view.update(render(status))
+    return status
+
+
+def exit_code(status: JobStatus) -> int:
+    if status.phase is JobPhase.completed:
+        return 0
+    if status.phase is JobPhase.partially_failed:
+        return EXIT_PARTIAL
+    return 1

@@ -1,0 +1,68 @@
+"""A product control worker, in this process, against the session's real Temporal and cluster."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities import context
+from kube.rest import Kube
+from schemas.settings import Settings, SettingsProvider
+from workers import run as worker_run
+
+SETTINGS = """
+cluster_id: {cluster}
+task_queue_prefix: {prefix}
+snapshot_ready_timeout: 8s
+operator_wait_timeout: 10m
+"""
+
+
+@dataclass
+class Product:
+    client: Client
+    ctx: context.WorkerContext
+    vault: str
+    vault_dir: Path
+    kube: Kube
+    settings_path: Path
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+
+@pytest.fixture(scope="session")
+def product_state(tmp_path_factory: pytest.TempPathFactory, kube_cluster: Any) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("product-state")
+    settings_path = state / "settings.yaml"
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+    settings_path.write_text(SETTINGS.format(cluster="cluster-a", prefix=prefix))
+    ctx = context.WorkerContext(
+        settings_provider=SettingsProvider.from_file(settings_path, min_interval=0),
+        state_dir=state,
+        kubeconfig=str(kube_cluster.kubeconfig_path),
+    )
+    vault_dir = state / "vault-data"
+    vault_dir.mkdir()
+    ctx.vaults().create({"name": "main", "url": f"file://{vault_dir}"})
+    yield {"ctx": ctx, "vault_dir": vault_dir, "settings_path": settings_path}
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def product(temporal_env: WorkflowEnvironment, product_state: dict[str, Any]) -> AsyncIterator[Product]:
+    ctx = product_state["ctx"]
+    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
+        worker = worker_run.control_worker(temporal_env.client, ctx, executor)
+        async with worker:
+            yield Product(temporal_env.client, ctx, "main", product_state["vault_dir"], ctx.kube(),
+                          product_state["settings_path"])

@@ -1,0 +1,257 @@
+"""The backup runbook as a durable workflow.
+
+validate → check vault → resolve namespaces → discover API resources → export resources →
+snapshot volumes → wait snapshots ready → file-level volumes → commit
+
+Each step is retried for transient faults; a step that still fails waits for the operator
+(``retry``, ``skip`` for per-volume steps, ``cancel``).  Cancel and failure clean up what the
+run created: its VolumeSnapshots and uncommitted vault objects.  Only counts and names pass
+through the workflow; manifests and data go from the activities straight to the vault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities import backup as acts
+    from schemas.backup import ExportSummary, SnapshotState
+    from schemas.errors import ErrorInfo
+    from schemas.settings import Settings
+    from schemas.specs import BackupSpec, JobKind
+    from schemas.status import ItemIssue, JobPhase, JobStatus
+    from schemas.volumes import VolumeMethod, VolumePlan
+    from workflows.steps import Decision, JobCanceled, JobFailed, JobRunner
+
+# Transient faults (API server 5xx/429, network) are retried here before an operator is asked.
+TRANSIENT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+QUICK = timedelta(minutes=2)
+
+STEP_VALIDATE = "validate"
+STEP_VAULT = "check vault"
+STEP_NAMESPACES = "resolve namespaces"
+STEP_DISCOVER = "discover API resources"
+STEP_EXPORT = "export resources"
+STEP_SNAPSHOT = "snapshot volumes"
+STEP_WAIT = "wait snapshots ready"
+STEP_FILES = "file-level volumes"
+STEP_COMMIT = "commit"
+
+
+def backup_name(spec: BackupSpec) -> str:
+    """Runs of a plan are named ``<plan>-<UTC timestamp>``; others keep their given name."""
+    if spec.plan:
+        return f"{spec.plan}-{workflow.now():%Y%m%d%H%M%S}"
+    return spec.name
+
+
+@workflow.defn
+class BackupWorkflow:
+    def __init__(self) -> None:
+        self.runner: JobRunner | None = None
+        self._status = JobStatus(kind=JobKind.backup, name="")
+
+    @workflow.run
+    async def run(self, spec: BackupSpec) -> JobStatus:
+        name = backup_name(spec)
+        spec = spec.model_copy(update={"name": name})
+        self._status = JobStatus(kind=JobKind.backup, name=name, started_at=workflow.now())
+        settings: Settings = await workflow.execute_activity(
+            acts.load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
+        )
+        runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
+        self.runner = runner
+        runner.declare(STEP_VALIDATE, STEP_VAULT, STEP_NAMESPACES, STEP_DISCOVER, STEP_EXPORT, STEP_SNAPSHOT,
+                       STEP_WAIT, STEP_FILES, STEP_COMMIT)
+        uid = workflow.info().workflow_id + "/" + workflow.info().run_id
+        namespaces: list[str] = []
+        try:
+            await self._body(spec, settings, runner, uid, namespaces)
+        except (JobCanceled, asyncio.CancelledError):
+            await self._cleanup(spec, uid, namespaces, canceled=True)
+            return runner.finish(JobPhase.canceled)
+        except JobFailed as failed:
+            await self._cleanup(spec, uid, namespaces, canceled=False, error=failed.info)
+            return runner.finish(JobPhase.failed, failed.info)
+        phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
+        return runner.finish(phase)
+
+    async def _body(
+        self, spec: BackupSpec, settings: Settings, runner: JobRunner, uid: str, namespaces: list[str]
+    ) -> None:
+        await runner.step(STEP_VALIDATE, lambda: self._act(acts.validate_backup, spec))
+        await runner.step(STEP_VAULT, lambda: self._act(acts.check_vault, spec, uid, summary=f"vault {spec.vault}"))
+        found = await runner.step(STEP_NAMESPACES, lambda: self._act(acts.resolve_namespaces, spec))
+        namespaces.extend(found or [])
+        runner.status.step(STEP_NAMESPACES).message = ", ".join(namespaces)
+
+        types = await runner.step(STEP_DISCOVER, lambda: self._act(acts.discover_resources, spec))
+        runner.status.step(STEP_DISCOVER).message = f"{types} resource versions served"
+
+        export_timeout = timedelta(minutes=settings.export_timeout_minutes)
+        summary: ExportSummary | None = await runner.step(
+            STEP_EXPORT,
+            lambda: workflow.execute_activity(
+                acts.export_resources,
+                args=[spec, namespaces],
+                start_to_close_timeout=export_timeout,
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
+                summary=f"export {len(namespaces)} namespaces to vault {spec.vault} "
+                f"(timeout {settings.export_timeout_minutes}m)",
+            ),
+            on_timeout=ErrorInfo(
+                code="BackupProcessTimeout",
+                kind="BackupError",
+                message=f"backup process timeout: exporting resources took longer than "
+                f"{settings.export_timeout_minutes} minutes",
+                causes=["The selection holds very many objects, or the API server is slow."],
+                fixes=["Raise the setting export_timeout_minutes, or split the backup by namespace."],
+            ),
+        )
+        if summary is None:  # not skippable, so only a bug gets here
+            raise JobFailed(ErrorInfo(code="StepFailed", kind="JobError", message="export produced nothing"))
+        runner.status.step(STEP_EXPORT).message = (
+            f"{summary.objects} objects ({summary.versions_captured} with every served version), "
+            f"{summary.bytes} bytes"
+        )
+        runner.status.summary.update({"objects": summary.objects, "export_bytes": summary.bytes})
+
+        volume_records = acts.VolumeRecords()
+        if spec.volume_data:
+            await self._volumes(spec, settings, runner, namespaces, volume_records)
+        else:
+            for step in (STEP_SNAPSHOT, STEP_WAIT, STEP_FILES):
+                runner.status.step(step).state = runner.status.step(step).state.skipped
+                runner.status.step(step).message = "volume data not requested"
+
+        commit = acts.CommitInput(
+            spec=spec,
+            uid=uid,
+            started_at=self._status.started_at or workflow.now(),
+            namespaces=namespaces,
+            export=summary,
+            volumes=volume_records,
+            item_errors=self._status.item_errors_total,
+            partially_failed=self._status.item_errors_total > 0,
+        )
+        await runner.step(STEP_COMMIT, lambda: self._act(acts.commit_backup, commit, summary="write backup.json"))
+
+    async def _volumes(
+        self,
+        spec: BackupSpec,
+        settings: Settings,
+        runner: JobRunner,
+        namespaces: list[str],
+        records: acts.VolumeRecords,
+    ) -> None:
+        inventory = await runner.step(STEP_SNAPSHOT, lambda: self._act(acts.plan_volumes, spec, namespaces))
+        if inventory is None:
+            return
+        for use in inventory.host_paths:
+            runner.status.add_warning(
+                _issue(f"pods/{use.namespace}/{use.pod}", f"volume {use.volume} is a HostPath volume: "
+                       "HostPath volumes are not under the kubelet root and are not backed up")
+            )
+        to_snapshot = [v for v in inventory.volumes if v.method is VolumeMethod.snapshot]
+        file_level = [v for v in inventory.volumes if v.method is VolumeMethod.files]
+        for v in inventory.volumes:
+            if v.method is VolumeMethod.skipped:
+                records.skipped[v.ref] = v.reason
+                runner.status.add_warning(_issue(f"persistentvolumeclaims/{v.ref}", v.reason))
+
+        # Snapshots are created in batches (setting snapshot_batch_size) and waited for.
+        states: list[SnapshotState] = []
+        batch_size = settings.snapshot_batch_size
+        step = runner.status.step(STEP_SNAPSHOT)
+        step.state = step.state.running
+        for start in range(0, len(to_snapshot), batch_size):
+            batch = to_snapshot[start : start + batch_size]
+            created = await runner.step(
+                STEP_SNAPSHOT, lambda b=batch: self._act(acts.create_snapshots, spec.name, b,  # type: ignore[misc]
+                                                         summary=f"create {len(b)} VolumeSnapshots")
+            )
+            runner.set_progress(STEP_SNAPSHOT, start + len(batch), len(to_snapshot), "volumes")
+            timeout = settings.snapshot_ready_timeout
+            request = acts.WaitSnapshots(states=created or [], timeout_seconds=timeout.total_seconds())
+            names = ", ".join(f"{s.namespace}/{s.snapshot}" for s in request.states[:3])
+            ready = await runner.step(
+                STEP_WAIT,
+                lambda r=request, n=names: workflow.execute_activity(  # type: ignore[misc]
+                    acts.wait_snapshots_ready,
+                    r,
+                    start_to_close_timeout=timeout + timedelta(minutes=1),
+                    heartbeat_timeout=timedelta(seconds=30),
+                    # The activity owns its deadline; retries only cover a lost worker.
+                    retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[
+                        "SnapshotNotReady", "SnapshotFailed"]),
+                    summary=f"wait VolumeSnapshot {n} ready (timeout {timeout})",
+                ),
+            )
+            states += ready or []
+            runner.set_progress(STEP_WAIT, len(states), len(to_snapshot), "snapshots")
+        runner.status.step(STEP_SNAPSHOT).message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
+        records.snapshots = states
+
+        if file_level:
+            for v in file_level:
+                runner.status.add_warning(
+                    _issue(f"persistentvolumeclaims/{v.ref}",
+                           "file-level volume backup needs the node workers (not available in this build)")
+                )
+                records.skipped[v.ref] = "file-level copy not available"
+
+    async def _act(self, fn, *args, summary: str | None = None):  # type: ignore[no-untyped-def]
+        return await workflow.execute_activity(
+            fn, args=list(args), start_to_close_timeout=QUICK, retry_policy=TRANSIENT, summary=summary
+        )
+
+    async def _cleanup(
+        self, spec: BackupSpec, uid: str, namespaces: list[str], *, canceled: bool, error: ErrorInfo | None = None
+    ) -> None:
+        request = acts.CleanupInput(
+            spec=spec, uid=uid, namespaces=namespaces, canceled=canceled,
+            error_code=error.code if error else None, error_message=error.message if error else None,
+        )
+        try:
+            removed = await workflow.execute_activity(
+                acts.cleanup_backup, request, start_to_close_timeout=QUICK, retry_policy=TRANSIENT,
+                summary="remove this run's VolumeSnapshots and uncommitted vault objects",
+            )
+            self._status.summary["snapshots_removed"] = removed
+        except Exception as err:  # noqa: BLE001 - cleanup failure must not hide the job's outcome
+            self._status.add_warning(_issue("cleanup", f"cleanup failed: {err}"))
+
+    # --- operator controls ------------------------------------------------------------------
+    @workflow.signal
+    def retry(self) -> None:
+        if self.runner:
+            self.runner.decide(Decision.retry)
+
+    @workflow.signal
+    def skip(self) -> None:
+        if self.runner:
+            self.runner.decide(Decision.skip)
+
+    @workflow.signal
+    def cancel(self) -> None:
+        if self.runner:
+            self.runner.decide(Decision.cancel)
+
+    @workflow.query
+    def status(self) -> JobStatus:
+        return self._status
+
+
+
+def _issue(item: str, message: str) -> ItemIssue:
+    return ItemIssue(item=item, message=message)
