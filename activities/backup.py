@@ -132,6 +132,7 @@ def export_resources(spec: BackupSpec, namespaces: list[str]) -> ExportSummary:
         include_resources=list(spec.include_resources),
         exclude_resources=list(spec.exclude_resources),
         cluster_resources=spec.cluster_resources,
+        page_size=ctx.settings.export_page_size,
     )
 
     def progress(done: int, total: int, current_type: str) -> None:

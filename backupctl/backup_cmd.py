@@ -9,6 +9,7 @@ from rich.table import Table
 from temporalio.client import Client
 
 from backupctl import jobctl
+from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console, load_settings
 from backupctl.jobs import visibility_query
@@ -19,40 +20,26 @@ from workflows.backup import BackupWorkflow
 backup_app = typer.Typer(help="Back up applications and their volumes.", no_args_is_help=True)
 
 
-def split(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
 @backup_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Backup name (a Kubernetes name, unique)")],
-    vault: Annotated[str, typer.Option(help="Vault to store the backup in")],
-    include_namespaces: Annotated[str | None, typer.Option(help="Comma-separated namespaces to back up")] = None,
-    exclude_namespaces: Annotated[str | None, typer.Option(help="Comma-separated namespaces to leave out")] = None,
-    mode: Annotated[BackupMode, typer.Option(help="application or data-protection")] = BackupMode.application,
-    selector: Annotated[str | None, typer.Option(help="Label selector for namespaced objects")] = None,
-    include_resources: Annotated[str | None, typer.Option(help="Only these types, e.g. deploy,cm")] = None,
-    exclude_resources: Annotated[str | None, typer.Option(help="Leave out these types, e.g. pvc,pv")] = None,
-    cluster_resources: Annotated[ClusterResources, typer.Option(help="related, all or none")] = (
-        ClusterResources.related
-    ),
-    volume_data: Annotated[bool, typer.Option(help="Back up volume data (snapshots, files)")] = True,
-    ttl: Annotated[str, typer.Option(help="Retention, e.g. 720h or 30d")] = "30d",
+    vault: opt.Vault,
+    include_namespaces: opt.IncludeNamespaces = None,
+    exclude_namespaces: opt.ExcludeNamespaces = None,
+    mode: opt.Mode = BackupMode.application,
+    selector: opt.Selector = None,
+    include_resources: opt.IncludeResources = None,
+    exclude_resources: opt.ExcludeResources = None,
+    cluster_resources: opt.ClusterScope = ClusterResources.related,
+    volume_data: opt.VolumeData = True,
+    ttl: opt.Ttl = "30d",
     wait: Annotated[bool, typer.Option(help="Follow progress until the backup finishes")] = False,
 ) -> None:
     """Start a backup."""
-    spec = BackupSpec(
-        name=name,
-        vault=vault,
-        include_namespaces=split(include_namespaces),
-        exclude_namespaces=split(exclude_namespaces),
-        mode=mode,
-        label_selector=selector,
-        include_resources=split(include_resources),
-        exclude_resources=split(exclude_resources),
-        cluster_resources=cluster_resources,
-        volume_data=volume_data,
-        ttl=ttl,  # type: ignore[arg-type]
+    spec = BackupSpec.model_validate(
+        {"name": name, **opt.template_fields(vault, include_namespaces, exclude_namespaces, mode, selector,
+                                             include_resources, exclude_resources, cluster_resources,
+                                             volume_data, ttl)}
     )
     settings = load_settings()
 

@@ -60,7 +60,7 @@ async def start_job(
 
 
 async def job_status(client: Client, kind: str, name: str) -> JobStatus:
-    handle = client.get_workflow_handle(job_id(kind, name))
+    handle = client.get_workflow_handle(job_id(kind, name), result_type=JobStatus)
     try:
         desc = await handle.describe()
     except RPCError as err:
@@ -68,7 +68,7 @@ async def job_status(client: Client, kind: str, name: str) -> JobStatus:
             raise BackupCenterError("NotFound", kind=kind, name=name) from None
         raise
     if desc.status == WorkflowExecutionStatus.COMPLETED:
-        result: JobStatus = await handle.result(result_type=JobStatus)
+        result: JobStatus = await handle.result()
         return result
     if desc.status == WorkflowExecutionStatus.RUNNING:
         status: JobStatus = await handle.query("status", result_type=JobStatus)

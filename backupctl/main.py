@@ -19,6 +19,7 @@ from backupctl.backup_cmd import backup_app
 from backupctl.console import BadInput, err_console
 from backupctl.dev import dev_app
 from backupctl.jobs import jobs_app
+from backupctl.plan_cmd import plan_app
 from backupctl.worker_cmd import worker_app
 from schemas.common import describe_validation_error
 from schemas.errors import BackupCenterError
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 app.add_typer(backup_app, name="backup")
+app.add_typer(plan_app, name="plan")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(worker_app, name="worker")
 

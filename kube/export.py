@@ -76,6 +76,7 @@ class ExportSelection:
     include_resources: list[str] = field(default_factory=list)
     exclude_resources: list[str] = field(default_factory=list)
     cluster_resources: ClusterResources = ClusterResources.related
+    page_size: int = PAGE_SIZE
 
 
 # Data protection keeps volumes and the objects needed to recreate them.
@@ -111,10 +112,10 @@ def _clean(item: dict[str, Any], resource: ApiResource) -> dict[str, Any]:
     return item
 
 
-def _pages(kube: Kube, path: str, label_selector: str | None) -> Iterator[list[dict[str, Any]]]:
+def _pages(kube: Kube, path: str, label_selector: str | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
     token = ""
     while True:
-        query: dict[str, Any] = {"limit": PAGE_SIZE}
+        query: dict[str, Any] = {"limit": page_size}
         if token:
             query["continue"] = token
         if label_selector:
@@ -253,7 +254,9 @@ def export(
         if res.namespaced:
             paths = [res.list_path(ns) for ns in sorted(namespaces)] if per_namespace else [res.list_path()]
             for path in paths:
-                for items in _pages(kube, path, sel.label_selector):
+                for items in _pages(kube, path, sel.label_selector, sel.page_size):
+                    if progress:
+                        progress(done, total, res.group_resource + "/" + res.version)
                     for item in items:
                         if item.get("metadata", {}).get("namespace") not in namespaces:
                             continue
@@ -262,7 +265,9 @@ def export(
             if bundle.count and res.group not in builtin_groups:
                 refs.custom_kinds.add(res.group_resource)
         else:
-            for items in _pages(kube, res.list_path(), None):
+            for items in _pages(kube, res.list_path(), None, sel.page_size):
+                if progress:
+                    progress(done, total, res.group_resource + "/" + res.version)
                 for item in items:
                     if sel.cluster_resources is ClusterResources.all or refs.wants(item, res, namespaces):
                         bundle.add(_clean(item, res))

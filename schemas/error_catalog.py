@@ -414,3 +414,18 @@ register(
         fixes=("List the vault's backups with `backupctl vault describe <vault>` and pick a committed one.",),
     ),
 )
+
+# --- restore item rewriting (issue 7) ----------------------------------------------------------
+register(
+    E(
+        code="ImageRuleInvalid",
+        kind="ValidationError",
+        template="image rewrite rule {key} ({rule!r}) is invalid: {reason}",
+        causes=("A data entry of the cluster's image-rewrite ConfigMap is not one of the four rule forms.",),
+        fixes=(
+            "Use 'app1:v1,app2:v2' (repository and tag), 'app1,app2' (repository), 'v1:v2' (tag) or "
+            "'docker.io/library/app1:v1,registry.example.com/team/app2:v2' (registry-qualified); "
+            "move whole registries with the restore's image_registry_mapping instead.",
+        ),
+    ),
+)

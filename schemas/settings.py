@@ -48,6 +48,7 @@ class Settings(BaseModel):
     schedule_max_workers: int = Field(20, ge=1, le=1000, description="Concurrent scheduled backups")
     convert_max_workers: int = Field(15, ge=1, le=1000, description="Concurrent conversion jobs")
     snapshot_batch_size: int = Field(20, ge=1, le=500, description="VolumeSnapshots created at a time")
+    export_page_size: int = Field(500, ge=10, le=5000, description="Objects per list request when exporting")
 
     node_schedule_policy: NodeSchedulePolicy = NodeSchedulePolicy.exclude
     agent_excluded_label: str = "backupcenter.io/agent-excluded"
@@ -61,6 +62,8 @@ class Settings(BaseModel):
     node_pickup_timeout: Duration = timedelta(minutes=2)
     operator_wait_timeout: Duration = timedelta(hours=24)
     vault_check_interval: Duration = timedelta(minutes=5)
+    # A worker that stops heartbeating this long is presumed dead; its activity moves elsewhere.
+    heartbeat_timeout: Duration = timedelta(seconds=30)
 
     # Where things are.
     kubelet_root_path: str = "/var/lib/kubelet"
@@ -94,6 +97,7 @@ _NON_SETTING_ENV = {
     "BACKUPCENTER_TEST_KUBECONFIG",
     "BACKUPCENTER_KUBECONFIG",
     "BACKUPCENTER_VAULT_KEY",
+    "BACKUPCENTER_LOG_LEVEL",
 }
 
 

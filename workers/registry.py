@@ -8,8 +8,9 @@ from typing import Any
 
 def control_workflows() -> list[type]:
     from workflows.backup import BackupWorkflow
+    from workflows.plan import PlanRunWorkflow
 
-    return [BackupWorkflow]
+    return [BackupWorkflow, PlanRunWorkflow]
 
 
 def control_activities() -> list[Callable[..., Any]]:

@@ -47,13 +47,6 @@ STEP_FILES = "file-level volumes"
 STEP_COMMIT = "commit"
 
 
-def backup_name(spec: BackupSpec) -> str:
-    """Runs of a plan are named ``<plan>-<UTC timestamp>``; others keep their given name."""
-    if spec.plan:
-        return f"{spec.plan}-{workflow.now():%Y%m%d%H%M%S}"
-    return spec.name
-
-
 @workflow.defn
 class BackupWorkflow:
     def __init__(self) -> None:
@@ -62,8 +55,7 @@ class BackupWorkflow:
 
     @workflow.run
     async def run(self, spec: BackupSpec) -> JobStatus:
-        name = backup_name(spec)
-        spec = spec.model_copy(update={"name": name})
+        name = spec.name
         self._status = JobStatus(kind=JobKind.backup, name=name, started_at=workflow.now())
         settings: Settings = await workflow.execute_activity(
             acts.load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
@@ -104,7 +96,7 @@ class BackupWorkflow:
                 acts.export_resources,
                 args=[spec, namespaces],
                 start_to_close_timeout=export_timeout,
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=settings.heartbeat_timeout,
                 retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
                 summary=f"export {len(namespaces)} namespaces to vault {spec.vault} "
                 f"(timeout {settings.export_timeout_minutes}m)",
@@ -190,7 +182,7 @@ class BackupWorkflow:
                     acts.wait_snapshots_ready,
                     r,
                     start_to_close_timeout=timeout + timedelta(minutes=1),
-                    heartbeat_timeout=timedelta(seconds=30),
+                    heartbeat_timeout=settings.heartbeat_timeout,
                     # The activity owns its deadline; retries only cover a lost worker.
                     retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[
                         "SnapshotNotReady", "SnapshotFailed"]),

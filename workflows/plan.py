@@ -1,0 +1,42 @@
+"""One run of a backup plan, started by its Temporal Schedule.
+
+The schedule starts this small workflow; it names the run ``<plan>-<UTC timestamp>`` and runs
+the backup as a child with the usual job id, so the run is listed, described and steered like
+any backup.  The schedule's overlap policy (skip) sees the run as busy until the backup ends.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from schemas.specs import BackupSpec
+    from schemas.status import JobStatus
+    from workflows import search_attributes as sa
+    from workflows.backup import BackupWorkflow
+    from workflows.ids import job_id
+
+
+def run_name(plan: str) -> str:
+    return f"{plan}-{workflow.now():%Y%m%d%H%M%S}"
+
+
+@workflow.defn
+class PlanRunWorkflow:
+    @workflow.run
+    async def run(self, template: BackupSpec) -> JobStatus:
+        assert template.plan, "a plan run needs its plan's name"
+        name = run_name(template.plan)
+        spec = template.model_copy(update={"name": name})
+        cluster = workflow.info().typed_search_attributes.get(sa.CLUSTER) or ""
+        result: JobStatus = await workflow.execute_child_workflow(
+            BackupWorkflow.run,
+            spec,
+            id=job_id("backup", name),
+            search_attributes=sa.initial("backup", vault=spec.vault, cluster=cluster),
+            static_summary=f"backup {name} of plan {template.plan} → vault {spec.vault}",
+            # Stopping the schedule's run must not orphan a half-done backup: cancel it cleanly.
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+        )
+        return result
