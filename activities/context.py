@@ -76,18 +76,30 @@ class WorkerContext:
         )
 
 
-_current: WorkerContext | None = None
+# One context per task queue: a process may run several workers (tests do; so could a pod serving
+# two clusters), and an activity finds its own worker's context through its task queue.
+_by_queue: dict[str, WorkerContext] = {}
 
 
-def install(ctx: WorkerContext) -> None:
-    global _current
-    _current = ctx
+def install(ctx: WorkerContext, task_queue: str) -> None:
+    _by_queue[task_queue] = ctx
+
+
+def uninstall(task_queue: str) -> None:
+    _by_queue.pop(task_queue, None)
 
 
 def current() -> WorkerContext:
-    if _current is None:
-        raise RuntimeError("no worker context installed: activities run inside a product worker")
-    return _current
+    from temporalio import activity
+
+    try:
+        queue = activity.info().task_queue
+    except RuntimeError:
+        raise RuntimeError("no worker context: activities run inside a product worker") from None
+    try:
+        return _by_queue[queue]
+    except KeyError:
+        raise RuntimeError(f"no worker context installed for task queue {queue}") from None
 
 
 def from_environment() -> WorkerContext:

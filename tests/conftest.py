@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from localdev.temporal_server import temporal_cli, test_server
 from workflows.search_attributes import dev_server_flags
 
-pytest_plugins = ["tests.kube_fixtures"]
+pytest_plugins = ["tests.kube_fixtures", "tests.product_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 BACKUPCTL = str(Path(sys.executable).parent / "backupctl")

@@ -22,10 +22,11 @@ ACTIVITY_THREADS = 32
 
 
 def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadPoolExecutor) -> Worker:
-    context.install(ctx)
+    queue = control_queue(ctx.settings)
+    context.install(ctx, queue)
     return Worker(
         client,
-        task_queue=control_queue(ctx.settings),
+        task_queue=queue,
         workflows=registry.control_workflows(),
         activities=registry.control_activities(),
         activity_executor=executor,
@@ -36,10 +37,11 @@ def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadP
 def node_worker(
     client: Client, ctx: context.WorkerContext, node_name: str, executor: ThreadPoolExecutor
 ) -> Worker:
-    context.install(ctx)
+    queue = node_queue(ctx.settings, node_name)
+    context.install(ctx, queue)
     return Worker(
         client,
-        task_queue=node_queue(ctx.settings, node_name),
+        task_queue=queue,
         activities=registry.node_activities(),
         activity_executor=executor,
         # One volume job of a backup per node is enforced by placement; a few jobs of

@@ -16,7 +16,7 @@ from backupctl import jobctl
 from backupctl.plan_cmd import build_schedule, describe_cycle
 from schemas.specs import PlanSpec
 from schemas.status import JobPhase, JobStatus
-from tests.backup.conftest import Product
+from tests.product_fixtures import Product
 from tests.conftest import BACKUPCTL
 from workflows.ids import plan_schedule_id
 

@@ -22,7 +22,7 @@ from localdev.kube import bulk
 from schemas.settings import Settings, SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
-from tests.backup.conftest import Product
+from tests.product_fixtures import Product
 from tests.backup.test_backup_workflow import seed, snapshots_of
 from tests.conftest import BACKUPCTL
 from vault import catalog

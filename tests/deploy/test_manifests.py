@@ -1,0 +1,109 @@
+"""deploy/ is real: the manifests pass the API server's validation, and a backup runs end to end
+under the control worker's ClusterRole (not as admin) — the role is exactly enough."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.config import new_client_from_config
+
+from activities import context
+from backupctl import jobctl
+from kube.discovery import ApiResource, discover
+from kube.rest import Kube, KubeError
+from schemas.settings import SettingsProvider
+from schemas.specs import BackupSpec
+from schemas.status import JobPhase, JobStatus
+from tests.product_fixtures import Product
+from tests.backup.test_backup_workflow import seed, snapshots_of
+from tests.conftest import REPO
+from workers import run as worker_run
+from workflows.backup import BackupWorkflow
+
+pytestmark = pytest.mark.cluster
+
+DEPLOY = REPO / "deploy"
+MANIFESTS = ["namespace.yaml", "settings.yaml", "rbac.yaml", "control.yaml", "node.yaml"]
+
+
+def documents() -> Iterator[dict[str, Any]]:
+    for name in MANIFESTS:
+        for doc in yaml.safe_load_all((DEPLOY / name).read_text()):
+            if doc:
+                yield doc
+
+
+def _path(resources: list[ApiResource], obj: dict[str, Any]) -> str:
+    group_version, kind = obj["apiVersion"], obj["kind"]
+    for res in resources:
+        if res.group_version == group_version and res.kind == kind:
+            ns = obj["metadata"].get("namespace") if res.namespaced else None
+            return f"{res.list_path(ns)}/{obj['metadata']['name']}"
+    raise AssertionError(f"{group_version} {kind} is not served")
+
+
+def apply(kube: Kube, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
+    query = {"fieldManager": "backupctl-test", "force": "true", **({"dryRun": "All"} if dry_run else {})}
+    return kube.request("PATCH", _path(discover(kube), obj), body=obj, query=query,
+                        content_type="application/apply-patch+yaml")
+
+
+def test_manifests_pass_server_side_dry_run(kube_cluster: Any) -> None:
+    kube = Kube(kube_cluster.api_client())
+    kube.create("/api/v1/namespaces", {"metadata": {"name": "backup-center"}}, exist_ok=True)
+    kinds = []
+    for doc in documents():
+        applied = apply(kube, doc, dry_run=True)
+        kinds.append(applied["kind"])
+    assert sorted(set(kinds)) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
+                                  "Namespace", "ServiceAccount"]
+    # Dry run: nothing of the product exists after it.
+    assert kube.get("/apis/apps/v1/namespaces/backup-center/deployments/backup-center-control") is None
+    settings = next(d for d in documents() if d["kind"] == "ConfigMap")
+    SettingsProvider(lambda: ("1", settings["data"]["settings.yaml"]), source="deploy/settings.yaml")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_backup_under_the_control_cluster_role(
+    product: Product, kube_cluster: Any, kube_agent: Any, kube_namespace: str, tmp_path: Path
+) -> None:
+    admin = Kube(kube_cluster.api_client())
+    for doc in documents():
+        if doc["kind"] in ("ClusterRole", "Namespace"):
+            apply(admin, doc, dry_run=False)
+    user = f"control-{uuid.uuid4().hex[:6]}"
+    admin.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "backup-center-control"},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+    })
+    kubeconfig = kube_cluster.mint_identity(user)
+    limited = Kube(new_client_from_config(str(kubeconfig)))
+    # Not admin: it may read, but not write ordinary objects.
+    with pytest.raises(KubeError) as denied:
+        limited.create(f"/api/v1/namespaces/{kube_namespace}/configmaps", {"metadata": {"name": "x"}})
+    assert denied.value.status == 403
+
+    seed(product, kube_agent, kube_namespace, configmaps=2)
+    settings_path = tmp_path / "settings.yaml"
+    settings_path.write_text(f"cluster_id: cluster-a\ntask_queue_prefix: rbac{uuid.uuid4().hex[:6]}\n")
+    ctx = context.WorkerContext(
+        settings_provider=SettingsProvider.from_file(settings_path),
+        state_dir=product.ctx.state_dir,  # the same vault registry
+        kubeconfig=str(kubeconfig),
+    )
+    name = f"rbac-{uuid.uuid4().hex[:6]}"
+    with ThreadPoolExecutor(8) as executor:
+        async with worker_run.control_worker(product.client, ctx, executor):
+            handle = await jobctl.start_job(product.client, ctx.settings, "backup", name, BackupWorkflow.run,
+                                            BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace]),
+                                            vault="main", summary="rbac test")
+            result: JobStatus = await handle.result()
+    assert result.phase is JobPhase.completed, result.error
+    assert len(snapshots_of(product, kube_namespace, name)) == 1
