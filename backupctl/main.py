@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import typer
 from pydantic import ValidationError
 
 from backupctl.backup_cmd import backup_app
 from backupctl.console import BadInput, err_console
+from backupctl.demo import demo
 from backupctl.dev import dev_app
 from backupctl.jobs import jobs_app
 from backupctl.plan_cmd import plan_app
@@ -37,6 +39,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(plan_app, name="plan")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(worker_app, name="worker")
+app.command("demo")(demo)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception:  # noqa: BLE001 - a bug: show it whole, then exit 1 (run() exits hard)
+        traceback.print_exc()
+        return 1
 
 
 def run() -> None:

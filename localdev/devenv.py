@@ -62,12 +62,10 @@ def _start_workers(state: Path, env: DevEnvironment) -> dict[str, int]:
     child_env = _worker_env(state, env)
     backupctl = str(Path(sys.executable).parent / "backupctl")
     wanted: dict[str, list[str]] = {CONTROL_WORKER: [backupctl, "worker", "control"]}
-    if env.kubeconfig:
-        from localdev.kube import devcluster
-
-        for node, kubelet_root in devcluster.node_kubelet_roots(_cluster_dir(state)).items():
+    if env.kubeconfig and _node_work_exists():
+        for node, kubelet_root in node_kubelet_roots(env.kubeconfig).items():
             wanted[NODE_WORKER_PREFIX + node] = [
-                backupctl, "worker", "node", "--node", node, "--kubelet-root", str(kubelet_root)
+                backupctl, "worker", "node", "--node", node, "--kubelet-root", kubelet_root
             ]
     for name, argv in wanted.items():
         record = processes.read_record(state, name)
@@ -75,6 +73,32 @@ def _start_workers(state: Path, env: DevEnvironment) -> dict[str, int]:
             record = processes.spawn(state, name, argv, env=child_env)
         started[name] = record.pid
     return started
+
+
+# The local agent publishes each simulated node's kubelet root on the Node object.
+KUBELET_ROOT_ANNOTATION = "localdev.backupcenter.io/kubelet-root"
+
+
+def node_kubelet_roots(kubeconfig: Path) -> dict[str, str]:
+    """Node name → kubelet root, for every node that can run a node worker (not virtual ones)."""
+    from kubernetes.config import new_client_from_config
+
+    from kube.rest import Kube
+
+    nodes, _ = Kube(new_client_from_config(str(kubeconfig))).list("/api/v1/nodes")
+    roots = {}
+    for node in nodes:
+        meta = node["metadata"]
+        root = (meta.get("annotations") or {}).get(KUBELET_ROOT_ANNOTATION)
+        if root and (meta.get("labels") or {}).get("type") != "virtual-kubelet":
+            roots[meta["name"]] = root
+    return roots
+
+
+def _node_work_exists() -> bool:
+    from workers.registry import node_activities
+
+    return bool(node_activities())
 
 
 def down(state: Path) -> list[str]:
