@@ -28,9 +28,9 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from activities import context  # noqa: E402
 from backupctl import jobctl  # noqa: E402
+from kube.rest import Kube  # noqa: E402
 from localdev.kube import bulk  # noqa: E402
 from localdev.kube.controlplane import LocalCluster  # noqa: E402
-from localdev.kube.rest import Kube  # noqa: E402
 from localdev.temporal_server import temporal_cli  # noqa: E402
 from schemas.settings import SettingsProvider  # noqa: E402
 from schemas.specs import BackupSpec  # noqa: E402

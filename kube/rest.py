@@ -7,7 +7,10 @@ Authentication (client certificate or bearer token) and TLS come from the ApiCli
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +39,19 @@ class Kube:
         self._config = api_client.configuration
         self._pool: urllib3.PoolManager = api_client.rest_client.pool_manager
         self._host = str(self._config.host).rstrip("/")
+        self._watches: set[urllib3.BaseHTTPResponse] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        """End open watch streams and refuse new ones (a server shutting down waits for its clients'
+        connections), and drop pooled connections. Plain requests still work afterwards."""
+        with self._lock:
+            self._closed = True
+            streams = list(self._watches)
+        for resp in streams:
+            _abort(resp)
+        self._pool.clear()
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "backupcenter"}
@@ -130,6 +146,10 @@ class Kube:
             preload_content=False,
             timeout=urllib3.Timeout(connect=10.0, read=timeout_seconds + 15.0),
         )
+        with self._lock:
+            self._watches.add(resp)
+            if self._closed:
+                _abort(resp)
         try:
             if resp.status >= 300:
                 raise KubeError(resp.status, "", resp.read().decode(errors="replace"))
@@ -141,7 +161,18 @@ class Kube:
                     if line.strip():
                         yield json.loads(line)
         finally:
+            with self._lock:
+                self._watches.discard(resp)
             resp.release_conn()
+
+
+def _abort(resp: urllib3.BaseHTTPResponse) -> None:
+    """Unblock a thread reading the response: shut the socket itself down (closing the response object
+    from another thread does not interrupt a blocked TLS read)."""
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    with contextlib.suppress(OSError, AttributeError):
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def ns_path(group_version: str, plural: str, namespace: str | None = None, name: str | None = None) -> str:

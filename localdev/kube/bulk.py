@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from localdev.kube.rest import Kube
+from kube.rest import Kube
 
 Obj = dict[str, Any]
 
