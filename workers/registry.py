@@ -9,14 +9,15 @@ from typing import Any
 def control_workflows() -> list[type]:
     from workflows.backup import BackupWorkflow
     from workflows.plan import PlanRunWorkflow
+    from workflows.slots import JobSlotsWorkflow
 
-    return [BackupWorkflow, PlanRunWorkflow]
+    return [BackupWorkflow, PlanRunWorkflow, JobSlotsWorkflow]
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup
+    from activities import backup, slots
 
-    return [*backup.ACTIVITIES]
+    return [*backup.ACTIVITIES, *slots.ACTIVITIES]
 
 
 def node_activities() -> list[Callable[..., Any]]:

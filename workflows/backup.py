@@ -66,14 +66,23 @@ class BackupWorkflow:
                        STEP_WAIT, STEP_FILES, STEP_COMMIT)
         uid = workflow.info().workflow_id + "/" + workflow.info().run_id
         namespaces: list[str] = []
+
+        async def limit() -> int:
+            latest: Settings = await workflow.execute_activity(acts.load_settings, start_to_close_timeout=QUICK)
+            return latest.backup_max_workers
+
         try:
+            await runner.acquire_slot("backup", limit)
             await self._body(spec, settings, runner, uid, namespaces)
         except (JobCanceled, asyncio.CancelledError):
             await self._cleanup(spec, uid, namespaces, canceled=True)
+            await runner.release_slot()
             return runner.finish(JobPhase.canceled)
         except JobFailed as failed:
             await self._cleanup(spec, uid, namespaces, canceled=False, error=failed.info)
+            await runner.release_slot()
             return runner.finish(JobPhase.failed, failed.info)
+        await runner.release_slot()
         phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
         return runner.finish(phase)
 
@@ -238,6 +247,11 @@ class BackupWorkflow:
     def cancel(self) -> None:
         if self.runner:
             self.runner.decide(Decision.cancel)
+
+    @workflow.signal
+    def slot_granted(self) -> None:
+        if self.runner:
+            self.runner.grant_slot()
 
     @workflow.query
     def status(self) -> JobStatus:

@@ -80,6 +80,8 @@ class JobRunner:
         self.operator_wait_timeout = operator_wait_timeout
         self._decision: Decision | None = None
         self._cancel_requested = False
+        self._slot_granted = False
+        self._slot_kind: str | None = None
         # Visibility is opted into by the starter, which sets the job's search attributes at
         # start; servers without our attributes (the time-skipping test server) then still work.
         self._visible = workflow.info().typed_search_attributes.get(sa.PHASE) is not None
@@ -115,6 +117,45 @@ class JobRunner:
         if decision is Decision.cancel:
             self._cancel_requested = True
         self._decision = decision
+
+    # --- job slots (concurrency limits) ------------------------------------------------
+    def grant_slot(self) -> None:
+        self._slot_granted = True
+
+    async def acquire_slot(self, kind: str, limit: Callable[[], Awaitable[int]]) -> None:
+        """Wait for one of the ``kind`` job slots; ``limit`` reads the current setting.
+
+        The request is renewed every 10 seconds with the setting as it is then, so raising the limit
+        lets waiting jobs start without restarting anything.
+        """
+        from activities import slots as slot_acts
+
+        holder = workflow.info().workflow_id
+        self.status.current_step = "waiting for a slot"
+        self.publish()
+        while not self._slot_granted:
+            self._check_cancel()
+            await workflow.execute_activity(
+                slot_acts.request_slot, args=[kind, holder, await limit()], start_to_close_timeout=timedelta(minutes=1)
+            )
+            try:
+                await workflow.wait_condition(
+                    lambda: self._slot_granted or self._cancel_requested, timeout=timedelta(seconds=10)
+                )
+            except asyncio.TimeoutError:
+                continue
+        self._slot_kind = kind
+
+    async def release_slot(self) -> None:
+        if self._slot_kind is None:
+            return
+        from activities import slots as slot_acts
+
+        await workflow.execute_activity(
+            slot_acts.release_slot, args=[self._slot_kind, workflow.info().workflow_id],
+            start_to_close_timeout=timedelta(minutes=1),
+        )
+        self._slot_kind = None
 
     # --- running steps ------------------------------------------------------------------
     async def step(
