@@ -76,13 +76,13 @@ class BackupWorkflow:
             await self._body(spec, settings, runner, uid, namespaces)
         except (JobCanceled, asyncio.CancelledError):
             await self._cleanup(spec, uid, namespaces, canceled=True)
-            await runner.release_slot()
+            await runner.slot.release()
             return runner.finish(JobPhase.canceled)
         except JobFailed as failed:
             await self._cleanup(spec, uid, namespaces, canceled=False, error=failed.info)
-            await runner.release_slot()
+            await runner.slot.release()
             return runner.finish(JobPhase.failed, failed.info)
-        await runner.release_slot()
+        await runner.slot.release()
         phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
         return runner.finish(phase)
 
@@ -251,7 +251,7 @@ class BackupWorkflow:
     @workflow.signal
     def slot_granted(self) -> None:
         if self.runner:
-            self.runner.grant_slot()
+            self.runner.slot.grant()
 
     @workflow.query
     def status(self) -> JobStatus:

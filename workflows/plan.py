@@ -7,10 +7,15 @@ any backup.  The schedule's overlap policy (skip) sees the run as busy until the
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.backup import load_settings
+    from schemas.settings import Settings
+    from workflows.steps import SlotClaim
     from schemas.specs import BackupSpec
     from schemas.status import JobStatus
     from workflows import search_attributes as sa
@@ -24,9 +29,28 @@ def run_name(plan: str) -> str:
 
 @workflow.defn
 class PlanRunWorkflow:
+    def __init__(self) -> None:
+        self.slot = SlotClaim()
+
     @workflow.run
     async def run(self, template: BackupSpec) -> JobStatus:
         assert template.plan, "a plan run needs its plan's name"
+
+        async def limit() -> int:
+            settings: Settings = await workflow.execute_activity(
+                load_settings, start_to_close_timeout=timedelta(minutes=1)
+            )
+            return settings.schedule_max_workers
+
+        # Scheduled backups share their own limit (schedule_max_workers) on top of the backup limit.
+        await self.slot.acquire("schedule", limit, lambda: False)
+        try:
+            return await self._run(template)
+        finally:
+            await self.slot.release()
+
+    async def _run(self, template: BackupSpec) -> JobStatus:
+        assert template.plan
         name = run_name(template.plan)
         spec = template.model_copy(update={"name": name})
         cluster = workflow.info().typed_search_attributes.get(sa.CLUSTER) or ""
@@ -40,3 +64,7 @@ class PlanRunWorkflow:
             parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
         )
         return result
+
+    @workflow.signal
+    def slot_granted(self) -> None:
+        self.slot.grant()

@@ -72,6 +72,48 @@ def error_info_from(err: BaseException, *, on_timeout: ErrorInfo | None = None) 
     )
 
 
+class SlotClaim:
+    """This workflow's claim on a job slot (see workflows/slots.py)."""
+
+    def __init__(self) -> None:
+        self.granted = False
+        self.kind: str | None = None
+
+    def grant(self) -> None:
+        self.granted = True
+
+    async def acquire(self, kind: str, limit: Callable[[], Awaitable[int]], cancelled: Callable[[], bool]) -> None:
+        """Queue for a slot; ``limit`` reads the current setting.
+
+        The request is renewed every 10 seconds with the setting as it is then, so raising the
+        limit lets waiting jobs start without restarting anything.
+        """
+        from activities import slots as slot_acts
+
+        self.kind = kind
+        while not self.granted and not cancelled():
+            await workflow.execute_activity(
+                slot_acts.request_slot,
+                args=[kind, workflow.info().workflow_id, await limit()],
+                start_to_close_timeout=timedelta(minutes=1),
+            )
+            try:
+                await workflow.wait_condition(lambda: self.granted or cancelled(), timeout=timedelta(seconds=10))
+            except asyncio.TimeoutError:
+                continue
+
+    async def release(self) -> None:
+        if self.kind is None:
+            return
+        from activities import slots as slot_acts
+
+        await workflow.execute_activity(
+            slot_acts.release_slot, args=[self.kind, workflow.info().workflow_id],
+            start_to_close_timeout=timedelta(minutes=1),
+        )
+        self.kind = None
+
+
 class JobRunner:
     """Runs a job's steps with operator controls; owned by one workflow instance."""
 
@@ -80,8 +122,7 @@ class JobRunner:
         self.operator_wait_timeout = operator_wait_timeout
         self._decision: Decision | None = None
         self._cancel_requested = False
-        self._slot_granted = False
-        self._slot_kind: str | None = None
+        self.slot = SlotClaim()
         # Visibility is opted into by the starter, which sets the job's search attributes at
         # start; servers without our attributes (the time-skipping test server) then still work.
         self._visible = workflow.info().typed_search_attributes.get(sa.PHASE) is not None
@@ -119,43 +160,12 @@ class JobRunner:
         self._decision = decision
 
     # --- job slots (concurrency limits) ------------------------------------------------
-    def grant_slot(self) -> None:
-        self._slot_granted = True
-
     async def acquire_slot(self, kind: str, limit: Callable[[], Awaitable[int]]) -> None:
-        """Wait for one of the ``kind`` job slots; ``limit`` reads the current setting.
-
-        The request is renewed every 10 seconds with the setting as it is then, so raising the limit
-        lets waiting jobs start without restarting anything.
-        """
-        from activities import slots as slot_acts
-
-        holder = workflow.info().workflow_id
+        """Wait for one of the ``kind`` job slots, showing it as the current step."""
         self.status.current_step = "waiting for a slot"
         self.publish()
-        while not self._slot_granted:
-            self._check_cancel()
-            await workflow.execute_activity(
-                slot_acts.request_slot, args=[kind, holder, await limit()], start_to_close_timeout=timedelta(minutes=1)
-            )
-            try:
-                await workflow.wait_condition(
-                    lambda: self._slot_granted or self._cancel_requested, timeout=timedelta(seconds=10)
-                )
-            except asyncio.TimeoutError:
-                continue
-        self._slot_kind = kind
-
-    async def release_slot(self) -> None:
-        if self._slot_kind is None:
-            return
-        from activities import slots as slot_acts
-
-        await workflow.execute_activity(
-            slot_acts.release_slot, args=[self._slot_kind, workflow.info().workflow_id],
-            start_to_close_timeout=timedelta(minutes=1),
-        )
-        self._slot_kind = None
+        await self.slot.acquire(kind, limit, lambda: self._cancel_requested)
+        self._check_cancel()
 
     # --- running steps ------------------------------------------------------------------
     async def step(
