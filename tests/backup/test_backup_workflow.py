@@ -14,8 +14,8 @@ from localdev.kube.agent import csi_mount_path
 from schemas.errors import BackupCenterError
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus, StepState
-from tests.product_fixtures import Product
 from tests.localcluster.helpers import SNAPSHOTS, create, get, pod, pvc, pvc_path, running_pod, wait_for
+from tests.product_fixtures import Product
 from vault import catalog
 from workflows.backup import BackupWorkflow
 

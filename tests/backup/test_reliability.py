@@ -22,9 +22,9 @@ from localdev.kube import bulk
 from schemas.settings import Settings, SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
-from tests.product_fixtures import Product
 from tests.backup.test_backup_workflow import seed, snapshots_of
 from tests.conftest import BACKUPCTL
+from tests.product_fixtures import Product
 from vault import catalog
 from workflows.backup import BackupWorkflow
 

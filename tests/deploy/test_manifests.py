@@ -20,9 +20,9 @@ from kube.rest import Kube, KubeError
 from schemas.settings import SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
-from tests.product_fixtures import Product
 from tests.backup.test_backup_workflow import seed, snapshots_of
 from tests.conftest import REPO
+from tests.product_fixtures import Product
 from workers import run as worker_run
 from workflows.backup import BackupWorkflow
 

@@ -15,8 +15,8 @@ from temporalio.worker import Worker
 
 from schemas.status import JobPhase, JobStatus, StepState
 from tests.foundation import step_workflow
-from workflows import search_attributes as sa
 from tests.foundation.step_workflow import StepDemoWorkflow, cleanup, fragile_step
+from workflows import search_attributes as sa
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,0 +1,163 @@
+"""Honest partial results: changed, vanished, unreadable and special files are reported per path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import datamover.backup as backup_mod
+import datamover.walk as walk_mod
+from datamover import backup_tree, restore_tree
+from datamover.manifest import ManifestReader
+from datamover.repo import Repo
+from vault.filestore import FileStore
+
+from .conftest import MIB, rand_bytes
+
+
+def _tree(root: Path) -> Path:
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_text(f"content of {name}\n")
+    (root / "big.img").write_bytes(rand_bytes(3 * MIB, 1))
+    (root / "sub").mkdir()
+    (root / "sub" / "d.txt").write_text("d\n")
+    return root
+
+
+def _reasons(summary: object) -> dict[str, str]:
+    return {e.path: e.reason for e in summary.errors.paths}  # type: ignore[attr-defined]
+
+
+def test_special_files_are_reported_and_skipped(store: FileStore, tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src")
+    os.mkfifo(src / "pipe")
+    summary = backup_tree(store, src, volume_id="v")
+    assert summary.partial and summary.errors.count == 1
+    assert summary.errors.paths[0].path == "pipe" and summary.errors.paths[0].reason == "special"
+    assert "fifo" in summary.errors.paths[0].detail
+    assert summary.files == 5
+    restore_tree(store, summary.snapshot_id, tmp_path / "dst")
+    assert not (tmp_path / "dst" / "pipe").exists() and (tmp_path / "dst" / "a.txt").exists()
+
+
+def test_file_changed_while_read(store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _tree(tmp_path / "src")
+    original = backup_mod._Reader._chunk
+
+    def chunk_then_append(self: backup_mod._Reader, fd: int, size: int, job: backup_mod._FileJob,
+                          tid: int) -> int:
+        total = original(self, fd, size, job, tid)
+        if job.rel == "big.img":
+            with open(job.path, "ab") as f:  # the application writes while we read
+                f.write(b"appended during backup")
+        return total
+
+    monkeypatch.setattr(backup_mod._Reader, "_chunk", chunk_then_append)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"big.img": "changed"}
+    assert summary.files == 5  # still stored (what was read), flagged
+    monkeypatch.undo()
+    # The flagged file is never trusted as an incremental parent: the next run reads it again.
+    again = backup_tree(store, src, volume_id="v", parent_snapshot=summary.snapshot_id)
+    assert again.errors.count == 0 and again.files_changed == 1 and again.files_unmodified == 4
+    restore_tree(store, again.snapshot_id, tmp_path / "dst")
+    assert (tmp_path / "dst" / "big.img").read_bytes() == (src / "big.img").read_bytes()
+
+
+def test_vanished_file(store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _tree(tmp_path / "src")
+    original = backup_mod._Reader._read
+
+    def delete_then_read(self: backup_mod._Reader, job: backup_mod._FileJob, tid: int) -> None:
+        if job.rel == "b.txt":
+            os.unlink(job.path)
+        original(self, job, tid)
+
+    monkeypatch.setattr(backup_mod._Reader, "_read", delete_then_read)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"b.txt": "vanished"} and summary.files == 4
+    with ManifestReader(store, Repo.open(store, None).crypto, summary.snapshot_id) as reader:
+        assert "b.txt" not in {e["p"] for e in reader.entries()}
+
+
+def test_unreadable_file_and_directory(store: FileStore, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _tree(tmp_path / "src")
+    original_open = backup_mod._Reader._open
+    original_scandir = os.scandir
+
+    def deny_open(self: backup_mod._Reader, path: str) -> int:
+        if path.endswith("c.txt"):
+            raise PermissionError(13, "Permission denied", path)
+        return original_open(self, path)
+
+    def deny_scandir(path: str) -> object:
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", path)
+        return original_scandir(path)
+
+    # As root, chmod 000 does not stop reads: inject the errors the kernel would give.
+    monkeypatch.setattr(backup_mod._Reader, "_open", deny_open)
+    monkeypatch.setattr(walk_mod.os, "scandir", deny_scandir)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"c.txt": "unreadable", "sub": "unreadable"}
+    assert "Permission denied" in summary.errors.paths[0].detail
+    assert summary.files == 3 and summary.dirs == 2  # the unreadable directory itself is kept
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+def test_unreadable_file_for_real(store: FileStore, tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src")
+    os.chmod(src / "a.txt", 0)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"a.txt": "unreadable"}
+
+
+def test_hard_link_to_unreadable_file_is_reported(store: FileStore, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _tree(tmp_path / "src")
+    os.link(src / "a.txt", src / "z-link")
+    original_open = backup_mod._Reader._open
+
+    def deny_open(self: backup_mod._Reader, path: str) -> int:
+        if path.endswith("a.txt"):
+            raise PermissionError(13, "Permission denied", path)
+        return original_open(self, path)
+
+    monkeypatch.setattr(backup_mod._Reader, "_open", deny_open)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"a.txt": "unreadable", "z-link": "unreadable"}
+    restore_tree(store, summary.snapshot_id, tmp_path / "dst")
+
+
+def test_error_paths_are_capped_but_counted(store: FileStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(130):
+        os.mkfifo(src / f"fifo{i:03d}")
+    summary = backup_tree(store, src, volume_id="v")
+    assert summary.errors.count == 130 and len(summary.errors.paths) == 100
+    assert summary.errors.by_reason == {"special": 130}
+    assert len(summary.model_dump_json()) < 20_000
+
+
+def test_file_replaced_by_fifo_or_directory(store: FileStore, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _tree(tmp_path / "src")
+    original = backup_mod._Reader._read
+
+    def swap_then_read(self: backup_mod._Reader, job: backup_mod._FileJob, tid: int) -> None:
+        if job.rel == "a.txt":
+            os.unlink(job.path)
+            os.mkfifo(job.path)  # opening this for reading must not hang
+        if job.rel == "b.txt":
+            os.unlink(job.path)
+            os.mkdir(job.path)
+        original(self, job, tid)
+
+    monkeypatch.setattr(backup_mod._Reader, "_read", swap_then_read)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"a.txt": "changed", "b.txt": "changed"}
