@@ -1,9 +1,8 @@
 """Vault activities: availability checks (sync; the worker runs them on its thread pool).
 
-They find the cluster's vaults through a :class:`~vault.lifecycle.VaultManager`.  By default it is
-built from the worker context (file registry under the state directory, credentials Secrets read
-through the worker's Kubernetes client); :func:`use_manager` swaps it, e.g. for a ConfigMap-backed
-registry or in tests.
+They find the cluster's vaults through a :class:`~vault.lifecycle.VaultManager`: by default the
+worker context's (:meth:`activities.context.WorkerContext.vaults`); :func:`use_manager` swaps it,
+e.g. in tests.
 """
 
 from __future__ import annotations
@@ -17,13 +16,7 @@ from temporalio import activity
 from activities import context
 from activities.errors import product_errors
 from schemas.vault import VaultCheckRequest, VaultCheckResult, VaultStatus
-from vault.lifecycle import (
-    CredentialsResolver,
-    FileVaultRegistry,
-    VaultManager,
-    kube_secret_resolver,
-    registry_dir,
-)
+from vault.lifecycle import VaultManager
 
 _factory: Callable[[], VaultManager] | None = None
 _lock = threading.Lock()
@@ -36,31 +29,10 @@ def use_manager(factory: Callable[[], VaultManager] | None) -> None:
         _factory = factory
 
 
-def _lazy_kube_resolver(ctx: context.WorkerContext, namespace: str) -> CredentialsResolver:
-    # Only vaults that name a Secret need the Kubernetes API; don't connect for the others.
-    resolver: CredentialsResolver | None = None
-
-    def resolve(spec: Any) -> Any:
-        nonlocal resolver
-        if spec.credentials is None:
-            return None
-        if resolver is None:
-            from kubernetes import client
-
-            resolver = kube_secret_resolver(client.CoreV1Api(ctx.api_client()), namespace)
-        return resolver(spec)
-
-    return resolve
-
-
 def default_manager() -> VaultManager:
-    ctx = context.current()
-    settings = ctx.settings
-    return VaultManager(
-        registry=FileVaultRegistry(registry_dir(ctx.state_dir)),
-        cluster_id=settings.cluster_id,
-        resolve_credentials=_lazy_kube_resolver(ctx, settings.product_namespace),
-    )
+    """The worker's own VaultManager (registry and credentials as the worker context sets them up)."""
+    manager: VaultManager = context.current().vaults()
+    return manager
 
 
 def manager() -> VaultManager:

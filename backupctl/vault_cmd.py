@@ -209,7 +209,7 @@ def check(
     """Check vaults now and record Available/Unavailable; exit code 1 if any is unavailable."""
     mgr = manager(state, cluster_id)
     try:
-        statuses = mgr.check_all(names or None) if not names else {n: mgr.check(n) for n in names}
+        statuses = {n: mgr.check(n) for n in names} if names else mgr.check_all()
     except BackupCenterError as err:
         raise _bad_input(err) from None
     table = Table("name", "phase", "checked (UTC)", "message")

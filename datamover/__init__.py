@@ -1,7 +1,20 @@
 """The volume data mover: deduplicating, compressing, optionally encrypting file-level backup.
 
-Plain Python, no Temporal: node-worker activities call these functions and heartbeat from the
-progress callback.  See repo.py for the vault layout, gc.py for the garbage-collection rule.
+Plain Python, no Temporal: node-worker activities call these and heartbeat from the progress
+callback (called in the calling thread; raising from it aborts the run cleanly).
+
+    backup_tree(store, root, *, volume_id, parent_snapshot=None, key=None, progress=None,
+                workers=4, snapshot_id=None, cache_dir=None, ...) -> SnapshotSummary
+    restore_tree(store, snapshot_id, target, *, key=None, progress=None, workers=4,
+                 verify=True, cache_dir=None) -> RestoreSummary
+    gc(store, live_snapshot_ids, *, grace_seconds=48h, key=None, dry_run=False) -> GcSummary
+
+What a snapshot keeps: regular files (content verified by blake3 digests), directories (empty
+ones too), symlinks, hard links, permission bits, owner uid/gid, mtime/atime (ns).  Not kept:
+extended attributes and ACLs.  Sockets, FIFOs and devices are reported, not stored.
+
+Vault layout: repo.py.  Pack format: packs.py.  Manifest format: manifest.py.  The rule that
+makes gc safe against running backups: gc.py and locks.py.
 """
 
 from .backup import backup_tree

@@ -110,6 +110,7 @@ class FaultyStore:
         self.inner = inner
         self.url = inner.url
         self.puts: list[str] = []
+        self.gets: list[str] = []
         self.fail_put: Callable[[str], bool] = lambda key: False
         self.after_put: Callable[[str], None] = lambda key: None
         self.tamper_get: Callable[[str, bytes], bytes] = lambda key, data: data
@@ -131,6 +132,7 @@ class FaultyStore:
         return info
 
     def get(self, key: str, *, start: int | None = None, end: int | None = None) -> bytes:
+        self.gets.append(key)
         return self.tamper_get(key, self.inner.get(key, start=start, end=end))
 
     def get_stream(self, key: str, out: BinaryIO) -> int:

@@ -97,3 +97,20 @@ def test_parent_chunks_collected_by_gc_are_uploaded_again(store: FileStore, tmp_
     shutil.rmtree(tmp_path / "dst", ignore_errors=True)
     restore_tree(store, second.snapshot_id, tmp_path / "dst")
     assert_same_tree(src, tmp_path / "dst")
+
+
+def test_local_index_cache(store: FileStore, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src")
+    cache = tmp_path / "cache"
+    backup_tree(store, src, volume_id="v", cache_dir=cache)
+    (tmp_path / "src" / "new.txt").write_text("a new file makes a new pack")
+    counting = FaultyStore(store)
+    second = backup_tree(counting, src, volume_id="v", cache_dir=cache)
+    assert second.packs_uploaded == 1
+    # The first run cached the index of the pack it uploaded: the second fetched no index.
+    assert [k for k in counting.gets if k.startswith("data/index/")] == []
+    third = FaultyStore(store)
+    last = backup_tree(third, src, volume_id="v", cache_dir=cache)
+    assert [k for k in third.gets if k.startswith("data/index/")] == []
+    restore_tree(store, last.snapshot_id, tmp_path / "dst", cache_dir=cache)
+    assert_same_tree(src, tmp_path / "dst")

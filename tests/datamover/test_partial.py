@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import datamover.backup as backup_mod
+import datamover.reader as reader_mod
 import datamover.walk as walk_mod
 from datamover import backup_tree, restore_tree
 from datamover.manifest import ManifestReader
@@ -45,9 +45,9 @@ def test_special_files_are_reported_and_skipped(store: FileStore, tmp_path: Path
 
 def test_file_changed_while_read(store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = _tree(tmp_path / "src")
-    original = backup_mod._Reader._chunk
+    original = reader_mod.Reader._chunk
 
-    def chunk_then_append(self: backup_mod._Reader, fd: int, size: int, job: backup_mod._FileJob,
+    def chunk_then_append(self: reader_mod.Reader, fd: int, size: int, job: reader_mod.FileJob,
                           tid: int) -> int:
         total = original(self, fd, size, job, tid)
         if job.rel == "big.img":
@@ -55,7 +55,7 @@ def test_file_changed_while_read(store: FileStore, tmp_path: Path, monkeypatch: 
                 f.write(b"appended during backup")
         return total
 
-    monkeypatch.setattr(backup_mod._Reader, "_chunk", chunk_then_append)
+    monkeypatch.setattr(reader_mod.Reader, "_chunk", chunk_then_append)
     summary = backup_tree(store, src, volume_id="v")
     assert _reasons(summary) == {"big.img": "changed"}
     assert summary.files == 5  # still stored (what was read), flagged
@@ -69,14 +69,14 @@ def test_file_changed_while_read(store: FileStore, tmp_path: Path, monkeypatch: 
 
 def test_vanished_file(store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = _tree(tmp_path / "src")
-    original = backup_mod._Reader._read
+    original = reader_mod.Reader._read
 
-    def delete_then_read(self: backup_mod._Reader, job: backup_mod._FileJob, tid: int) -> None:
+    def delete_then_read(self: reader_mod.Reader, job: reader_mod.FileJob, tid: int) -> None:
         if job.rel == "b.txt":
             os.unlink(job.path)
         original(self, job, tid)
 
-    monkeypatch.setattr(backup_mod._Reader, "_read", delete_then_read)
+    monkeypatch.setattr(reader_mod.Reader, "_read", delete_then_read)
     summary = backup_tree(store, src, volume_id="v")
     assert _reasons(summary) == {"b.txt": "vanished"} and summary.files == 4
     with ManifestReader(store, Repo.open(store, None).crypto, summary.snapshot_id) as reader:
@@ -86,10 +86,10 @@ def test_vanished_file(store: FileStore, tmp_path: Path, monkeypatch: pytest.Mon
 def test_unreadable_file_and_directory(store: FileStore, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     src = _tree(tmp_path / "src")
-    original_open = backup_mod._Reader._open
+    original_open = reader_mod.Reader._open
     original_scandir = os.scandir
 
-    def deny_open(self: backup_mod._Reader, path: str) -> int:
+    def deny_open(self: reader_mod.Reader, path: str) -> int:
         if path.endswith("c.txt"):
             raise PermissionError(13, "Permission denied", path)
         return original_open(self, path)
@@ -100,7 +100,7 @@ def test_unreadable_file_and_directory(store: FileStore, tmp_path: Path,
         return original_scandir(path)
 
     # As root, chmod 000 does not stop reads: inject the errors the kernel would give.
-    monkeypatch.setattr(backup_mod._Reader, "_open", deny_open)
+    monkeypatch.setattr(reader_mod.Reader, "_open", deny_open)
     monkeypatch.setattr(walk_mod.os, "scandir", deny_scandir)
     summary = backup_tree(store, src, volume_id="v")
     assert _reasons(summary) == {"c.txt": "unreadable", "sub": "unreadable"}
@@ -120,14 +120,14 @@ def test_hard_link_to_unreadable_file_is_reported(store: FileStore, tmp_path: Pa
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     src = _tree(tmp_path / "src")
     os.link(src / "a.txt", src / "z-link")
-    original_open = backup_mod._Reader._open
+    original_open = reader_mod.Reader._open
 
-    def deny_open(self: backup_mod._Reader, path: str) -> int:
+    def deny_open(self: reader_mod.Reader, path: str) -> int:
         if path.endswith("a.txt"):
             raise PermissionError(13, "Permission denied", path)
         return original_open(self, path)
 
-    monkeypatch.setattr(backup_mod._Reader, "_open", deny_open)
+    monkeypatch.setattr(reader_mod.Reader, "_open", deny_open)
     summary = backup_tree(store, src, volume_id="v")
     assert _reasons(summary) == {"a.txt": "unreadable", "z-link": "unreadable"}
     restore_tree(store, summary.snapshot_id, tmp_path / "dst")
@@ -147,9 +147,9 @@ def test_error_paths_are_capped_but_counted(store: FileStore, tmp_path: Path) ->
 def test_file_replaced_by_fifo_or_directory(store: FileStore, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     src = _tree(tmp_path / "src")
-    original = backup_mod._Reader._read
+    original = reader_mod.Reader._read
 
-    def swap_then_read(self: backup_mod._Reader, job: backup_mod._FileJob, tid: int) -> None:
+    def swap_then_read(self: reader_mod.Reader, job: reader_mod.FileJob, tid: int) -> None:
         if job.rel == "a.txt":
             os.unlink(job.path)
             os.mkfifo(job.path)  # opening this for reading must not hang
@@ -158,6 +158,27 @@ def test_file_replaced_by_fifo_or_directory(store: FileStore, tmp_path: Path,
             os.mkdir(job.path)
         original(self, job, tid)
 
-    monkeypatch.setattr(backup_mod._Reader, "_read", swap_then_read)
+    monkeypatch.setattr(reader_mod.Reader, "_read", swap_then_read)
     summary = backup_tree(store, src, volume_id="v")
     assert _reasons(summary) == {"a.txt": "changed", "b.txt": "changed"}
+
+
+def test_small_file_growing_while_read(store: FileStore, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _tree(tmp_path / "src")
+    original = reader_mod.read_small
+
+    def grow_then_read(fd: int, size: int) -> bytes:
+        if size == len("content of a.txt\n"):
+            with open(src / "a.txt", "ab") as f:
+                f.write(b"more lines written during the backup\n")
+        return original(fd, size)
+
+    monkeypatch.setattr(reader_mod, "read_small", grow_then_read)
+    summary = backup_tree(store, src, volume_id="v")
+    assert _reasons(summary) == {"a.txt": "changed"}
+    monkeypatch.undo()
+    restore_tree(store, summary.snapshot_id, tmp_path / "dst")
+    # What was read is restored consistently: the original bytes and one more (the growth probe).
+    expected = (src / "a.txt").read_bytes()[: len("content of a.txt\n") + 1]
+    assert (tmp_path / "dst" / "a.txt").read_bytes() == expected

@@ -242,3 +242,10 @@ def test_registry_files_survive_a_new_process(registry: FileVaultRegistry, clock
     again = FileVaultRegistry(registry.directory)
     entry = again.get("one")
     assert isinstance(entry, VaultEntry) and entry.spec.url == f"file://{tmp_path / 'one'}"
+
+
+def test_names_that_cannot_exist_are_not_found(registry: FileVaultRegistry, clock: Clock) -> None:
+    mgr = manager(registry, clock, credentials=None)
+    for name in ("Bad_Name", "../../etc", ""):
+        assert error_of(lambda n=name: mgr.describe(n)).code == "NotFound"
+        assert error_of(lambda n=name: mgr.delete(n)).code == "NotFound"

@@ -195,3 +195,13 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         assert [u.upload_id for u in oss2.MultipartUploadIterator(bucket)] == [upload]
     finally:
         second.stop()
+
+
+def test_bucket_names_follow_oss_rules(oss_server: LocalOssServer) -> None:
+    with pytest.raises(ValueError, match="not valid"):
+        oss_server.create_bucket("No_Such")
+    # oss2 refuses such names itself, so sign a PutBucket by hand.
+    req = oss2.http.Request("PUT", f"{oss_server.endpoint}/ab/")
+    oss2.Auth(ACCESS_KEY_ID, ACCESS_KEY_SECRET)._sign_request(req, "ab", "")
+    reply = requests.put(f"{oss_server.endpoint}/ab/", headers=dict(req.headers), timeout=5)
+    assert reply.status_code == 400 and "<Code>InvalidBucketName</Code>" in reply.text

@@ -1,0 +1,289 @@
+"""Backup records in a vault: claim, commit, fail, mark deleted, delete, list (layout: schemas.vault).
+
+Object stores have no locks and no rename, so every state change is one object written
+put-if-absent, and the order of writes carries the meaning:
+
+* ``claim_backup`` writes ``lock.json`` first: from then on the name is taken in the vault, by
+  every cluster sharing it, whatever happens to the run.
+* ``commit_backup`` writes ``backup.json`` last: a backup without it is in progress or failed
+  and no other cluster offers it.
+* ``delete_backup_records`` removes ``backup.json`` first (the backup vanishes from listings) and
+  ``lock.json`` last (the name stays taken until everything is gone, so a retried delete finishes
+  the job and only then frees the name).
+
+Every function raises :class:`BackupCenterError` (store failures are translated).  Functions are
+idempotent for the same run ``uid``, so Temporal activity retries are safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.common import check_dns_label
+from schemas.errors import BackupCenterError, ErrorInfo
+from schemas.vault import (
+    BACKUPS_PREFIX,
+    VAULT_MARKER_KEY,
+    BackupClaim,
+    BackupFailure,
+    BackupRecord,
+    BackupState,
+    DeletionMarker,
+    VaultBackup,
+    VaultMarker,
+)
+from vault.store import (
+    ObjectCorrupt,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreError,
+    as_product_error,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+LOCK = "lock.json"
+RECORD = "backup.json"
+FAILED = "failed.json"
+DELETED = "deleted.json"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def backup_prefix(name: str) -> str:
+    return f"{BACKUPS_PREFIX}{name}/"
+
+
+def _check_name(name: str) -> str:
+    try:
+        return check_dns_label(name)
+    except ValueError as err:
+        raise BackupCenterError("InvalidSpec", field="backup name", reason=str(err)) from None
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
+def _dump(model: BaseModel) -> bytes:
+    return model.model_dump_json(indent=2).encode()
+
+
+def _read(store: ObjectStore, key: str, model: type[M]) -> M | None:
+    try:
+        raw = store.get(key)
+    except ObjectNotFound:
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        problem = err.errors()[0]["msg"]
+        raise ObjectCorrupt(f"not a valid {model.__name__} record: {problem}", key=key) from None
+
+
+# --- vault identity -------------------------------------------------------------------------
+def read_vault_marker(store: ObjectStore) -> VaultMarker | None:
+    with _store_errors():
+        return _read(store, VAULT_MARKER_KEY, VaultMarker)
+
+
+def init_vault_marker(store: ObjectStore, marker: VaultMarker) -> tuple[VaultMarker, bool]:
+    """Write ``vault.json`` unless the location already has one; returns (the marker, written now)."""
+    with _store_errors():
+        try:
+            store.put(VAULT_MARKER_KEY, _dump(marker), if_absent=True)
+            return marker, True
+        except ObjectExists:
+            existing = _read(store, VAULT_MARKER_KEY, VaultMarker)
+            if existing is None:  # deleted between our put and read: try once more
+                store.put(VAULT_MARKER_KEY, _dump(marker), if_absent=True)
+                return marker, True
+            return existing, False
+
+
+# --- one backup -----------------------------------------------------------------------------
+def claim_backup(store: ObjectStore, name: str, *, cluster_id: str, uid: str,
+                 now: datetime | None = None) -> BackupClaim:
+    """Take ``name`` in the vault for run ``uid``; BackupExistsInVault if it exists in any state."""
+    _check_name(name)
+    prefix = backup_prefix(name)
+    claim = BackupClaim(name=name, uid=uid, cluster_id=cluster_id, claimed_at=now or _now())
+    with _store_errors():
+        existing = _read(store, prefix + LOCK, BackupClaim)
+        if existing is not None:
+            if existing.uid == uid:
+                return existing  # a retry of the same run
+            raise BackupCenterError("BackupExistsInVault", name=name)
+        # Objects without a claim are the leftovers of something: they hold the name too.
+        if next(iter(store.list(prefix, page_size=1)), None) is not None:
+            raise BackupCenterError("BackupExistsInVault", name=name)
+        try:
+            store.put(prefix + LOCK, _dump(claim), if_absent=True)
+        except ObjectExists:
+            winner = _read(store, prefix + LOCK, BackupClaim)
+            if winner is not None and winner.uid == uid:
+                return winner
+            raise BackupCenterError("BackupExistsInVault", name=name) from None
+    return claim
+
+
+def _owned_claim(store: ObjectStore, name: str, uid: str) -> BackupClaim:
+    claim = _read(store, backup_prefix(name) + LOCK, BackupClaim)
+    if claim is None:
+        raise BackupCenterError("BackupClaimLost", name=name, reason="its lock.json is gone")
+    if claim.uid != uid:
+        owner = f"run {claim.uid} of cluster {claim.cluster_id}"
+        raise BackupCenterError("BackupClaimLost", name=name, reason=f"the name is claimed by {owner}")
+    return claim
+
+
+def commit_backup(store: ObjectStore, record: BackupRecord) -> BackupRecord:
+    """Write the commit record (last): from now on every cluster sharing the vault offers it."""
+    key = backup_prefix(record.name) + RECORD
+    with _store_errors():
+        existing = _read(store, key, BackupRecord)
+        if existing is not None:
+            if existing.uid == record.uid:
+                return existing
+            raise BackupCenterError("BackupExistsInVault", name=record.name)
+        _owned_claim(store, record.name, record.uid)
+        try:
+            store.put(key, _dump(record), if_absent=True)
+        except ObjectExists:
+            existing = _read(store, key, BackupRecord)
+            if existing is not None and existing.uid == record.uid:
+                return existing
+            raise BackupCenterError("BackupExistsInVault", name=record.name) from None
+    return record
+
+
+def fail_backup(store: ObjectStore, name: str, *, uid: str, cluster_id: str, error: ErrorInfo | None = None,
+                now: datetime | None = None) -> BackupFailure:
+    """Record that run ``uid`` ended without a commit (the name stays taken until deleted)."""
+    failure = BackupFailure(name=name, uid=uid, cluster_id=cluster_id, failed_at=now or _now(), error=error)
+    with _store_errors():
+        if _read(store, backup_prefix(name) + RECORD, BackupRecord) is not None:
+            raise BackupCenterError("BackupExistsInVault", name=name)
+        _owned_claim(store, name, uid)
+        store.put(backup_prefix(name) + FAILED, _dump(failure))
+    return failure
+
+
+def get_backup(store: ObjectStore, name: str) -> VaultBackup:
+    """Everything the vault knows about ``name``; NotFound if nothing is there."""
+    _check_name(name)
+    found = _load(store, name)
+    if found is None:
+        raise BackupCenterError("NotFound", kind="backup", name=name)
+    return found
+
+
+def _load(store: ObjectStore, name: str) -> VaultBackup | None:
+    prefix = backup_prefix(name)
+    with _store_errors():
+        present = {e.key[len(prefix):] for e in store.list(prefix, delimiter="/")
+                   if isinstance(e, ObjectInfo)}
+        if not present and next(iter(store.list(prefix, page_size=1)), None) is None:
+            return None
+
+        def read(record: str, model: type[M]) -> M | None:
+            return _read(store, prefix + record, model) if record in present else None
+
+        claim = read(LOCK, BackupClaim)
+        record = read(RECORD, BackupRecord)
+        failure = read(FAILED, BackupFailure)
+        deletion = read(DELETED, DeletionMarker)
+    if deletion is not None:
+        state = BackupState.deleted
+    elif record is not None:
+        state = BackupState.committed
+    elif failure is not None:
+        state = BackupState.failed
+    else:
+        state = BackupState.in_progress
+    return VaultBackup(name=name, state=state, claim=claim, record=record, failure=failure, deletion=deletion)
+
+
+def list_backups(store: ObjectStore, *, include_incomplete: bool = False, include_deleted: bool = False,
+                 workers: int = 8) -> list[VaultBackup]:
+    """Backups in the vault, by name.  By default what another cluster may restore: committed ones
+    that no cluster marked deleted.  ``include_incomplete`` adds in-progress and failed ones."""
+    wanted = {BackupState.committed}
+    if include_incomplete:
+        wanted |= {BackupState.in_progress, BackupState.failed}
+    if include_deleted:
+        wanted.add(BackupState.deleted)
+    with _store_errors():
+        names = [e[len(BACKUPS_PREFIX):-1] for e in store.list(BACKUPS_PREFIX, delimiter="/")
+                 if isinstance(e, str)]
+    load: Callable[[str], VaultBackup | None] = lambda n: _load(store, n)  # noqa: E731
+    with ThreadPoolExecutor(max(1, min(workers, len(names) or 1))) as pool:
+        found = list(pool.map(load, names))
+    return [b for b in found if b is not None and b.state in wanted]
+
+
+def mark_deleted(store: ObjectStore, name: str, *, by_cluster: str, reason: str | None = None,
+                 now: datetime | None = None) -> DeletionMarker:
+    """Hide a committed backup from every cluster without removing it (deletion by a non-source cluster)."""
+    backup = get_backup(store, name)
+    if backup.deletion is not None:
+        return backup.deletion
+    if backup.state != BackupState.committed:
+        raise BackupCenterError("BackupNotInVault", name=name, vault=store.url,
+                                reason=f"it is {backup.state}")
+    marker = DeletionMarker(name=name, uid=backup.record.uid if backup.record else None,
+                            deleted_by_cluster=by_cluster, deleted_at=now or _now(), reason=reason)
+    with _store_errors():
+        try:
+            store.put(backup_prefix(name) + DELETED, _dump(marker), if_absent=True)
+        except ObjectExists:
+            existing = _read(store, backup_prefix(name) + DELETED, DeletionMarker)
+            return existing or marker
+    return marker
+
+
+def delete_backup_records(store: ObjectStore, name: str) -> int:
+    """Remove every object of the backup (the source cluster's delete); returns how many.
+
+    Retrying after a failure finishes the job; the name is free once this returns.
+    """
+    _check_name(name)
+    prefix = backup_prefix(name)
+    with _store_errors():
+        store.delete(prefix + RECORD)  # first: other clusters stop offering it
+        keys = [e.key for e in store.list(prefix) if isinstance(e, ObjectInfo)]
+        rest = [k for k in keys if k not in (prefix + RECORD, prefix + LOCK)]
+        for key in rest:
+            store.delete(key)
+        store.delete(prefix + LOCK)  # last: the name is taken until everything else is gone
+    return len(rest) + (prefix + LOCK in keys)
+
+
+def delete_backup(store: ObjectStore, name: str, *, by_cluster: str, reason: str | None = None) -> str:
+    """Delete as the requirements say: the source cluster removes it, any other cluster only marks it.
+
+    Returns "deleted" or "marked".
+    """
+    backup = get_backup(store, name)
+    if backup.source_cluster == by_cluster:
+        delete_backup_records(store, name)
+        return "deleted"
+    if backup.state in (BackupState.committed, BackupState.deleted):
+        mark_deleted(store, name, by_cluster=by_cluster, reason=reason)
+        return "marked"
+    raise BackupCenterError("BackupNotInVault", name=name, vault=store.url,
+                            reason=f"it is {backup.state} on cluster {backup.source_cluster}")
