@@ -149,6 +149,37 @@ def plan_volumes(spec: BackupSpec, namespaces: list[str]) -> VolumeInventory:
 
 @activity.defn
 @product_errors
+def list_nodes() -> dict[str, dict[str, str]]:
+    """Node name → labels, for placing file-level volume jobs."""
+    nodes, _ = current().kube().list("/api/v1/nodes")
+    return {n["metadata"]["name"]: dict(n["metadata"].get("labels") or {}) for n in nodes}
+
+
+@activity.defn
+@product_errors
+def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
+    """For each volume, its file-level snapshot in the newest committed backup that has one:
+    the parent that makes the next copy incremental."""
+    store = current().vaults().store(vault)
+    wanted = set(refs)
+    found: dict[str, str] = {}
+    backups = sorted(catalog.list_backups(store), key=lambda b: b.record.completed_at if b.record else datetime.min.replace(tzinfo=UTC),
+                     reverse=True)
+    for backup in backups:
+        if not wanted - found.keys():
+            break
+        key = catalog.backup_prefix(backup.name) + VOLUMES_OBJECT
+        if not store.exists(key):
+            continue
+        records = VolumeRecords.model_validate_json(store.get(key))
+        for ref, snapshot in records.files.items():
+            if ref in wanted and ref not in found:
+                found[ref] = snapshot
+    return found
+
+
+@activity.defn
+@product_errors
 def create_snapshots(backup: str, plans: list[VolumePlan]) -> list[SnapshotState]:
     kube = current().kube()
     return [snapshots.create(kube, backup, plan) for plan in plans]
@@ -274,6 +305,8 @@ ACTIVITIES = [
     discover_resources,
     export_resources,
     plan_volumes,
+    list_nodes,
+    previous_file_snapshots,
     create_snapshots,
     wait_snapshots_ready,
     commit_backup,

@@ -66,11 +66,17 @@ class WorkerContext:
         """The cluster's vault manager (registry under the state directory)."""
         from kubernetes.client import CoreV1Api
 
-        from vault.lifecycle import FileVaultRegistry, VaultManager, kube_secret_resolver, registry_dir
+        from vault.kube_registry import KubeVaultRegistry
+        from vault.lifecycle import FileVaultRegistry, VaultManager, VaultRegistry, kube_secret_resolver, registry_dir
 
         settings = self.settings
+        registry: VaultRegistry
+        if settings.vault_registry.value == "kubernetes":
+            registry = KubeVaultRegistry(self.kube(), settings.product_namespace)
+        else:
+            registry = FileVaultRegistry(registry_dir(self.state_dir))
         return VaultManager(
-            registry=FileVaultRegistry(registry_dir(self.state_dir)),
+            registry=registry,
             cluster_id=settings.cluster_id,
             resolve_credentials=kube_secret_resolver(CoreV1Api(self.api_client()), settings.product_namespace),
         )

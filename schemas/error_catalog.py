@@ -429,3 +429,84 @@ register(
         ),
     ),
 )
+
+# --- restore apply, volumes and delete requests (issue 7) -------------------------------------
+register(
+    E(
+        code="RestoreItemFailed",
+        kind="RestoreError",
+        template="{item}: {reason}",
+        causes=(
+            "The target cluster refused the object: invalid there, rejected by a quota or an admission "
+            "policy, or a name or node port already taken.",
+        ),
+        fixes=(
+            "Read the reason and fix the target cluster (quota, policy, free the port) or the restore's "
+            "options; then restore the failed items with a new restore narrowed by --include-resources "
+            "and --include-namespaces.",
+        ),
+    ),
+    E(
+        code="RestoreSnapshotNotReady",
+        kind="RestoreError",
+        template=(
+            "VolumeSnapshot {snapshot} for PVC {pvc} (snapshot handle {handle}) was not ready within "
+            "{timeout}: {reason}"
+        ),
+        causes=(
+            "The backup's snapshot was deleted or expired at the cloud provider.",
+            "The snapshot is in another region: only copied disk snapshots restore across regions.",
+            "The CSI snapshot controller or the disk driver is not running in this cluster.",
+        ),
+        fixes=(
+            "`kubectl describe volumesnapshotcontent` of the named snapshot for the driver's error; "
+            "restore from another backup or in the backup's region, then `backupctl restore retry`.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="VolumeNeedsConversion",
+        kind="RestoreError",
+        template=(
+            "PVC {pvc}: its snapshot (driver {driver}) cannot be restored into storage class "
+            "{storage_class} (provisioner {provisioner})"
+        ),
+        causes=("The storage-class mapping moves the volume to another driver; a snapshot restores "
+                "only through the driver that took it.",),
+        fixes=("Convert the backup's volumes to the target class first (`backupctl convert`), or map the "
+               "class to one of the snapshot's driver.",),
+    ),
+    E(
+        code="JobStillRunning",
+        kind="ValidationError",
+        template="{kind} {name} is still running",
+        causes=("Deleting a running job would leave its work half done.",),
+        fixes=("Cancel it first (`backupctl <kind> cancel <name>`), wait until it ends, then delete it.",),
+    ),
+)
+
+# --- node workers and file-level volumes ----------------------------------------------------
+register(
+    E(
+        code="VolumeMountMissing",
+        kind="BackupError",
+        template="volume {volume} is not mounted at {path} on node {node}",
+        causes=(
+            "The pod using the volume moved to another node or was deleted after the backup planned it.",
+            "The node worker's kubelet root is wrong (clusters move or symlink /var/lib/kubelet).",
+        ),
+        fixes=(
+            "Retry the step: the volume is planned again where it is mounted now.",
+            "Set KUBELET_ROOT_PATH (or the kubelet_root_path setting) to the node's real kubelet root.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="VolumeCopyFailed",
+        kind="BackupError",
+        template="copying the files of volume {volume} failed: {reason}",
+        causes=("The vault refused an object, or the volume could not be read.",),
+        fixes=("Check the vault's availability and the node worker's log, then retry the step.",),
+        retryable=True,
+    ),
+)

@@ -36,6 +36,11 @@ class NodeSchedulePolicy(StrEnum):
     prefer = "prefer"  # included first, then unlabelled, then excluded
 
 
+class VaultRegistryKind(StrEnum):
+    file = "file"  # JSON files under the state directory (one machine: the local environment)
+    kubernetes = "kubernetes"  # ConfigMaps in the product namespace (shared by every replica)
+
+
 class Settings(BaseModel):
     """Every tunable of the product.  Defaults are the reference product's."""
 
@@ -68,6 +73,7 @@ class Settings(BaseModel):
     # Where things are.
     kubelet_root_path: str = "/var/lib/kubelet"
     product_namespace: K8sName = "backup-center"
+    vault_registry: VaultRegistryKind = VaultRegistryKind.file
     cluster_id: K8sName = "local"
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import context
 from kube.rest import Kube
+from localdev.devenv import node_kubelet_roots
 from schemas.settings import Settings, SettingsProvider
 from workers import run as worker_run
 
@@ -24,6 +27,7 @@ cluster_id: {cluster}
 task_queue_prefix: {prefix}
 snapshot_ready_timeout: 8s
 operator_wait_timeout: 10m
+node_pickup_timeout: 3s
 """
 
 
@@ -62,7 +66,13 @@ def product_state(tmp_path_factory: pytest.TempPathFactory, kube_cluster: Any) -
 async def product(temporal_env: WorkflowEnvironment, product_state: dict[str, Any]) -> AsyncIterator[Product]:
     ctx = product_state["ctx"]
     with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
-        worker = worker_run.control_worker(temporal_env.client, ctx, executor)
-        async with worker:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(worker_run.control_worker(temporal_env.client, ctx, executor))
+            # One node worker per simulated node, reading that node's kubelet root, as the DaemonSet would.
+            for node, root in node_kubelet_roots(Path(ctx.kubeconfig)).items():
+                node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
+                await stack.enter_async_context(
+                    worker_run.node_worker(temporal_env.client, node_ctx, node, executor)
+                )
             yield Product(temporal_env.client, ctx, "main", product_state["vault_dir"], ctx.kube(),
                           product_state["settings_path"])

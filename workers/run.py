@@ -64,7 +64,14 @@ async def serve_control() -> None:
     ctx = context.from_environment()
     client = await connect(ctx.settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
-        await _serve(control_worker(client, ctx, executor))
+        worker = control_worker(client, ctx, executor)
+        # Vault availability is re-checked by a long-running workflow, not a cron in a pod.
+        from workflows.vault_check import ensure_started
+
+        settings = ctx.settings
+        await ensure_started(client, task_queue=worker.task_queue, interval=settings.vault_check_interval,
+                             workflow_id=f"vault-availability-{settings.cluster_id}")
+        await _serve(worker)
 
 
 async def serve_node(node_name: str, kubelet_root: str | None = None) -> None:

@@ -16,9 +16,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities import backup as acts
+    from activities import node as node_acts
+    from activities.errors import to_application_error
+    from datamover.models import SnapshotSummary
+    from schemas.errors import BackupCenterError
+    from workers.placement import Placement, explain, place
+    from workers.task_queues import node_queue as node_queue_name
     from schemas.backup import ExportSummary, SnapshotState
     from schemas.errors import ErrorInfo
     from schemas.settings import Settings
@@ -204,12 +211,101 @@ class BackupWorkflow:
         records.snapshots = states
 
         if file_level:
-            for v in file_level:
-                runner.status.add_warning(
-                    _issue(f"persistentvolumeclaims/{v.ref}",
-                           "file-level volume backup needs the node workers (not available in this build)")
+            await self._file_volumes(spec, settings, runner, file_level, records)
+        else:
+            runner.status.step(STEP_FILES).state = runner.status.step(STEP_FILES).state.skipped
+            runner.status.step(STEP_FILES).message = "no file-level volumes"
+
+    async def _file_volumes(
+        self,
+        spec: BackupSpec,
+        settings: Settings,
+        runner: JobRunner,
+        volumes: list[VolumePlan],
+        records: acts.VolumeRecords,
+    ) -> None:
+        """Copy each volume through a node worker where it is mounted: nodes in parallel, one
+        volume of this backup per node at a time."""
+        step = runner.status.step(STEP_FILES)
+        step.state = step.state.running
+        step.started_at = workflow.now()
+        runner.publish()
+        labels = await self._act(acts.list_nodes)
+        parents = await self._act(acts.previous_file_snapshots, spec.vault, [v.ref for v in volumes])
+        placements = {v.ref: place(v, labels, settings) for v in volumes}
+        by_node: dict[str, list[VolumePlan]] = {}
+        for v in volumes:
+            first = placements[v.ref].nodes[0] if placements[v.ref].nodes else ""
+            by_node.setdefault(first, []).append(v)
+            runner.add_step(f"volume {v.ref}", skippable=True, before=STEP_COMMIT)
+        uid = workflow.info().workflow_id + "/" + workflow.info().run_id
+        done = 0
+
+        async def copy(v: VolumePlan) -> None:
+            nonlocal done
+            summary = await runner.step(
+                f"volume {v.ref}",
+                lambda: self._copy_on_nodes(spec, settings, v, placements[v.ref], parents.get(v.ref), uid),
+                item=f"persistentvolumeclaims/{v.ref}",
+            )
+            if summary is not None:
+                records.files[v.ref] = summary.snapshot_id
+                runner.status.step(f"volume {v.ref}").message = (
+                    f"{summary.files} files, {summary.bytes} bytes, {summary.new_bytes} new"
                 )
-                records.skipped[v.ref] = "file-level copy not available"
+                if summary.partial:
+                    paths = ", ".join(p.path for p in summary.errors.paths[:5])
+                    runner.status.add_item_error(ItemIssue(
+                        item=f"persistentvolumeclaims/{v.ref}", code="VolumePartiallyBackedUp",
+                        message=f"{summary.errors.count} files changed, vanished or were unreadable "
+                        f"during backup: {paths}",
+                    ))
+            done += 1
+            runner.set_progress(STEP_FILES, done, len(volumes), "volumes")
+
+        async def node_queue(items: list[VolumePlan]) -> None:
+            for v in items:  # one volume job of this backup per node at a time
+                await copy(v)
+
+        await asyncio.gather(*(node_queue(items) for items in by_node.values()))
+        step.state = step.state.succeeded
+        step.finished_at = workflow.now()
+        step.message = f"{len(records.files)} of {len(volumes)} volumes copied"
+        runner.publish()
+
+    async def _copy_on_nodes(
+        self, spec: BackupSpec, settings: Settings, v: VolumePlan, placement: Placement,
+        parent: str | None, uid: str,
+    ) -> SnapshotSummary:
+        if not placement.nodes:
+            raise to_application_error(BackupCenterError("NoEligibleNode", volume=v.ref, reason=explain(v, placement)))
+        last_error: BaseException | None = None
+        for node in placement.nodes:
+            mount = next(m for m in v.mounts if m.node == node)
+            request = node_acts.VolumeFilesRequest(backup=spec.name, vault=spec.vault, plan=v, mount=mount,
+                                                   parent_snapshot=parent, run_uid=uid)
+            try:
+                summary: SnapshotSummary = await workflow.execute_activity(
+                    node_acts.backup_volume_files,
+                    request,
+                    task_queue=node_queue_name(settings, node),
+                    # A node whose worker is missing or broken does not take the task: try the next.
+                    schedule_to_start_timeout=settings.node_pickup_timeout,
+                    start_to_close_timeout=timedelta(hours=12),
+                    heartbeat_timeout=settings.heartbeat_timeout,
+                    retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
+                    summary=f"copy files of {v.ref} on node {node}",
+                )
+                return summary
+            except ActivityError as err:
+                if isinstance(err.cause, TimeoutError) and err.cause.type is TimeoutType.SCHEDULE_TO_START:
+                    last_error = err
+                    continue
+                raise
+        assert last_error is not None
+        raise to_application_error(BackupCenterError(
+            "NodeAgentMissing", volume=v.ref, node=placement.nodes[-1], timeout=str(settings.node_pickup_timeout)
+        ))
 
     async def _act(self, fn, *args, summary: str | None = None):  # type: ignore[no-untyped-def]
         return await workflow.execute_activity(

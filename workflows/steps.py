@@ -134,6 +134,14 @@ class JobRunner:
             self.status.steps.append(StepStatus(name=name, skippable=skippable))
         self.publish()
 
+    def add_step(self, name: str, *, skippable: bool = False, before: str | None = None) -> None:
+        """Add a step found at run time (one per volume, say), before ``before`` when given."""
+        if any(step.name == name for step in self.status.steps):
+            return
+        names = [step.name for step in self.status.steps]
+        at = names.index(before) if before in names else len(names)
+        self.status.steps.insert(at, StepStatus(name=name, skippable=skippable))
+
     def publish(self) -> None:
         workflow.set_current_details(self.status.render_table())
         if not self._visible:

@@ -17,6 +17,8 @@ from activities import context
 from backupctl import jobctl
 from kube.discovery import ApiResource, discover
 from kube.rest import Kube, KubeError
+from vault.kube_registry import KubeVaultRegistry
+from vault.lifecycle import VaultManager
 from schemas.settings import SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
@@ -62,7 +64,7 @@ def test_manifests_pass_server_side_dry_run(kube_cluster: Any) -> None:
         applied = apply(kube, doc, dry_run=True)
         kinds.append(applied["kind"])
     assert sorted(set(kinds)) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
-                                  "Namespace", "ServiceAccount"]
+                                  "Namespace", "Role", "RoleBinding", "ServiceAccount"]
     # Dry run: nothing of the product exists after it.
     assert kube.get("/apis/apps/v1/namespaces/backup-center/deployments/backup-center-control") is None
     settings = next(d for d in documents() if d["kind"] == "ConfigMap")
@@ -75,14 +77,15 @@ async def test_backup_under_the_control_cluster_role(
 ) -> None:
     admin = Kube(kube_cluster.api_client())
     for doc in documents():
-        if doc["kind"] in ("ClusterRole", "Namespace"):
+        if doc["kind"] in ("ClusterRole", "Role", "Namespace"):
             apply(admin, doc, dry_run=False)
     user = f"control-{uuid.uuid4().hex[:6]}"
+    subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "name": "backup-center-control"}
     admin.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-        "metadata": {"name": user},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "backup-center-control"},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
-    })
+        "metadata": {"name": user}, "roleRef": {**role_ref, "kind": "ClusterRole"}, "subjects": subject})
+    admin.create("/apis/rbac.authorization.k8s.io/v1/namespaces/backup-center/rolebindings", {
+        "metadata": {"name": user}, "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject})
     kubeconfig = kube_cluster.mint_identity(user)
     limited = Kube(new_client_from_config(str(kubeconfig)))
     # Not admin: it may read, but not write ordinary objects.
@@ -92,7 +95,13 @@ async def test_backup_under_the_control_cluster_role(
 
     seed(product, kube_agent, kube_namespace, configmaps=2)
     settings_path = tmp_path / "settings.yaml"
-    settings_path.write_text(f"cluster_id: cluster-a\ntask_queue_prefix: rbac{uuid.uuid4().hex[:6]}\n")
+    # As deployed: the vault registry is ConfigMaps in the product namespace.
+    settings_path.write_text(f"cluster_id: cluster-a\ntask_queue_prefix: rbac{uuid.uuid4().hex[:6]}\n"
+                             "vault_registry: kubernetes\nproduct_namespace: backup-center\n")
+    registry = KubeVaultRegistry(admin, "backup-center")
+    if registry.get("main") is None:
+        VaultManager(registry=registry, cluster_id="cluster-a").create(
+            {"name": "main", "url": f"file://{product.vault_dir}"})
     ctx = context.WorkerContext(
         settings_provider=SettingsProvider.from_file(settings_path),
         state_dir=product.ctx.state_dir,  # the same vault registry

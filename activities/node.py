@@ -1,0 +1,97 @@
+"""Node-worker activities: file-level volume data, read where the kubelet mounted the volume.
+
+They run on the per-node task queue of the node the volume is mounted on, and read
+``<kubelet-root>/pods/<pod-uid>/volumes/<plugin-dir>/<pv>/mount`` through the data mover.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.context import current
+from activities.errors import product_errors
+from datamover import DataMoverError, Progress, SnapshotSummary, backup_tree, restore_tree
+from schemas.errors import BackupCenterError
+from schemas.volumes import Mount, VolumePlan
+
+
+class VolumeFilesRequest(BaseModel):
+    backup: str
+    vault: str
+    plan: VolumePlan
+    mount: Mount
+    parent_snapshot: str | None = None
+    run_uid: str
+
+
+def snapshot_id_for(run_uid: str, plan: VolumePlan) -> str:
+    """Deterministic per run and volume: a retried activity finds the snapshot it already wrote."""
+    return "vol-" + hashlib.sha256(f"{run_uid}/{plan.ref}".encode()).hexdigest()[:32]
+
+
+def mount_path(kubelet_root: Path, plan: VolumePlan, mount: Mount) -> Path:
+    return kubelet_root / "pods" / mount.pod_uid / "volumes" / plan.plugin_dir / plan.pv / "mount"
+
+
+def _heartbeat(progress: Progress) -> None:
+    activity.heartbeat({"files_done": progress.files_done, "files_total": progress.files_total,
+                        "bytes_done": progress.bytes_done, "bytes_total": progress.bytes_total})
+
+
+@activity.defn
+@product_errors
+def backup_volume_files(request: VolumeFilesRequest) -> SnapshotSummary:
+    ctx = current()
+    path = mount_path(ctx.kubelet_root, request.plan, request.mount)
+    if not path.is_dir():
+        raise BackupCenterError(
+            "VolumeMountMissing", volume=request.plan.ref, node=ctx.node_name or "?", path=str(path)
+        )
+    store = ctx.vaults().store(request.vault)
+    try:
+        # Kubelets bind-mount volumes; the path may also sit behind a symlinked root: read the real
+        # directory so the data mover sees a directory, not a link to one.
+        return backup_tree(
+            store,
+            path.resolve(strict=True),
+            volume_id=request.plan.ref,
+            parent_snapshot=request.parent_snapshot,
+            snapshot_id=snapshot_id_for(request.run_uid, request.plan),
+            progress=_heartbeat,
+        )
+    except (DataMoverError, OSError) as err:
+        raise BackupCenterError("VolumeCopyFailed", volume=request.plan.ref, reason=str(err)) from None
+
+
+class VolumeRestoreRequest(BaseModel):
+    vault: str
+    snapshot_id: str
+    target_pod_uid: str
+    plugin_dir: str
+    pv: str
+    volume: str  # "<ns>/<pvc>" in the target cluster, for messages
+
+
+@activity.defn
+@product_errors
+def restore_volume_files(request: VolumeRestoreRequest) -> int:
+    """Write a file-level snapshot into a volume mounted on this node; returns files written."""
+    ctx = current()
+    path = ctx.kubelet_root / "pods" / request.target_pod_uid / "volumes" / request.plugin_dir / request.pv / "mount"
+    if not path.is_dir():
+        raise BackupCenterError("VolumeMountMissing", volume=request.volume, node=ctx.node_name or "?",
+                                path=str(path))
+    try:
+        summary = restore_tree(
+            ctx.vaults().store(request.vault), request.snapshot_id, path.resolve(strict=True), progress=_heartbeat
+        )
+    except (DataMoverError, OSError) as err:
+        raise BackupCenterError("VolumeCopyFailed", volume=request.volume, reason=str(err)) from None
+    return summary.files
+
+
+ACTIVITIES = [backup_volume_files, restore_volume_files]
