@@ -64,7 +64,9 @@ def validate_backup(spec: BackupSpec) -> None:
         from kube.rest import KubeError
 
         try:
-            ctx.kube().request("GET", "/api/v1/namespaces", query={"limit": 1, "labelSelector": spec.label_selector})
+            ctx.kube().request(
+                "GET", "/api/v1/namespaces", query={"limit": 1, "labelSelector": spec.label_selector}
+            )
         except KubeError as err:
             if err.status == 400:
                 raise BackupCenterError("InvalidSpec", field="label_selector", reason=err.message) from None
@@ -163,8 +165,11 @@ def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
     store = current().vaults().store(vault)
     wanted = set(refs)
     found: dict[str, str] = {}
-    backups = sorted(catalog.list_backups(store), key=lambda b: b.record.completed_at if b.record else datetime.min.replace(tzinfo=UTC),
-                     reverse=True)
+    backups = sorted(
+        catalog.list_backups(store),
+        key=lambda b: b.record.completed_at if b.record else datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
     for backup in backups:
         if not wanted - found.keys():
             break
@@ -204,8 +209,12 @@ def wait_snapshots_ready(request: WaitSnapshots) -> list[SnapshotState]:
         states = [s if s.ready else snapshots.observe(kube, s) for s in states]
         for s in states:
             if s.error:
-                raise BackupCenterError("SnapshotFailed", snapshot=f"{s.namespace}/{s.snapshot}",
-                                        pvc=f"{s.namespace}/{s.pvc}", reason=s.error)
+                raise BackupCenterError(
+                    "SnapshotFailed",
+                    snapshot=f"{s.namespace}/{s.snapshot}",
+                    pvc=f"{s.namespace}/{s.pvc}",
+                    reason=s.error,
+                )
         ready = sum(s.ready for s in states)
         activity.heartbeat({"ready": ready, "total": len(states)})
         if ready == len(states):
@@ -228,7 +237,9 @@ def commit_backup(request: CommitInput) -> BackupRecord:
     """Write volume records, then the commit record last: the backup exists from now on."""
     ctx = current()
     store = ctx.vaults().store(request.spec.vault)
-    store.put(catalog.backup_prefix(request.spec.name) + VOLUMES_OBJECT, request.volumes.model_dump_json().encode())
+    store.put(
+        catalog.backup_prefix(request.spec.name) + VOLUMES_OBJECT, request.volumes.model_dump_json().encode()
+    )
     now = datetime.now(UTC)
     record = BackupRecord(
         name=request.spec.name,
@@ -274,7 +285,9 @@ def cleanup_backup(request: CleanupInput) -> int:
     except BackupCenterError:
         return removed  # the vault itself is gone or unreachable: nothing more we can remove
     prefix = catalog.backup_prefix(request.spec.name)
-    claim = catalog.get_backup(store, request.spec.name).claim if store.exists(prefix + catalog.LOCK) else None
+    claim = (
+        catalog.get_backup(store, request.spec.name).claim if store.exists(prefix + catalog.LOCK) else None
+    )
     if claim is not None and claim.uid != request.uid:
         return removed  # the name belongs to another run: never touch its objects
     if store.exists(prefix + catalog.RECORD):
@@ -291,9 +304,12 @@ def cleanup_backup(request: CleanupInput) -> int:
 
         error = None
         if request.error_code:
-            error = ErrorInfo(code=request.error_code, kind="BackupError", message=request.error_message or "")
-        catalog.fail_backup(store, request.spec.name, uid=request.uid, cluster_id=ctx.settings.cluster_id,
-                            error=error)
+            error = ErrorInfo(
+                code=request.error_code, kind="BackupError", message=request.error_message or ""
+            )
+        catalog.fail_backup(
+            store, request.spec.name, uid=request.uid, cluster_id=ctx.settings.cluster_id, error=error
+        )
     return removed
 
 

@@ -33,7 +33,11 @@ class WorkerContext:
     @property
     def kubelet_root(self) -> Path:
         """Node workers read volumes here; symlinked roots are resolved (clusters move them)."""
-        raw = self.kubelet_root_override or os.environ.get("KUBELET_ROOT_PATH") or self.settings.kubelet_root_path
+        raw = (
+            self.kubelet_root_override
+            or os.environ.get("KUBELET_ROOT_PATH")
+            or self.settings.kubelet_root_path
+        )
         return Path(raw).resolve()
 
     def api_client(self) -> Any:
@@ -56,7 +60,6 @@ class WorkerContext:
                 self._api_client = client.ApiClient(cfg)
             return self._api_client
 
-
     def kube(self) -> Any:
         from kube.rest import Kube
 
@@ -67,7 +70,13 @@ class WorkerContext:
         from kubernetes.client import CoreV1Api
 
         from vault.kube_registry import KubeVaultRegistry
-        from vault.lifecycle import FileVaultRegistry, VaultManager, VaultRegistry, kube_secret_resolver, registry_dir
+        from vault.lifecycle import (
+            FileVaultRegistry,
+            VaultManager,
+            VaultRegistry,
+            kube_secret_resolver,
+            registry_dir,
+        )
 
         settings = self.settings
         registry: VaultRegistry
@@ -78,7 +87,9 @@ class WorkerContext:
         return VaultManager(
             registry=registry,
             cluster_id=settings.cluster_id,
-            resolve_credentials=kube_secret_resolver(CoreV1Api(self.api_client()), settings.product_namespace),
+            resolve_credentials=kube_secret_resolver(
+                CoreV1Api(self.api_client()), settings.product_namespace
+            ),
         )
 
 

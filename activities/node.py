@@ -7,7 +7,9 @@ They run on the per-node task queue of the node the volume is mounted on, and re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -38,8 +40,14 @@ def mount_path(kubelet_root: Path, plan: VolumePlan, mount: Mount) -> Path:
 
 
 def _heartbeat(progress: Progress) -> None:
-    activity.heartbeat({"files_done": progress.files_done, "files_total": progress.files_total,
-                        "bytes_done": progress.bytes_done, "bytes_total": progress.bytes_total})
+    activity.heartbeat(
+        {
+            "files_done": progress.files_done,
+            "files_total": progress.files_total,
+            "bytes_done": progress.bytes_done,
+            "bytes_total": progress.bytes_total,
+        }
+    )
 
 
 @activity.defn
@@ -81,17 +89,29 @@ class VolumeRestoreRequest(BaseModel):
 def restore_volume_files(request: VolumeRestoreRequest) -> int:
     """Write a file-level snapshot into a volume mounted on this node; returns files written."""
     ctx = current()
-    path = ctx.kubelet_root / "pods" / request.target_pod_uid / "volumes" / request.plugin_dir / request.pv / "mount"
+    path = (
+        ctx.kubelet_root
+        / "pods"
+        / request.target_pod_uid
+        / "volumes"
+        / request.plugin_dir
+        / request.pv
+        / "mount"
+    )
     if not path.is_dir():
-        raise BackupCenterError("VolumeMountMissing", volume=request.volume, node=ctx.node_name or "?",
-                                path=str(path))
+        raise BackupCenterError(
+            "VolumeMountMissing", volume=request.volume, node=ctx.node_name or "?", path=str(path)
+        )
     try:
         summary = restore_tree(
-            ctx.vaults().store(request.vault), request.snapshot_id, path.resolve(strict=True), progress=_heartbeat
+            ctx.vaults().store(request.vault),
+            request.snapshot_id,
+            path.resolve(strict=True),
+            progress=_heartbeat,
         )
     except (DataMoverError, OSError) as err:
         raise BackupCenterError("VolumeCopyFailed", volume=request.volume, reason=str(err)) from None
     return summary.files
 
 
-ACTIVITIES = [backup_volume_files, restore_volume_files]
+ACTIVITIES: list[Callable[..., Any]] = [backup_volume_files, restore_volume_files]

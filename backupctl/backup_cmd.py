@@ -37,16 +37,36 @@ def create(
 ) -> None:
     """Start a backup."""
     spec = BackupSpec.model_validate(
-        {"name": name, **opt.template_fields(vault, include_namespaces, exclude_namespaces, mode, selector,
-                                             include_resources, exclude_resources, cluster_resources,
-                                             volume_data, ttl)}
+        {
+            "name": name,
+            **opt.template_fields(
+                vault,
+                include_namespaces,
+                exclude_namespaces,
+                mode,
+                selector,
+                include_resources,
+                exclude_resources,
+                cluster_resources,
+                volume_data,
+                ttl,
+            ),
+        }
     )
     settings = load_settings()
 
     async def go(client: Client) -> int:
         scope = ", ".join(spec.include_namespaces) or "all namespaces"
-        await jobctl.start_job(client, settings, "backup", name, BackupWorkflow.run, spec, vault=vault,
-                               summary=f"backup {name}: {scope} → vault {vault}")
+        await jobctl.start_job(
+            client,
+            settings,
+            "backup",
+            name,
+            BackupWorkflow.run,
+            spec,
+            vault=vault,
+            summary=f"backup {name}: {scope} → vault {vault}",
+        )
         console.print(f"backup {name} started")
         if not wait:
             return 0
@@ -64,11 +84,18 @@ def list_backups(
     query = visibility_query("backup", phase)
 
     async def go(client: Client) -> list[tuple[str, ...]]:
-        rows = []
+        rows: list[tuple[str, ...]] = []
         async for wf in client.list_workflows(query, limit=500):
             attrs = wf.typed_search_attributes
-            rows.append((wf.id.removeprefix("backup-"), attrs.get(sa.PHASE) or "", attrs.get(sa.STEP) or "",
-                         attrs.get(sa.VAULT) or "", f"{wf.start_time:%Y-%m-%d %H:%M:%S}"))
+            rows.append(
+                (
+                    wf.id.removeprefix("backup-"),
+                    attrs.get(sa.PHASE) or "",
+                    attrs.get(sa.STEP) or "",
+                    attrs.get(sa.VAULT) or "",
+                    f"{wf.start_time:%Y-%m-%d %H:%M:%S}",
+                )
+            )
         return rows
 
     table = Table("name", "phase", "step", "vault", "started (UTC)")

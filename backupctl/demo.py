@@ -31,7 +31,9 @@ VAULT = "default"
 def _vaults(kubeconfig: str) -> object:
     from activities.context import WorkerContext
 
-    return WorkerContext(SettingsProvider.from_environment(), state_dir=state_dir(), kubeconfig=kubeconfig).vaults()
+    return WorkerContext(
+        SettingsProvider.from_environment(), state_dir=state_dir(), kubeconfig=kubeconfig
+    ).vaults()
 
 
 def demo(
@@ -53,8 +55,10 @@ def demo(
     from localdev.kube.seed import seed_sample_app
 
     manifest = seed_sample_app(new_client_from_config(str(env.kubeconfig)))
-    console.print(f"namespaces {', '.join(manifest['namespaces'])}: {len(manifest['objects'])} objects, "
-                  f"{len(manifest['volumes'])} volumes with known files")
+    console.print(
+        f"namespaces {', '.join(manifest['namespaces'])}: {len(manifest['objects'])} objects, "
+        f"{len(manifest['volumes'])} volumes with known files"
+    )
 
     console.rule("3. vault")
     vaults = _vaults(str(env.kubeconfig))
@@ -70,8 +74,16 @@ def demo(
 
     async def run_backup() -> JobStatus:
         client: Client = await connect(settings)
-        await jobctl.start_job(client, settings, "backup", name, BackupWorkflow.run, spec, vault=VAULT,
-                               summary=f"demo backup of {', '.join(spec.include_namespaces)}")
+        await jobctl.start_job(
+            client,
+            settings,
+            "backup",
+            name,
+            BackupWorkflow.run,
+            spec,
+            vault=VAULT,
+            summary=f"demo backup of {', '.join(spec.include_namespaces)}",
+        )
         return await jobctl.wait_job(client, "backup", name)
 
     status = asyncio.run(run_backup())
@@ -82,7 +94,9 @@ def demo(
     for key, value in status.summary.items():
         table.add_row(f"  {key}", str(value))
     table.add_row("vault", f"{VAULT} → {vault_dir}")
-    table.add_row("Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows/backup-{name}")
+    table.add_row(
+        "Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows/backup-{name}"
+    )
     table.add_row("stuck jobs", f"{env.temporal.ui_url} with query BackupPhase = 'WaitingForOperator'")
     console.print(table)
     if not keep:

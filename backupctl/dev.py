@@ -17,7 +17,9 @@ from rich.table import Table
 from backupctl.console import console, state_dir
 from localdev import devenv
 
-dev_app = typer.Typer(help="Run the product locally: Temporal, a local Kubernetes, workers.", no_args_is_help=True)
+dev_app = typer.Typer(
+    help="Run the product locally: Temporal, a local Kubernetes, workers.", no_args_is_help=True
+)
 
 
 @dev_app.command("up")
@@ -54,4 +56,3 @@ def status() -> None:
         state = info.pop("state", "unknown")
         table.add_row(name, state, "  ".join(f"{k}={v}" for k, v in info.items()))
     console.print(table)
-

@@ -40,8 +40,12 @@ async def start_job(
     wid = job_id(kind, name)
     try:
         desc = await client.get_workflow_handle(wid).describe()
-        raise BackupCenterError("NameInUse", kind=kind, name=name,
-                                detail=f"workflow {wid} is {desc.status.name if desc.status else 'known'}")
+        raise BackupCenterError(
+            "NameInUse",
+            kind=kind,
+            name=name,
+            detail=f"workflow {wid} is {desc.status.name if desc.status else 'known'}",
+        )
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -75,9 +79,16 @@ async def job_status(client: Client, kind: str, name: str) -> JobStatus:
         return status
     # Terminated or timed out by Temporal itself: no status of ours to show.
     return JobStatus.model_validate(
-        {"kind": kind, "name": name, "phase": JobPhase.failed.value,
-         "error": {"code": "StepFailed", "kind": "JobError",
-                   "message": f"workflow {desc.status.name if desc.status else 'ended'}"}}
+        {
+            "kind": kind,
+            "name": name,
+            "phase": JobPhase.failed.value,
+            "error": {
+                "code": "StepFailed",
+                "kind": "JobError",
+                "message": f"workflow {desc.status.name if desc.status else 'ended'}",
+            },
+        }
     )
 
 
@@ -92,12 +103,23 @@ async def signal_job(client: Client, kind: str, name: str, signal: str) -> None:
 
 
 def render(status: JobStatus) -> Group:
-    table = Table("step", "state", "attempts", "progress", "message", title=f"{status.kind} {status.name}: "
-                  f"[bold]{status.phase.value}[/bold]")
+    table = Table(
+        "step",
+        "state",
+        "attempts",
+        "progress",
+        "message",
+        title=f"{status.kind} {status.name}: [bold]{status.phase.value}[/bold]",
+    )
     for step in status.steps:
         message = step.error.short() if step.error else (step.message or "")
-        table.add_row(step.name, step.state.value, str(step.attempts),
-                      step.progress.render() if step.progress else "", message)
+        table.add_row(
+            step.name,
+            step.state.value,
+            str(step.attempts),
+            step.progress.render() if step.progress else "",
+            message,
+        )
     parts: list[Any] = [table]
     if status.error:
         lines = [f"Error {status.error.code}: {status.error.short()}"]
@@ -109,11 +131,19 @@ def render(status: JobStatus) -> Group:
             lines.append(f"  then: backupctl {status.kind} retry|skip|cancel {status.name}")
         parts.append(Text("\n".join(lines)))
     if status.item_errors_total:
-        parts.append(Text(f"Item errors ({status.item_errors_total}):\n" + "\n".join(
-            f"  {i.item}: {i.message}" for i in status.item_errors)))
+        parts.append(
+            Text(
+                f"Item errors ({status.item_errors_total}):\n"
+                + "\n".join(f"  {i.item}: {i.message}" for i in status.item_errors)
+            )
+        )
     if status.warnings_total:
-        parts.append(Text(f"Warnings ({status.warnings_total}):\n" + "\n".join(
-            f"  {i.item}: {i.message}" for i in status.warnings)))
+        parts.append(
+            Text(
+                f"Warnings ({status.warnings_total}):\n"
+                + "\n".join(f"  {i.item}: {i.message}" for i in status.warnings)
+            )
+        )
     if status.summary:
         parts.append(Text("Summary: " + ", ".join(f"{k}={v}" for k, v in status.summary.items())))
     return Group(*parts)

@@ -18,10 +18,13 @@ from pydantic import ValidationError
 
 from backupctl.backup_cmd import backup_app
 from backupctl.console import BadInput, err_console
+from backupctl.delete_cmd import delete_app
 from backupctl.demo import demo
 from backupctl.dev import dev_app
 from backupctl.jobs import jobs_app
 from backupctl.plan_cmd import plan_app
+from backupctl.restore_cmd import restore_app
+from backupctl.vault_cmd import vault_app
 from backupctl.worker_cmd import worker_app
 from schemas.common import describe_validation_error
 from schemas.errors import BackupCenterError
@@ -37,8 +40,11 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(backup_app, name="backup")
 app.add_typer(plan_app, name="plan")
+app.add_typer(vault_app, name="vault")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(worker_app, name="worker")
+app.add_typer(restore_app, name="restore")
+app.add_typer(delete_app, name="delete")
 app.command("demo")(demo)
 
 
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception:  # noqa: BLE001 - a bug: show it whole, then exit 1 (run() exits hard)
+    except Exception:
         traceback.print_exc()
         return 1
 

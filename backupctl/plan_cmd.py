@@ -48,7 +48,10 @@ def build_schedule(plan: PlanSpec, settings: Settings) -> Schedule:
             id=f"planrun-{plan.name}",  # Temporal appends the scheduled time
             task_queue=control_queue(settings),
             typed_search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(sa.CLUSTER, settings.cluster_id), SearchAttributePair(sa.VAULT, template.vault)]
+                [
+                    SearchAttributePair(sa.CLUSTER, settings.cluster_id),
+                    SearchAttributePair(sa.VAULT, template.vault),
+                ]
             ),
         ),
         spec=spec,
@@ -61,7 +64,9 @@ def build_schedule(plan: PlanSpec, settings: Settings) -> Schedule:
 @plan_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Plan name; its runs are named <plan>-<UTC timestamp>")],
-    cycle: Annotated[str, typer.Option(help="5-field cron ('1 4 * * *' = 04:01 daily) or interval ('6h30m')")],
+    cycle: Annotated[
+        str, typer.Option(help="5-field cron ('1 4 * * *' = 04:01 daily) or interval ('6h30m')")
+    ],
     vault: opt.Vault,
     include_namespaces: opt.IncludeNamespaces = None,
     exclude_namespaces: opt.ExcludeNamespaces = None,
@@ -80,9 +85,18 @@ def create(
             "name": name,
             "cycle": cycle,
             "paused": paused,
-            "template": opt.template_fields(vault, include_namespaces, exclude_namespaces, mode, selector,
-                                            include_resources, exclude_resources, cluster_resources,
-                                            volume_data, ttl),
+            "template": opt.template_fields(
+                vault,
+                include_namespaces,
+                exclude_namespaces,
+                mode,
+                selector,
+                include_resources,
+                exclude_resources,
+                cluster_resources,
+                volume_data,
+                ttl,
+            ),
         }
     )
     settings = load_settings()
@@ -149,15 +163,18 @@ def list_plans() -> None:
     """Every plan with its cycle, state and next run."""
 
     async def go(client: Client) -> list[tuple[str, ...]]:
-        rows = []
+        rows: list[tuple[str, ...]] = []
         async for entry in await client.list_schedules():
             if not entry.id.startswith("plan-"):
                 continue
             info = entry.info
             cycle = describe_cycle(entry.schedule.spec if entry.schedule else None)
             paused = bool(entry.schedule and entry.schedule.state.paused)
-            next_run = info.next_action_times[0].strftime("%Y-%m-%d %H:%M:%S") if info and info.next_action_times \
+            next_run = (
+                info.next_action_times[0].strftime("%Y-%m-%d %H:%M:%S")
+                if info and info.next_action_times
                 else ""
+            )
             rows.append((entry.id.removeprefix("plan-"), cycle, "paused" if paused else "active", next_run))
         return rows
 

@@ -13,13 +13,16 @@ from backupctl.console import BadInput
 from schemas.common import check_dns_subdomain
 from workers import run as worker_run
 
-worker_app = typer.Typer(help="Run a worker (normally started by the Deployment / DaemonSet).",
-                         no_args_is_help=True)
+worker_app = typer.Typer(
+    help="Run a worker (normally started by the Deployment / DaemonSet).", no_args_is_help=True
+)
 
 
 def _logging() -> None:
-    logging.basicConfig(level=os.environ.get("BACKUPCENTER_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("BACKUPCENTER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 @worker_app.command("control")
@@ -32,8 +35,10 @@ def control() -> None:
 @worker_app.command("node")
 def node(
     node: Annotated[str | None, typer.Option(help="This node's name (default: env NODE_NAME)")] = None,
-    kubelet_root: Annotated[str | None, typer.Option(help="Kubelet root (default: KUBELET_ROOT_PATH, "
-                                                     "then the kubelet_root_path setting)")] = None,
+    kubelet_root: Annotated[
+        str | None,
+        typer.Option(help="Kubelet root (default: KUBELET_ROOT_PATH, then the kubelet_root_path setting)"),
+    ] = None,
 ) -> None:
     """A node worker: file-level volume work for the volumes mounted on this node."""
     name = node or os.environ.get("NODE_NAME")

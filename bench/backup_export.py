@@ -63,29 +63,54 @@ def kubectl_seconds(kubeconfig: Path, out: Path) -> float:
         raise SystemExit("kubectl is not installed: the baseline cannot run")
     started = time.monotonic()
     with open(out, "wb") as sink:
-        subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "get", "configmaps,secrets,deployments", "-A",
-                        "-o", "json"], stdout=sink, check=True)
+        subprocess.run(
+            [
+                kubectl,
+                "--kubeconfig",
+                str(kubeconfig),
+                "get",
+                "configmaps,secrets,deployments",
+                "-A",
+                "-o",
+                "json",
+            ],
+            stdout=sink,
+            check=True,
+        )
     return time.monotonic() - started
 
 
 async def ours(cluster: LocalCluster, work: Path) -> tuple[float, int, JobStatus]:
     settings_path = work / "settings.yaml"
     settings_path.write_text("cluster_id: bench\ntask_queue_prefix: bench\n")
-    ctx = context.WorkerContext(SettingsProvider.from_file(settings_path), state_dir=work,
-                                kubeconfig=str(cluster.kubeconfig_path))
+    ctx = context.WorkerContext(
+        SettingsProvider.from_file(settings_path), state_dir=work, kubeconfig=str(cluster.kubeconfig_path)
+    )
     (work / "vault").mkdir()
     ctx.vaults().create({"name": "bench", "url": f"file://{work / 'vault'}"})
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(temporal_cli()),
-                                                data_converter=pydantic_data_converter,
-                                                dev_server_extra_args=[*dev_server_flags(), "--log-level", "error"],
-                                                ui=False)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=[*dev_server_flags(), "--log-level", "error"],
+        ui=False,
+    )
     try:
         with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
             async with worker_run.control_worker(env.client, ctx, executor):
-                spec = BackupSpec(name="bench", vault="bench", include_namespaces=NAMESPACES, volume_data=False)
+                spec = BackupSpec(
+                    name="bench", vault="bench", include_namespaces=NAMESPACES, volume_data=False
+                )
                 started = time.monotonic()
-                handle = await jobctl.start_job(env.client, ctx.settings, "backup", "bench", BackupWorkflow.run,
-                                                spec, vault="bench", summary="benchmark")
+                handle = await jobctl.start_job(
+                    env.client,
+                    ctx.settings,
+                    "backup",
+                    "bench",
+                    BackupWorkflow.run,
+                    spec,
+                    vault="bench",
+                    summary="benchmark",
+                )
                 status: JobStatus = await handle.result()
                 seconds = time.monotonic() - started
                 history = await handle.fetch_history()

@@ -80,8 +80,12 @@ class ExportSelection:
 
 
 # Data protection keeps volumes and the objects needed to recreate them.
-_DATA_PROTECTION_TYPES = ("persistentvolumeclaims", "persistentvolumes", "storageclasses.storage.k8s.io",
-                          "namespaces")
+_DATA_PROTECTION_TYPES = (
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "storageclasses.storage.k8s.io",
+    "namespaces",
+)
 
 
 def selected_resources(resources: list[ApiResource], sel: ExportSelection) -> list[ApiResource]:
@@ -112,7 +116,9 @@ def _clean(item: dict[str, Any], resource: ApiResource) -> dict[str, Any]:
     return item
 
 
-def _pages(kube: Kube, path: str, label_selector: str | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
+def _pages(
+    kube: Kube, path: str, label_selector: str | None, page_size: int
+) -> Iterator[list[dict[str, Any]]]:
     token = ""
     while True:
         query: dict[str, Any] = {"limit": page_size}
@@ -167,7 +173,8 @@ class _References:
         if gr == "clusterrolebindings.rbac.authorization.k8s.io":
             subjects = item.get("subjects") or []
             used = any(
-                s.get("kind") == "ServiceAccount" and (s.get("namespace"), s.get("name")) in self.service_accounts
+                s.get("kind") == "ServiceAccount"
+                and (s.get("namespace"), s.get("name")) in self.service_accounts
                 for s in subjects
             )
             if used:
@@ -183,7 +190,8 @@ class _Bundle:
 
     def __init__(self, resource: ApiResource) -> None:
         self.resource = resource
-        self.file = tempfile.TemporaryFile(prefix="export-")
+        # Closed in finish(), after the upload: the bundle outlives this constructor.
+        self.file = tempfile.TemporaryFile(prefix="export-")  # noqa: SIM115
         self._zstd = zstandard.ZstdCompressor(level=3).stream_writer(self.file, closefd=False)
         self.count = 0
         self.namespaces: dict[str, tuple[int, Any]] = {}
@@ -207,10 +215,18 @@ class _Bundle:
         self.file.close()
         res = self.resource
         return BundleIndex(
-            group=res.group, version=res.version, plural=res.plural, kind=res.kind,
-            namespaced=res.namespaced, preferred=res.preferred, key=key, count=self.count, bytes=size,
+            group=res.group,
+            version=res.version,
+            plural=res.plural,
+            kind=res.kind,
+            namespaced=res.namespaced,
+            preferred=res.preferred,
+            key=key,
+            count=self.count,
+            bytes=size,
             namespaces={
-                ns: NamespaceCount(count=c, digest=d.hexdigest()) for ns, (c, d) in sorted(self.namespaces.items())
+                ns: NamespaceCount(count=c, digest=d.hexdigest())
+                for ns, (c, d) in sorted(self.namespaces.items())
             },
         )
 
@@ -236,11 +252,25 @@ def export(
     namespaces = set(sel.namespaces)
     refs = _References()
     # CRDs are related when their custom resources have objects in the selection.
-    builtin_groups = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io",
-                      "rbac.authorization.k8s.io", "storage.k8s.io", "discovery.k8s.io",
-                      "coordination.k8s.io", "events.k8s.io", "node.k8s.io", "scheduling.k8s.io",
-                      "resource.k8s.io", "admissionregistration.k8s.io", "certificates.k8s.io",
-                      "snapshot.storage.k8s.io"}
+    builtin_groups = {
+        "",
+        "apps",
+        "batch",
+        "policy",
+        "autoscaling",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "discovery.k8s.io",
+        "coordination.k8s.io",
+        "events.k8s.io",
+        "node.k8s.io",
+        "scheduling.k8s.io",
+        "resource.k8s.io",
+        "admissionregistration.k8s.io",
+        "certificates.k8s.io",
+        "snapshot.storage.k8s.io",
+    }
     index = ResourceIndex(backup=sel.backup, namespaces=sorted(namespaces))
     total = len(chosen)
     # Listing every namespace at once is cheaper than one request per namespace unless the

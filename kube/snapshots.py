@@ -32,8 +32,13 @@ def create(kube: Kube, backup: str, plan: VolumePlan) -> SnapshotState:
         },
     }
     kube.create(f"{SNAPSHOT_API}/namespaces/{plan.namespace}/volumesnapshots", body, exist_ok=True)
-    return SnapshotState(namespace=plan.namespace, pvc=plan.pvc, snapshot=name, driver=plan.driver,
-                         snapshot_class=plan.snapshot_class)
+    return SnapshotState(
+        namespace=plan.namespace,
+        pvc=plan.pvc,
+        snapshot=name,
+        driver=plan.driver,
+        snapshot_class=plan.snapshot_class,
+    )
 
 
 def observe(kube: Kube, state: SnapshotState) -> SnapshotState:
@@ -58,7 +63,9 @@ def delete_for_backup(kube: Kube, backup: str, namespaces: list[str]) -> int:
     """Delete every VolumeSnapshot the backup created; returns how many were removed."""
     removed = 0
     for ns in namespaces:
-        items, _ = kube.list(f"{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots", labelSelector=f"{BACKUP_LABEL}={backup}")
+        items, _ = kube.list(
+            f"{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots", labelSelector=f"{BACKUP_LABEL}={backup}"
+        )
         for item in items:
             try:
                 if kube.delete(f"{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots/{item['metadata']['name']}"):

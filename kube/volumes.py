@@ -63,7 +63,9 @@ def inventory(kube: Kube, namespaces: list[str], mode: BackupMode) -> VolumeInve
     return result
 
 
-def _plan(kube: Kube, ns: str, pvc: dict[str, Any], mounts: list[Mount], classes: dict[str, str]) -> VolumePlan:
+def _plan(
+    kube: Kube, ns: str, pvc: dict[str, Any], mounts: list[Mount], classes: dict[str, str]
+) -> VolumePlan:
     spec = pvc.get("spec", {})
     plan = VolumePlan(
         namespace=ns,

@@ -65,7 +65,13 @@ def _start_workers(state: Path, env: DevEnvironment) -> dict[str, int]:
     if env.kubeconfig and _node_work_exists():
         for node, kubelet_root in node_kubelet_roots(env.kubeconfig).items():
             wanted[NODE_WORKER_PREFIX + node] = [
-                backupctl, "worker", "node", "--node", node, "--kubelet-root", kubelet_root
+                backupctl,
+                "worker",
+                "node",
+                "--node",
+                node,
+                "--kubelet-root",
+                kubelet_root,
             ]
     for name, argv in wanted.items():
         record = processes.read_record(state, name)
@@ -127,6 +133,9 @@ def status(state: Path) -> dict[str, dict[str, str]]:
         record = processes.read_record(state, record_file.stem)
         if record is not None:
             running = processes.is_running(record)
-            result[record.name] = {"state": "running" if running else "stopped", "pid": str(record.pid),
-                                   "log": record.log}
+            result[record.name] = {
+                "state": "running" if running else "stopped",
+                "pid": str(record.pid),
+                "log": record.log,
+            }
     return result

@@ -8,6 +8,7 @@ signalling, so a recycled pid is never killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,19 +99,15 @@ def stop(state_dir: Path, name: str, *, timeout: float = 15.0) -> bool:
         return False
     was_running = is_running(record)
     if was_running:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and is_running(record):
             _reap(record.pid)
             time.sleep(0.1)
         if is_running(record):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(record.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             _reap(record.pid)
     _record_path(state_dir, name).unlink(missing_ok=True)
     return was_running
@@ -118,10 +115,8 @@ def stop(state_dir: Path, name: str, *, timeout: float = 15.0) -> bool:
 
 def _reap(pid: int) -> None:
     # Only our own children can be reaped; others are reaped by init.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def port_open(host: str, port: int) -> bool:

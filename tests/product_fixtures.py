@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
-from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,5 +73,11 @@ async def product(temporal_env: WorkflowEnvironment, product_state: dict[str, An
                 await stack.enter_async_context(
                     worker_run.node_worker(temporal_env.client, node_ctx, node, executor)
                 )
-            yield Product(temporal_env.client, ctx, "main", product_state["vault_dir"], ctx.kube(),
-                          product_state["settings_path"])
+            yield Product(
+                temporal_env.client,
+                ctx,
+                "main",
+                product_state["vault_dir"],
+                ctx.kube(),
+                product_state["settings_path"],
+            )

@@ -74,8 +74,10 @@ class KubeVaultRegistry:
             if entry.deleted:
                 return None if live_only else entry
             entry = entry.model_copy(update=change)
-            body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"]},
-                    "data": {KEY: entry.model_dump_json()}}
+            body = {
+                "metadata": {"resourceVersion": cm["metadata"]["resourceVersion"]},
+                "data": {KEY: entry.model_dump_json()},
+            }
             try:
                 self.kube.patch(self._path(name), body)
             except KubeError as err:

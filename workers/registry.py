@@ -8,17 +8,32 @@ from typing import Any
 
 def control_workflows() -> list[type]:
     from workflows.backup import BackupWorkflow
+    from workflows.delete import DeleteWorkflow
     from workflows.plan import PlanRunWorkflow
+    from workflows.restore import RestoreWorkflow
     from workflows.slots import JobSlotsWorkflow
+    from workflows.vault_check import VaultAvailabilityWorkflow
 
-    return [BackupWorkflow, PlanRunWorkflow, JobSlotsWorkflow]
+    return [
+        BackupWorkflow,
+        PlanRunWorkflow,
+        JobSlotsWorkflow,
+        RestoreWorkflow,
+        DeleteWorkflow,
+        VaultAvailabilityWorkflow,
+    ]
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup, slots
+    from activities import backup, delete, restore, slots, vault
 
-    return [*backup.ACTIVITIES, *slots.ACTIVITIES]
+    found: list[Callable[..., Any]] = []
+    for module in (backup, slots, restore, delete, vault):
+        found.extend(module.ACTIVITIES)
+    return found
 
 
 def node_activities() -> list[Callable[..., Any]]:
-    return []
+    from activities import node
+
+    return list(node.ACTIVITIES)

@@ -69,8 +69,12 @@ async def serve_control() -> None:
         from workflows.vault_check import ensure_started
 
         settings = ctx.settings
-        await ensure_started(client, task_queue=worker.task_queue, interval=settings.vault_check_interval,
-                             workflow_id=f"vault-availability-{settings.cluster_id}")
+        await ensure_started(
+            client,
+            task_queue=worker.task_queue,
+            interval=settings.vault_check_interval,
+            workflow_id=f"vault-availability-{settings.cluster_id}",
+        )
         await _serve(worker)
 
 

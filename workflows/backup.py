@@ -12,7 +12,9 @@ through the workflow; manifests and data go from the activities straight to the 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -23,15 +25,14 @@ with workflow.unsafe.imports_passed_through():
     from activities import node as node_acts
     from activities.errors import to_application_error
     from datamover.models import SnapshotSummary
-    from schemas.errors import BackupCenterError
-    from workers.placement import Placement, explain, place
-    from workers.task_queues import node_queue as node_queue_name
     from schemas.backup import ExportSummary, SnapshotState
-    from schemas.errors import ErrorInfo
+    from schemas.errors import BackupCenterError, ErrorInfo
     from schemas.settings import Settings
     from schemas.specs import BackupSpec, JobKind
     from schemas.status import ItemIssue, JobPhase, JobStatus
     from schemas.volumes import VolumeMethod, VolumePlan
+    from workers.placement import Placement, explain, place
+    from workers.task_queues import node_queue as node_queue_name
     from workflows.steps import Decision, JobCanceled, JobFailed, JobRunner
 
 # Transient faults (API server 5xx/429, network) are retried here before an operator is asked.
@@ -69,13 +70,24 @@ class BackupWorkflow:
         )
         runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
         self.runner = runner
-        runner.declare(STEP_VALIDATE, STEP_VAULT, STEP_NAMESPACES, STEP_DISCOVER, STEP_EXPORT, STEP_SNAPSHOT,
-                       STEP_WAIT, STEP_FILES, STEP_COMMIT)
+        runner.declare(
+            STEP_VALIDATE,
+            STEP_VAULT,
+            STEP_NAMESPACES,
+            STEP_DISCOVER,
+            STEP_EXPORT,
+            STEP_SNAPSHOT,
+            STEP_WAIT,
+            STEP_FILES,
+            STEP_COMMIT,
+        )
         uid = workflow.info().workflow_id + "/" + workflow.info().run_id
         namespaces: list[str] = []
 
         async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(acts.load_settings, start_to_close_timeout=QUICK)
+            latest: Settings = await workflow.execute_activity(
+                acts.load_settings, start_to_close_timeout=QUICK
+            )
             return latest.backup_max_workers
 
         try:
@@ -97,7 +109,9 @@ class BackupWorkflow:
         self, spec: BackupSpec, settings: Settings, runner: JobRunner, uid: str, namespaces: list[str]
     ) -> None:
         await runner.step(STEP_VALIDATE, lambda: self._act(acts.validate_backup, spec))
-        await runner.step(STEP_VAULT, lambda: self._act(acts.check_vault, spec, uid, summary=f"vault {spec.vault}"))
+        await runner.step(
+            STEP_VAULT, lambda: self._act(acts.check_vault, spec, uid, summary=f"vault {spec.vault}")
+        )
         found = await runner.step(STEP_NAMESPACES, lambda: self._act(acts.resolve_namespaces, spec))
         namespaces.extend(found or [])
         runner.status.step(STEP_NAMESPACES).message = ", ".join(namespaces)
@@ -152,7 +166,9 @@ class BackupWorkflow:
             item_errors=self._status.item_errors_total,
             partially_failed=self._status.item_errors_total > 0,
         )
-        await runner.step(STEP_COMMIT, lambda: self._act(acts.commit_backup, commit, summary="write backup.json"))
+        await runner.step(
+            STEP_COMMIT, lambda: self._act(acts.commit_backup, commit, summary="write backup.json")
+        )
 
     async def _volumes(
         self,
@@ -167,8 +183,11 @@ class BackupWorkflow:
             return
         for use in inventory.host_paths:
             runner.status.add_warning(
-                _issue(f"pods/{use.namespace}/{use.pod}", f"volume {use.volume} is a HostPath volume: "
-                       "HostPath volumes are not under the kubelet root and are not backed up")
+                _issue(
+                    f"pods/{use.namespace}/{use.pod}",
+                    f"volume {use.volume} is a HostPath volume: "
+                    "HostPath volumes are not under the kubelet root and are not backed up",
+                )
             )
         to_snapshot = [v for v in inventory.volumes if v.method is VolumeMethod.snapshot]
         file_level = [v for v in inventory.volumes if v.method is VolumeMethod.files]
@@ -185,8 +204,13 @@ class BackupWorkflow:
         for start in range(0, len(to_snapshot), batch_size):
             batch = to_snapshot[start : start + batch_size]
             created = await runner.step(
-                STEP_SNAPSHOT, lambda b=batch: self._act(acts.create_snapshots, spec.name, b,  # type: ignore[misc]
-                                                         summary=f"create {len(b)} VolumeSnapshots")
+                STEP_SNAPSHOT,
+                lambda b=batch: self._act(
+                    acts.create_snapshots,
+                    spec.name,
+                    b,  # type: ignore[misc]
+                    summary=f"create {len(b)} VolumeSnapshots",
+                ),
             )
             runner.set_progress(STEP_SNAPSHOT, start + len(batch), len(to_snapshot), "volumes")
             timeout = settings.snapshot_ready_timeout
@@ -194,20 +218,23 @@ class BackupWorkflow:
             names = ", ".join(f"{s.namespace}/{s.snapshot}" for s in request.states[:3])
             ready = await runner.step(
                 STEP_WAIT,
-                lambda r=request, n=names: workflow.execute_activity(  # type: ignore[misc]
+                lambda r=request, n=names, t=timeout: workflow.execute_activity(  # type: ignore[misc]
                     acts.wait_snapshots_ready,
                     r,
-                    start_to_close_timeout=timeout + timedelta(minutes=1),
+                    start_to_close_timeout=t + timedelta(minutes=1),
                     heartbeat_timeout=settings.heartbeat_timeout,
                     # The activity owns its deadline; retries only cover a lost worker.
-                    retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=[
-                        "SnapshotNotReady", "SnapshotFailed"]),
-                    summary=f"wait VolumeSnapshot {n} ready (timeout {timeout})",
+                    retry_policy=RetryPolicy(
+                        maximum_attempts=3, non_retryable_error_types=["SnapshotNotReady", "SnapshotFailed"]
+                    ),
+                    summary=f"wait VolumeSnapshot {n} ready (timeout {t})",
                 ),
             )
             states += ready or []
             runner.set_progress(STEP_WAIT, len(states), len(to_snapshot), "snapshots")
-        runner.status.step(STEP_SNAPSHOT).message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
+        runner.status.step(
+            STEP_SNAPSHOT
+        ).message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
         records.snapshots = states
 
         if file_level:
@@ -250,16 +277,19 @@ class BackupWorkflow:
             )
             if summary is not None:
                 records.files[v.ref] = summary.snapshot_id
-                runner.status.step(f"volume {v.ref}").message = (
-                    f"{summary.files} files, {summary.bytes} bytes, {summary.new_bytes} new"
-                )
+                runner.status.step(
+                    f"volume {v.ref}"
+                ).message = f"{summary.files} files, {summary.bytes} bytes, {summary.new_bytes} new"
                 if summary.partial:
                     paths = ", ".join(p.path for p in summary.errors.paths[:5])
-                    runner.status.add_item_error(ItemIssue(
-                        item=f"persistentvolumeclaims/{v.ref}", code="VolumePartiallyBackedUp",
-                        message=f"{summary.errors.count} files changed, vanished or were unreadable "
-                        f"during backup: {paths}",
-                    ))
+                    runner.status.add_item_error(
+                        ItemIssue(
+                            item=f"persistentvolumeclaims/{v.ref}",
+                            code="VolumePartiallyBackedUp",
+                            message=f"{summary.errors.count} files changed, vanished or were unreadable "
+                            f"during backup: {paths}",
+                        )
+                    )
             done += 1
             runner.set_progress(STEP_FILES, done, len(volumes), "volumes")
 
@@ -274,16 +304,24 @@ class BackupWorkflow:
         runner.publish()
 
     async def _copy_on_nodes(
-        self, spec: BackupSpec, settings: Settings, v: VolumePlan, placement: Placement,
-        parent: str | None, uid: str,
+        self,
+        spec: BackupSpec,
+        settings: Settings,
+        v: VolumePlan,
+        placement: Placement,
+        parent: str | None,
+        uid: str,
     ) -> SnapshotSummary:
         if not placement.nodes:
-            raise to_application_error(BackupCenterError("NoEligibleNode", volume=v.ref, reason=explain(v, placement)))
+            raise to_application_error(
+                BackupCenterError("NoEligibleNode", volume=v.ref, reason=explain(v, placement))
+            )
         last_error: BaseException | None = None
         for node in placement.nodes:
             mount = next(m for m in v.mounts if m.node == node)
-            request = node_acts.VolumeFilesRequest(backup=spec.name, vault=spec.vault, plan=v, mount=mount,
-                                                   parent_snapshot=parent, run_uid=uid)
+            request = node_acts.VolumeFilesRequest(
+                backup=spec.name, vault=spec.vault, plan=v, mount=mount, parent_snapshot=parent, run_uid=uid
+            )
             try:
                 summary: SnapshotSummary = await workflow.execute_activity(
                     node_acts.backup_volume_files,
@@ -303,29 +341,47 @@ class BackupWorkflow:
                     continue
                 raise
         assert last_error is not None
-        raise to_application_error(BackupCenterError(
-            "NodeAgentMissing", volume=v.ref, node=placement.nodes[-1], timeout=str(settings.node_pickup_timeout)
-        ))
+        raise to_application_error(
+            BackupCenterError(
+                "NodeAgentMissing",
+                volume=v.ref,
+                node=placement.nodes[-1],
+                timeout=str(settings.node_pickup_timeout),
+            )
+        )
 
-    async def _act(self, fn, *args, summary: str | None = None):  # type: ignore[no-untyped-def]
+    async def _act(self, fn: Callable[..., Any], *args: Any, summary: str | None = None) -> Any:
         return await workflow.execute_activity(
             fn, args=list(args), start_to_close_timeout=QUICK, retry_policy=TRANSIENT, summary=summary
         )
 
     async def _cleanup(
-        self, spec: BackupSpec, uid: str, namespaces: list[str], *, canceled: bool, error: ErrorInfo | None = None
+        self,
+        spec: BackupSpec,
+        uid: str,
+        namespaces: list[str],
+        *,
+        canceled: bool,
+        error: ErrorInfo | None = None,
     ) -> None:
         request = acts.CleanupInput(
-            spec=spec, uid=uid, namespaces=namespaces, canceled=canceled,
-            error_code=error.code if error else None, error_message=error.message if error else None,
+            spec=spec,
+            uid=uid,
+            namespaces=namespaces,
+            canceled=canceled,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
         )
         try:
             removed = await workflow.execute_activity(
-                acts.cleanup_backup, request, start_to_close_timeout=QUICK, retry_policy=TRANSIENT,
+                acts.cleanup_backup,
+                request,
+                start_to_close_timeout=QUICK,
+                retry_policy=TRANSIENT,
                 summary="remove this run's VolumeSnapshots and uncommitted vault objects",
             )
             self._status.summary["snapshots_removed"] = removed
-        except Exception as err:  # noqa: BLE001 - cleanup failure must not hide the job's outcome
+        except Exception as err:
             self._status.add_warning(_issue("cleanup", f"cleanup failed: {err}"))
 
     # --- operator controls ------------------------------------------------------------------
@@ -352,7 +408,6 @@ class BackupWorkflow:
     @workflow.query
     def status(self) -> JobStatus:
         return self._status
-
 
 
 def _issue(item: str, message: str) -> ItemIssue:

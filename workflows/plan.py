@@ -15,12 +15,12 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.backup import load_settings
     from schemas.settings import Settings
-    from workflows.steps import SlotClaim
     from schemas.specs import BackupSpec
     from schemas.status import JobStatus
     from workflows import search_attributes as sa
     from workflows.backup import BackupWorkflow
     from workflows.ids import job_id
+    from workflows.steps import SlotClaim
 
 
 def run_name(plan: str) -> str:

@@ -10,6 +10,7 @@ slot is given to the next job.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from pydantic import BaseModel, Field
@@ -72,10 +73,8 @@ class JobSlotsWorkflow:
                 if gone:
                     continue
             self._changed = False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._changed, timeout=HOLDER_CHECK)
-            except TimeoutError:
-                pass
 
     async def _admit(self) -> None:
         while self.state.queue and len(self.state.holders) < self.state.limit:

@@ -11,6 +11,8 @@ shows where a job stands and ``BackupPhase = 'WaitingForOperator'`` lists the st
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import StrEnum
@@ -82,7 +84,9 @@ class SlotClaim:
     def grant(self) -> None:
         self.granted = True
 
-    async def acquire(self, kind: str, limit: Callable[[], Awaitable[int]], cancelled: Callable[[], bool]) -> None:
+    async def acquire(
+        self, kind: str, limit: Callable[[], Awaitable[int]], cancelled: Callable[[], bool]
+    ) -> None:
         """Queue for a slot; ``limit`` reads the current setting.
 
         The request is renewed every 10 seconds with the setting as it is then, so raising the
@@ -98,8 +102,10 @@ class SlotClaim:
                 start_to_close_timeout=timedelta(minutes=1),
             )
             try:
-                await workflow.wait_condition(lambda: self.granted or cancelled(), timeout=timedelta(seconds=10))
-            except asyncio.TimeoutError:
+                await workflow.wait_condition(
+                    lambda: self.granted or cancelled(), timeout=timedelta(seconds=10)
+                )
+            except builtins.TimeoutError:
                 continue
 
     async def release(self) -> None:
@@ -108,7 +114,8 @@ class SlotClaim:
         from activities import slots as slot_acts
 
         await workflow.execute_activity(
-            slot_acts.release_slot, args=[self.kind, workflow.info().workflow_id],
+            slot_acts.release_slot,
+            args=[self.kind, workflow.info().workflow_id],
             start_to_close_timeout=timedelta(minutes=1),
         )
         self.kind = None
@@ -222,10 +229,8 @@ class JobRunner:
         if not task.done():
             # Cancelling the task cancels its activities; they see it at their next heartbeat.
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, ActivityError, ChildWorkflowError):
                 await task
-            except (asyncio.CancelledError, ActivityError, ChildWorkflowError):
-                pass
             raise JobCanceled()
         return task.result()
 
@@ -241,7 +246,7 @@ class JobRunner:
             await workflow.wait_condition(
                 lambda: self._decision in allowed, timeout=self.operator_wait_timeout
             )
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             step.state = StepState.failed
             step.finished_at = workflow.now()
             raise JobFailed(
@@ -281,4 +286,3 @@ class JobRunner:
         self.status.current_step = None
         self.publish()
         return self.status
-

@@ -36,10 +36,17 @@ async def _runs(handle: ScheduleHandle, count: int, timeout: float = 30) -> list
 @pytest.mark.asyncio(loop_scope="session")
 async def test_triggered_plan_runs_a_named_backup(product: Product, kube_namespace: str) -> None:
     plan_name = f"p-{uuid.uuid4().hex[:6]}"
-    plan = PlanSpec.model_validate({"name": plan_name, "cycle": "1 4 * * *", "paused": True,
-                                    "template": {"vault": "main", "include_namespaces": [kube_namespace],
-                                                 "ttl": "7d"}})
-    handle = await product.client.create_schedule(plan_schedule_id(plan_name), build_schedule(plan, product.settings))
+    plan = PlanSpec.model_validate(
+        {
+            "name": plan_name,
+            "cycle": "1 4 * * *",
+            "paused": True,
+            "template": {"vault": "main", "include_namespaces": [kube_namespace], "ttl": "7d"},
+        }
+    )
+    handle = await product.client.create_schedule(
+        plan_schedule_id(plan_name), build_schedule(plan, product.settings)
+    )
     try:
         desc = await handle.describe()
         assert desc.schedule.state.paused
@@ -58,8 +65,11 @@ async def test_triggered_plan_runs_a_named_backup(product: Product, kube_namespa
 
 
 def test_plan_cli_lifecycle(product_state: dict[str, Any], temporal_env: Any) -> None:
-    env = dict(os.environ, BACKUPCENTER_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
-               BACKUPCENTER_SETTINGS=str(product_state["settings_path"]))
+    env = dict(
+        os.environ,
+        BACKUPCENTER_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        BACKUPCENTER_SETTINGS=str(product_state["settings_path"]),
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([BACKUPCTL, "plan", *args], env=env, capture_output=True, text=True, timeout=60)

@@ -57,8 +57,13 @@ class WorkerProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([BACKUPCTL, "worker", "control"], env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [BACKUPCTL, "worker", "control"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -82,8 +87,9 @@ def worker_process(product: Product, temporal_env: Any, tmp_path: Path) -> Itera
     worker.stop()
 
 
-async def _wait_pending(handle: WorkflowHandle[Any, Any], activity_name: str, *, heartbeats: bool,
-                        timeout: float = 60) -> None:
+async def _wait_pending(
+    handle: WorkflowHandle[Any, Any], activity_name: str, *, heartbeats: bool, timeout: float = 60
+) -> None:
     """Until the named activity runs (and has heartbeated, when asked)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -117,8 +123,16 @@ async def test_worker_killed_mid_export_resumes_without_duplicates(
     bulk.create_many(product.kube, bulk.path_of, bulk.configmaps(ns, 1500, value_bytes=512))
     name = f"k-{uuid.uuid4().hex[:8]}"
     spec = BackupSpec(name=name, vault="main", include_namespaces=[ns], volume_data=False)
-    handle = await jobctl.start_job(product.client, worker_process.settings, "backup", name, BackupWorkflow.run,
-                                    spec, vault="main", summary="kill test")
+    handle = await jobctl.start_job(
+        product.client,
+        worker_process.settings,
+        "backup",
+        name,
+        BackupWorkflow.run,
+        spec,
+        vault="main",
+        summary="kill test",
+    )
     await _wait_pending(handle, "export_resources", heartbeats=True)
     worker_process.kill9()
     # The activity is still pending: the kill really happened mid-export.
@@ -151,8 +165,16 @@ async def test_worker_killed_during_snapshot_wait_leaks_nothing(
     try:
         name = f"k-{uuid.uuid4().hex[:8]}"
         spec = BackupSpec(name=name, vault="main", include_namespaces=[ns])
-        handle = await jobctl.start_job(product.client, worker_process.settings, "backup", name,
-                                        BackupWorkflow.run, spec, vault="main", summary="kill test")
+        handle = await jobctl.start_job(
+            product.client,
+            worker_process.settings,
+            "backup",
+            name,
+            BackupWorkflow.run,
+            spec,
+            vault="main",
+            summary="kill test",
+        )
         await _wait_pending(handle, "wait_snapshots_ready", heartbeats=True)
         worker_process.kill9()
         worker_process.start()

@@ -16,7 +16,9 @@ from workflows.backup import BackupWorkflow
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
-async def test_limit_queues_jobs_and_a_raised_limit_admits_them(product: Product, kube_namespace: str) -> None:
+async def test_limit_queues_jobs_and_a_raised_limit_admits_them(
+    product: Product, kube_namespace: str
+) -> None:
     original = product.settings_path.read_text()
     product.settings_path.write_text(original + "backup_max_workers: 1\n")
     try:
@@ -27,8 +29,10 @@ async def test_limit_queues_jobs_and_a_raised_limit_admits_them(product: Product
 
         queued = f"s-{uuid.uuid4().hex[:8]}"
         status: JobStatus
-        waiting = await start(product, BackupSpec(name=queued, vault="main", include_namespaces=[kube_namespace],
-                                                  volume_data=False))
+        waiting = await start(
+            product,
+            BackupSpec(name=queued, vault="main", include_namespaces=[kube_namespace], volume_data=False),
+        )
         for _ in range(100):
             status = await waiting.query(BackupWorkflow.status)
             if status.current_step == "waiting for a slot":

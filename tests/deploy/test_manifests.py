@@ -17,14 +17,14 @@ from activities import context
 from backupctl import jobctl
 from kube.discovery import ApiResource, discover
 from kube.rest import Kube, KubeError
-from vault.kube_registry import KubeVaultRegistry
-from vault.lifecycle import VaultManager
 from schemas.settings import SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import seed, snapshots_of
 from tests.conftest import REPO
 from tests.product_fixtures import Product
+from vault.kube_registry import KubeVaultRegistry
+from vault.lifecycle import VaultManager
 from workers import run as worker_run
 from workflows.backup import BackupWorkflow
 
@@ -52,8 +52,13 @@ def _path(resources: list[ApiResource], obj: dict[str, Any]) -> str:
 
 def apply(kube: Kube, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
     query = {"fieldManager": "backupctl-test", "force": "true", **({"dryRun": "All"} if dry_run else {})}
-    return kube.request("PATCH", _path(discover(kube), obj), body=obj, query=query,
-                        content_type="application/apply-patch+yaml")
+    return kube.request(
+        "PATCH",
+        _path(discover(kube), obj),
+        body=obj,
+        query=query,
+        content_type="application/apply-patch+yaml",
+    )
 
 
 def test_manifests_pass_server_side_dry_run(kube_cluster: Any) -> None:
@@ -63,8 +68,17 @@ def test_manifests_pass_server_side_dry_run(kube_cluster: Any) -> None:
     for doc in documents():
         applied = apply(kube, doc, dry_run=True)
         kinds.append(applied["kind"])
-    assert sorted(set(kinds)) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
-                                  "Namespace", "Role", "RoleBinding", "ServiceAccount"]
+    assert sorted(set(kinds)) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "Deployment",
+        "Namespace",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
     # Dry run: nothing of the product exists after it.
     assert kube.get("/apis/apps/v1/namespaces/backup-center/deployments/backup-center-control") is None
     settings = next(d for d in documents() if d["kind"] == "ConfigMap")
@@ -82,10 +96,14 @@ async def test_backup_under_the_control_cluster_role(
     user = f"control-{uuid.uuid4().hex[:6]}"
     subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
     role_ref = {"apiGroup": "rbac.authorization.k8s.io", "name": "backup-center-control"}
-    admin.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-        "metadata": {"name": user}, "roleRef": {**role_ref, "kind": "ClusterRole"}, "subjects": subject})
-    admin.create("/apis/rbac.authorization.k8s.io/v1/namespaces/backup-center/rolebindings", {
-        "metadata": {"name": user}, "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject})
+    admin.create(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {"metadata": {"name": user}, "roleRef": {**role_ref, "kind": "ClusterRole"}, "subjects": subject},
+    )
+    admin.create(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/backup-center/rolebindings",
+        {"metadata": {"name": user}, "roleRef": {**role_ref, "kind": "Role"}, "subjects": subject},
+    )
     kubeconfig = kube_cluster.mint_identity(user)
     limited = Kube(new_client_from_config(str(kubeconfig)))
     # Not admin: it may read, but not write ordinary objects.
@@ -96,12 +114,15 @@ async def test_backup_under_the_control_cluster_role(
     seed(product, kube_agent, kube_namespace, configmaps=2)
     settings_path = tmp_path / "settings.yaml"
     # As deployed: the vault registry is ConfigMaps in the product namespace.
-    settings_path.write_text(f"cluster_id: cluster-a\ntask_queue_prefix: rbac{uuid.uuid4().hex[:6]}\n"
-                             "vault_registry: kubernetes\nproduct_namespace: backup-center\n")
+    settings_path.write_text(
+        f"cluster_id: cluster-a\ntask_queue_prefix: rbac{uuid.uuid4().hex[:6]}\n"
+        "vault_registry: kubernetes\nproduct_namespace: backup-center\n"
+    )
     registry = KubeVaultRegistry(admin, "backup-center")
     if registry.get("main") is None:
         VaultManager(registry=registry, cluster_id="cluster-a").create(
-            {"name": "main", "url": f"file://{product.vault_dir}"})
+            {"name": "main", "url": f"file://{product.vault_dir}"}
+        )
     ctx = context.WorkerContext(
         settings_provider=SettingsProvider.from_file(settings_path),
         state_dir=product.ctx.state_dir,  # the same vault registry
@@ -110,9 +131,16 @@ async def test_backup_under_the_control_cluster_role(
     name = f"rbac-{uuid.uuid4().hex[:6]}"
     with ThreadPoolExecutor(8) as executor:
         async with worker_run.control_worker(product.client, ctx, executor):
-            handle = await jobctl.start_job(product.client, ctx.settings, "backup", name, BackupWorkflow.run,
-                                            BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace]),
-                                            vault="main", summary="rbac test")
+            handle = await jobctl.start_job(
+                product.client,
+                ctx.settings,
+                "backup",
+                name,
+                BackupWorkflow.run,
+                BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace]),
+                vault="main",
+                summary="rbac test",
+            )
             result: JobStatus = await handle.result()
     assert result.phase is JobPhase.completed, result.error
     assert len(snapshots_of(product, kube_namespace, name)) == 1

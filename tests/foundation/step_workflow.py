@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
+from functools import partial
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
@@ -25,8 +27,13 @@ def fragile_step(name: str) -> str:
     left = FAILURES_LEFT.get(name, 0)
     if left:
         FAILURES_LEFT[name] = left - 1
-        raise BackupCenterError("SnapshotNotReady", snapshot=f"snap-{name}", pvc=f"app/{name}",
-                                timeout="1m", reason="still pending")
+        raise BackupCenterError(
+            "SnapshotNotReady",
+            snapshot=f"snap-{name}",
+            pvc=f"app/{name}",
+            timeout="1m",
+            reason="still pending",
+        )
     return f"{name} done"
 
 
@@ -38,22 +45,26 @@ def cleanup(name: str) -> None:
 @workflow.defn
 class StepDemoWorkflow:
     def __init__(self) -> None:
-        self.runner = JobRunner(JobStatus(kind=JobKind.backup, name="demo"),
-                                operator_wait_timeout=timedelta(minutes=30))
+        self.runner = JobRunner(
+            JobStatus(kind=JobKind.backup, name="demo"), operator_wait_timeout=timedelta(minutes=30)
+        )
 
     @workflow.run
     async def run(self, names: list[str]) -> JobStatus:
         self.runner.declare("prepare", *[(f"volume {n}", True) for n in names])
-        opts = {"start_to_close_timeout": timedelta(seconds=10),
-                "retry_policy": RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=10))}
+
+        def run_step(name: str) -> Awaitable[str]:
+            return workflow.execute_activity(
+                fragile_step,
+                name,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=10)),
+            )
+
         try:
-            await self.runner.step("prepare", lambda: workflow.execute_activity(fragile_step, "prepare", **opts))
+            await self.runner.step("prepare", lambda: run_step("prepare"))
             for n in names:
-                await self.runner.step(
-                    f"volume {n}",
-                    lambda n=n: workflow.execute_activity(fragile_step, n, **opts),  # type: ignore[misc]
-                    item=f"volume {n}",
-                )
+                await self.runner.step(f"volume {n}", partial(run_step, n), item=f"volume {n}")
         except JobCanceled:
             await workflow.execute_activity(cleanup, "demo", start_to_close_timeout=timedelta(seconds=10))
             return self.runner.finish(JobPhase.canceled)

@@ -29,7 +29,10 @@ def test_defaults_are_the_reference_products() -> None:
     [
         ("backup_max_worker: 3", "settings.yaml: unknown setting 'backup_max_worker'"),
         ("backup_max_workers: lots", "settings.yaml: backup_max_workers: Input should be a valid integer"),
-        ("backup_max_workers: 0", "settings.yaml: backup_max_workers: Input should be greater than or equal to 1"),
+        (
+            "backup_max_workers: 0",
+            "settings.yaml: backup_max_workers: Input should be greater than or equal to 1",
+        ),
         ("snapshot_ready_timeout: soon", "settings.yaml: snapshot_ready_timeout: 'soon' is not a duration"),
         ("node_schedule_policy: random", "settings.yaml: node_schedule_policy: Input should be"),
         ("cluster_id: Prod_1", "settings.yaml: cluster_id: 'Prod_1' is not a valid Kubernetes name"),
@@ -112,10 +115,10 @@ def test_other_specs() -> None:
     assert r.preserve_node_ports and r.existing_resource_policy.value == "none"
     with pytest.raises(ValidationError, match="at least one"):
         ConvertSpec(name="c", backup="b", vault="v", storage_class_mapping={})
-    plan = PlanSpec(name="p", cycle="6h30m", template={"vault": "v"})  # type: ignore[arg-type]
+    plan = PlanSpec(name="p", cycle="6h30m", template={"vault": "v"})
     assert plan.template.vault == "v"
     with pytest.raises(ValidationError, match="cycle"):
-        PlanSpec(name="p", cycle="every day", template={"vault": "v"})  # type: ignore[arg-type]
+        PlanSpec(name="p", cycle="every day", template={"vault": "v"})
 
 
 def test_error_catalogue_is_complete_and_renders() -> None:
@@ -132,8 +135,9 @@ def test_error_catalogue_is_complete_and_renders() -> None:
     with pytest.raises(ValueError, match="missing params"):
         BackupCenterError("SnapshotNotReady", snapshot="s")
     timeout = BackupCenterError(
-        "ResourceTimeout", what="wait for created tmp pvc default/demo-pvc-for-convert202311151045 "
-        "for convertion bound time out"
+        "ResourceTimeout",
+        what="wait for created tmp pvc default/demo-pvc-for-convert202311151045 "
+        "for convertion bound time out",
     )
     assert timeout.message.startswith("create cluster resources timeout: wait for created tmp pvc")
 

@@ -25,15 +25,20 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def worker(temporal_env: WorkflowEnvironment) -> AsyncIterator[str]:
     queue = f"steps-{uuid.uuid4()}"
     with ThreadPoolExecutor(4) as executor:
-        async with Worker(temporal_env.client, task_queue=queue, workflows=[StepDemoWorkflow],
-                          activities=[fragile_step, cleanup], activity_executor=executor):
+        async with Worker(
+            temporal_env.client,
+            task_queue=queue,
+            workflows=[StepDemoWorkflow],
+            activities=[fragile_step, cleanup],
+            activity_executor=executor,
+        ):
             yield queue
 
 
 async def _wait_phase(handle: WorkflowHandle, phase: JobPhase, timeout: float = 20) -> JobStatus:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        status: JobStatus = await handle.query(StepDemoWorkflow.status, result_type=JobStatus)
+        status: JobStatus = await handle.query(StepDemoWorkflow.status)
         if status.phase is phase:
             return status
         if asyncio.get_running_loop().time() > deadline:
@@ -47,7 +52,10 @@ async def test_failed_step_waits_for_operator_then_retry_completes(
     step_workflow.FAILURES_LEFT.update({"prepare": 2})  # both automatic attempts fail
     cluster = f"c{uuid.uuid4().hex[:8]}"
     handle = await temporal_env.client.start_workflow(
-        StepDemoWorkflow.run, ["a"], id=f"steps-{uuid.uuid4()}", task_queue=worker,
+        StepDemoWorkflow.run,
+        ["a"],
+        id=f"steps-{uuid.uuid4()}",
+        task_queue=worker,
         search_attributes=sa.initial("backup", vault="v", cluster=cluster),
     )
     waiting = await _wait_phase(handle, JobPhase.waiting_for_operator)
@@ -115,8 +123,13 @@ async def test_operator_deadline_fails_the_job(time_skipping_env: WorkflowEnviro
     step_workflow.FAILURES_LEFT.update({"prepare": 10})
     queue = f"steps-{uuid.uuid4()}"
     with ThreadPoolExecutor(4) as executor:
-        async with Worker(time_skipping_env.client, task_queue=queue, workflows=[StepDemoWorkflow],
-                          activities=[fragile_step, cleanup], activity_executor=executor):
+        async with Worker(
+            time_skipping_env.client,
+            task_queue=queue,
+            workflows=[StepDemoWorkflow],
+            activities=[fragile_step, cleanup],
+            activity_executor=executor,
+        ):
             result = await time_skipping_env.client.execute_workflow(
                 StepDemoWorkflow.run, ["a"], id=f"steps-{uuid.uuid4()}", task_queue=queue
             )

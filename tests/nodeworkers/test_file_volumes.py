@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def shared_volume(kube: Kube, agent: Any, ns: str, nodes: list[str]) -> tuple[di
         (mount / rel).parent.mkdir(parents=True, exist_ok=True)
         (mount / rel).write_bytes(data)
     for i in range(1, len(nodes)):
-        wait_for(lambda i=i: running_pod(kube, ns, f"reader-{i}"), f"pod reader-{i} Running")
+        wait_for(partial(running_pod, kube, ns, f"reader-{i}"), f"pod reader-{i} Running")
     return files, nodes
 
 
@@ -67,7 +68,9 @@ async def test_nas_volume_is_copied_on_an_eligible_node_and_restores_byte_identi
     label_node(product.kube, "node-a1", "true")
     try:
         name = f"f-{uuid.uuid4().hex[:8]}"
-        handle = await start(product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace]))
+        handle = await start(
+            product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace])
+        )
         result: JobStatus = await asyncio.wait_for(handle.result(), 120)
     finally:
         label_node(product.kube, "node-a1", None)
@@ -77,9 +80,12 @@ async def test_nas_volume_is_copied_on_an_eligible_node_and_restores_byte_identi
     assert step.state.value == "Succeeded" and step.message and step.message.startswith("3 files")
     # node-a1 is excluded: the copy ran on node-a2's worker.
     history = [e async for e in handle.fetch_history_events()]
-    queues = {e.activity_task_scheduled_event_attributes.task_queue.name for e in history
-              if e.HasField("activity_task_scheduled_event_attributes")
-              and e.activity_task_scheduled_event_attributes.activity_type.name == "backup_volume_files"}
+    queues = {
+        e.activity_task_scheduled_event_attributes.task_queue.name
+        for e in history
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "backup_volume_files"
+    }
     assert queues == {f"{product.settings.task_queue_prefix}-node-node-a2"}
 
     store = product.ctx.vaults().store("main")
@@ -91,8 +97,12 @@ async def test_nas_volume_is_copied_on_an_eligible_node_and_restores_byte_identi
 
     # A second backup reads the same volume incrementally: nothing new is uploaded.
     again = f"f-{uuid.uuid4().hex[:8]}"
-    second: JobStatus = await asyncio.wait_for((await start(product, BackupSpec(
-        name=again, vault="main", include_namespaces=[kube_namespace]))).result(), 120)
+    second: JobStatus = await asyncio.wait_for(
+        (
+            await start(product, BackupSpec(name=again, vault="main", include_namespaces=[kube_namespace]))
+        ).result(),
+        120,
+    )
     assert second.phase is JobPhase.completed
     assert second.step(f"volume {ref}").message.endswith(" 0 new")  # type: ignore[union-attr]
 
@@ -104,7 +114,9 @@ async def test_no_eligible_node_waits_for_operator_and_skip_ends_partially_faile
     label_node(product.kube, "node-b1", "true")
     try:
         name = f"f-{uuid.uuid4().hex[:8]}"
-        handle = await start(product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace]))
+        handle = await start(
+            product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace])
+        )
         status = await wait_phase(product, name, JobPhase.waiting_for_operator)
     finally:
         label_node(product.kube, "node-b1", None)
@@ -120,17 +132,25 @@ async def test_no_eligible_node_waits_for_operator_and_skip_ends_partially_faile
 async def test_node_without_a_worker_is_named(product: Product, kube_agent: Any, kube_namespace: str) -> None:
     kube = product.kube
     node = f"node-x{uuid.uuid4().hex[:4]}"
-    kube.create("/api/v1/nodes", {"metadata": {"name": node, "labels": {"topology.kubernetes.io/zone": "cn-hangzhou-a"}}})
+    kube.create(
+        "/api/v1/nodes",
+        {"metadata": {"name": node, "labels": {"topology.kubernetes.io/zone": "cn-hangzhou-a"}}},
+    )
     try:
         create(kube, kube_namespace, pvc("shared", NAS, modes=("ReadWriteMany",)))
-        wait_for(lambda: get(kube, pvc_path(kube_namespace, "shared"))["spec"].get("volumeName"), "NAS PVC bound")
+        wait_for(
+            lambda: get(kube, pvc_path(kube_namespace, "shared"))["spec"].get("volumeName"), "NAS PVC bound"
+        )
         create(kube, kube_namespace, pinned("lonely", {"data": "shared"}, node))
         name = f"f-{uuid.uuid4().hex[:8]}"
-        handle = await start(product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace]))
+        handle = await start(
+            product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace])
+        )
         status = await wait_phase(product, name, JobPhase.waiting_for_operator)
         assert status.error is not None and status.error.code == "NodeAgentMissing"
         assert status.error.message == (
-            f"ClientNotExist: no node worker picked up volume {kube_namespace}/shared on node {node} within 0:00:03"
+            f"ClientNotExist: no node worker picked up volume {kube_namespace}/shared "
+            f"on node {node} within 0:00:03"
         )
         await handle.signal(BackupWorkflow.cancel)
         assert (await handle.result()).phase is JobPhase.canceled
