@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.volumes import VolumeMethod, VolumePlan
     from workers.placement import Placement, explain, place
     from workers.task_queues import node_queue as node_queue_name
-    from workflows.steps import Decision, JobCanceled, JobFailed, JobRunner
+    from workflows.step_controls import OperatorControls
+    from workflows.steps import JobCanceled, JobFailed, JobRunner
 
 # Transient faults (API server 5xx/429, network) are retried here before an operator is asked.
 TRANSIENT = RetryPolicy(
@@ -56,7 +57,7 @@ STEP_COMMIT = "commit"
 
 
 @workflow.defn
-class BackupWorkflow:
+class BackupWorkflow(OperatorControls):
     def __init__(self) -> None:
         self.runner: JobRunner | None = None
         self._status = JobStatus(kind=JobKind.backup, name="")
@@ -383,27 +384,6 @@ class BackupWorkflow:
             self._status.summary["snapshots_removed"] = removed
         except Exception as err:
             self._status.add_warning(_issue("cleanup", f"cleanup failed: {err}"))
-
-    # --- operator controls ------------------------------------------------------------------
-    @workflow.signal
-    def retry(self) -> None:
-        if self.runner:
-            self.runner.decide(Decision.retry)
-
-    @workflow.signal
-    def skip(self) -> None:
-        if self.runner:
-            self.runner.decide(Decision.skip)
-
-    @workflow.signal
-    def cancel(self) -> None:
-        if self.runner:
-            self.runner.decide(Decision.cancel)
-
-    @workflow.signal
-    def slot_granted(self) -> None:
-        if self.runner:
-            self.runner.slot.grant()
 
     @workflow.query
     def status(self) -> JobStatus:
