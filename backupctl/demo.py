@@ -38,11 +38,13 @@ def _vaults(kubeconfig: str) -> object:
 
 def demo(
     keep: Annotated[bool, typer.Option(help="Leave the environment running afterwards")] = True,
+    temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
 ) -> None:
     """Run the demo: environment up, sample app, backup into the default vault, summary."""
     state = state_dir()
     console.rule("1. local environment")
-    env = devenv.up(state)
+    env = devenv.up(state, temporal_port=temporal_port, ui_port=ui_port)
     assert env.kubeconfig is not None
     os.environ["BACKUPCENTER_TEMPORAL_ADDRESS"] = env.temporal.address
     os.environ["KUBECONFIG"] = str(env.kubeconfig)

@@ -115,7 +115,7 @@ def down(state: Path) -> list[str]:
     if _cluster_dir(state).exists():
         from localdev.kube import devcluster
 
-        if devcluster.status(_cluster_dir(state)).get("state") == "running":
+        if devcluster.status(_cluster_dir(state)).get("running"):
             stopped.append("kubernetes")
         devcluster.down(_cluster_dir(state))
     if temporal_server.down(state):
@@ -128,7 +128,12 @@ def status(state: Path) -> dict[str, dict[str, str]]:
     if _cluster_dir(state).exists():
         from localdev.kube import devcluster
 
-        result["kubernetes"] = {k: str(v) for k, v in devcluster.status(_cluster_dir(state)).items()}
+        cluster = devcluster.status(_cluster_dir(state))
+        result["kubernetes"] = {
+            "state": "running" if cluster.get("running") else "stopped",
+            "server": str(cluster.get("server") or ""),
+            "kubeconfig": str(cluster.get("kubeconfig") or ""),
+        }
     for record_file in sorted(state.glob("worker-*.json")):
         record = processes.read_record(state, record_file.stem)
         if record is not None:

@@ -1,0 +1,33 @@
+"""`make demo` runs `backupctl demo`: it must complete on a fresh state directory, and leave
+nothing running when asked not to keep the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from localdev.processes import free_port, port_open
+from tests.conftest import BACKUPCTL
+
+pytestmark = pytest.mark.cluster
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    temporal_port, ui_port = free_port(), free_port()
+    env = dict(os.environ, BACKUPCENTER_STATE_DIR=str(tmp_path / "dev"))
+    env.pop("BACKUPCENTER_SETTINGS", None)
+    done = subprocess.run(
+        [BACKUPCTL, "demo", "--no-keep", "--temporal-port", str(temporal_port), "--ui-port", str(ui_port)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "backup" in out and "Completed" in out
+    assert f"http://127.0.0.1:{ui_port}" in out
+    assert "environment stopped" in out
+    assert not port_open("127.0.0.1", temporal_port) and not port_open("127.0.0.1", ui_port)
+    # The vault holds the committed backup.
+    assert list((tmp_path / "dev" / "vault").rglob("backup.json*"))
