@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from kubernetes.config import new_client_from_config
 from rich.table import Table
 from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl.console import console, state_dir
+from kube.rest import Kube
 from localdev import devenv
 from schemas.settings import SettingsProvider
 from schemas.specs import BackupSpec
@@ -36,6 +38,37 @@ def _vaults(kubeconfig: str) -> object:
     ).vaults()
 
 
+EXCLUDED_LABEL = "backupcenter.io/agent-excluded"
+
+
+def _exclude_one_nas_node(kube: Kube, manifest: dict[str, Any]) -> str | None:
+    """Label one node that mounts the shared NAS volume as excluded, to show the policy at work:
+    the volume is then copied by the node worker of another node that mounts it."""
+    nas = [v for v in manifest["volumes"] if v["storageClass"] == "alibabacloud-cnfs-nas"]
+    if not nas:
+        return None
+    ns, claim = nas[0]["namespace"], nas[0]["claim"]
+    pods, _ = kube.list(f"/api/v1/namespaces/{ns}/pods")
+    nodes = sorted(
+        {
+            p["spec"].get("nodeName")
+            for p in pods
+            if p["spec"].get("nodeName")
+            and any(
+                (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
+                for v in p["spec"].get("volumes", [])
+            )
+        }
+    )
+    if len(nodes) < 2:
+        return None
+    kube.patch(f"/api/v1/nodes/{nodes[0]}", {"metadata": {"labels": {EXCLUDED_LABEL: "true"}}})
+    console.print(
+        f"node {nodes[0]} labelled {EXCLUDED_LABEL}=true: {ns}/{claim} must be copied on {nodes[1]}"
+    )
+    return str(nodes[0])
+
+
 def demo(
     keep: Annotated[bool, typer.Option(help="Leave the environment running afterwards")] = True,
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
@@ -52,8 +85,6 @@ def demo(
     console.print(f"Kubernetes: KUBECONFIG={env.kubeconfig}; workers: {', '.join(env.workers)}")
 
     console.rule("2. sample application")
-    from kubernetes.config import new_client_from_config
-
     from localdev.kube.seed import seed_sample_app
 
     manifest = seed_sample_app(new_client_from_config(str(env.kubeconfig)))
@@ -70,6 +101,8 @@ def demo(
     console.print(f"vault {VAULT}: {entry.spec.url} ({vaults.check(VAULT).phase.value})")  # type: ignore[attr-defined]
 
     console.rule("4. backup")
+    kube = Kube(new_client_from_config(str(env.kubeconfig)))
+    excluded = _exclude_one_nas_node(kube, manifest)
     name = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}"
     spec = BackupSpec(name=name, vault=VAULT, include_namespaces=manifest["namespaces"])
     settings = SettingsProvider.from_environment().current()
@@ -88,13 +121,23 @@ def demo(
         )
         return await jobctl.wait_job(client, "backup", name)
 
-    status = asyncio.run(run_backup())
+    try:
+        status = asyncio.run(run_backup())
+    finally:
+        if excluded:
+            kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
 
+    console.print()
     console.rule("summary")
     table = Table("what", "result")
     table.add_row("backup", f"{name}: {status.phase.value}")
     for key, value in status.summary.items():
         table.add_row(f"  {key}", str(value))
+    for step in status.steps:
+        if step.name.startswith("volume ") or step.name == "wait snapshots ready":
+            table.add_row(f"  {step.name}", f"{step.state.value} {step.message or ''}")
+    if excluded:
+        table.add_row("node policy", f"{excluded} labelled {EXCLUDED_LABEL}=true during the backup")
     table.add_row("vault", f"{VAULT} → {vault_dir}")
     table.add_row(
         "Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows/backup-{name}"

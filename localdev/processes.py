@@ -41,7 +41,15 @@ def _proc_cmdline(pid: int) -> str | None:
         return None
 
 
+# Children started by this process: right after fork their /proc cmdline is still ours, so ask
+# the Popen object instead of /proc while we can.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def is_running(record: ProcessRecord) -> bool:
+    child = _children.get(record.pid)
+    if child is not None:
+        return child.poll() is None
     cmdline = _proc_cmdline(record.pid)
     if cmdline is None:
         return False
@@ -85,6 +93,7 @@ def spawn(
             env=env,
             cwd=cwd,
         )
+    _children[proc.pid] = proc
     record = ProcessRecord(name, proc.pid, argv, str(log_path), time.time(), endpoints or {})
     tmp = _record_path(state_dir, name).with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(record), indent=2))

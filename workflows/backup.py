@@ -237,6 +237,10 @@ class BackupWorkflow(OperatorControls):
             STEP_SNAPSHOT
         ).message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
         records.snapshots = states
+        if states:
+            handles = ", ".join(f"{s.pvc}={s.handle}" for s in states[:5])
+            more = f" and {len(states) - 5} more" if len(states) > 5 else ""
+            runner.status.step(STEP_WAIT).message = f"snapshot handles: {handles}{more}"
 
         if file_level:
             await self._file_volumes(spec, settings, runner, file_level, records)
@@ -271,16 +275,17 @@ class BackupWorkflow(OperatorControls):
 
         async def copy(v: VolumePlan) -> None:
             nonlocal done
-            summary = await runner.step(
+            copied = await runner.step(
                 f"volume {v.ref}",
                 lambda: self._copy_on_nodes(spec, settings, v, placements[v.ref], parents.get(v.ref), uid),
                 item=f"persistentvolumeclaims/{v.ref}",
             )
-            if summary is not None:
+            if copied is not None:
+                summary, node = copied
                 records.files[v.ref] = summary.snapshot_id
-                runner.status.step(
-                    f"volume {v.ref}"
-                ).message = f"{summary.files} files, {summary.bytes} bytes, {summary.new_bytes} new"
+                runner.status.step(f"volume {v.ref}").message = (
+                    f"on node {node}: {summary.files} files, {summary.bytes} bytes, {summary.new_bytes} new"
+                )
                 if summary.partial:
                     paths = ", ".join(p.path for p in summary.errors.paths[:5])
                     runner.status.add_item_error(
@@ -312,7 +317,7 @@ class BackupWorkflow(OperatorControls):
         placement: Placement,
         parent: str | None,
         uid: str,
-    ) -> SnapshotSummary:
+    ) -> tuple[SnapshotSummary, str]:
         if not placement.nodes:
             raise to_application_error(
                 BackupCenterError("NoEligibleNode", volume=v.ref, reason=explain(v, placement))
@@ -335,7 +340,7 @@ class BackupWorkflow(OperatorControls):
                     retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
                     summary=f"copy files of {v.ref} on node {node}",
                 )
-                return summary
+                return summary, node
             except ActivityError as err:
                 if isinstance(err.cause, TimeoutError) and err.cause.type is TimeoutType.SCHEDULE_TO_START:
                     last_error = err

@@ -77,7 +77,8 @@ async def test_nas_volume_is_copied_on_an_eligible_node_and_restores_byte_identi
     assert result.phase is JobPhase.completed, result.error
     ref = f"{kube_namespace}/shared"
     step = result.step(f"volume {ref}")
-    assert step.state.value == "Succeeded" and step.message and step.message.startswith("3 files")
+    assert step.state.value == "Succeeded"
+    assert step.message and step.message.startswith("on node node-a2: 3 files")
     # node-a1 is excluded: the copy ran on node-a2's worker.
     history = [e async for e in handle.fetch_history_events()]
     queues = {
