@@ -14,13 +14,13 @@ from temporalio import activity
 
 from activities.context import current
 from activities.errors import product_errors
-from kube import discovery, export, snapshots, volumes
+from kube import discovery, export, snapshots, temp_pods, volumes
 from schemas.backup import ExportSummary, SnapshotState
 from schemas.errors import BackupCenterError
 from schemas.settings import Settings
 from schemas.specs import DEFAULT_EXCLUDED_NAMESPACES, BackupSpec
 from schemas.vault import BackupOutcome, BackupRecord
-from schemas.volumes import VolumeInventory, VolumePlan
+from schemas.volumes import Mount, VolumeInventory, VolumePlan
 from vault import catalog
 
 DISCOVERY_OBJECT = "discovery.json"
@@ -185,6 +185,23 @@ def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
 
 @activity.defn
 @product_errors
+def mount_unmounted_volume(backup: str, plan: VolumePlan) -> Mount:
+    """Start a temporary pod mounting ``plan``'s PVC and return where it runs."""
+    ctx = current()
+    settings = ctx.settings
+    return temp_pods.mount_temporarily(
+        ctx.kube(), backup, plan, settings, settings.pvc_bind_timeout.total_seconds()
+    )
+
+
+@activity.defn
+@product_errors
+def remove_temporary_pods(backup: str, namespaces: list[str]) -> int:
+    return temp_pods.remove(current().kube(), backup, namespaces)
+
+
+@activity.defn
+@product_errors
 def create_snapshots(backup: str, plans: list[VolumePlan]) -> list[SnapshotState]:
     kube = current().kube()
     return [snapshots.create(kube, backup, plan) for plan in plans]
@@ -280,6 +297,7 @@ def cleanup_backup(request: CleanupInput) -> int:
     """
     ctx = current()
     removed = snapshots.delete_for_backup(ctx.kube(), request.spec.name, request.namespaces)
+    temp_pods.remove(ctx.kube(), request.spec.name, request.namespaces)
     try:
         store = ctx.vaults().store(request.spec.vault)
     except BackupCenterError:
@@ -323,6 +341,8 @@ ACTIVITIES = [
     plan_volumes,
     list_nodes,
     previous_file_snapshots,
+    mount_unmounted_volume,
+    remove_temporary_pods,
     create_snapshots,
     wait_snapshots_ready,
     commit_backup,

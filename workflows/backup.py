@@ -264,12 +264,30 @@ class BackupWorkflow(OperatorControls):
         runner.publish()
         labels = await self._act(acts.list_nodes)
         parents = await self._act(acts.previous_file_snapshots, spec.vault, [v.ref for v in volumes])
+        for v in volumes:
+            runner.add_step(f"volume {v.ref}", skippable=True, before=STEP_COMMIT)
+        # Unmounted volumes (data protection) get a temporary pod on a node the policy allows.
+        reachable: list[VolumePlan] = []
+        for v in volumes:
+            if not v.mounts:
+                mount = await runner.step(
+                    f"volume {v.ref}",
+                    lambda v=v: self._act(  # type: ignore[misc]
+                        acts.mount_unmounted_volume, spec.name, v, summary=f"temporary pod mounting {v.ref}"
+                    ),
+                    item=f"persistentvolumeclaims/{v.ref}",
+                )
+                if mount is None:
+                    continue  # skipped by the operator: counted as a failed item
+                v = v.model_copy(update={"mounts": [mount]})
+            reachable.append(v)
+        temporary = any(m.pod.startswith("bc-mount-") for v in reachable for m in v.mounts)
+        volumes = reachable
         placements = {v.ref: place(v, labels, settings) for v in volumes}
         by_node: dict[str, list[VolumePlan]] = {}
         for v in volumes:
             first = placements[v.ref].nodes[0] if placements[v.ref].nodes else ""
             by_node.setdefault(first, []).append(v)
-            runner.add_step(f"volume {v.ref}", skippable=True, before=STEP_COMMIT)
         uid = workflow.info().workflow_id + "/" + workflow.info().run_id
         done = 0
 
@@ -303,7 +321,11 @@ class BackupWorkflow(OperatorControls):
             for v in items:  # one volume job of this backup per node at a time
                 await copy(v)
 
-        await asyncio.gather(*(node_queue(items) for items in by_node.values()))
+        try:
+            await asyncio.gather(*(node_queue(items) for items in by_node.values()))
+        finally:
+            if temporary:
+                await self._act(acts.remove_temporary_pods, spec.name, sorted({v.namespace for v in volumes}))
         step.state = step.state.succeeded
         step.finished_at = workflow.now()
         step.message = f"{len(records.files)} of {len(volumes)} volumes copied"

@@ -157,3 +157,20 @@ async def test_node_without_a_worker_is_named(product: Product, kube_agent: Any,
         assert (await handle.result()).phase is JobPhase.canceled
     finally:
         kube.delete(f"/api/v1/nodes/{node}")
+
+
+async def test_data_protection_reads_an_unmounted_volume_through_a_temporary_pod(
+    product: Product, kube_namespace: str
+) -> None:
+    kube = product.kube
+    create(kube, kube_namespace, pvc("cold", NAS, modes=("ReadWriteMany",)))
+    wait_for(lambda: get(kube, pvc_path(kube_namespace, "cold"))["spec"].get("volumeName"), "NAS PVC bound")
+    name = f"f-{uuid.uuid4().hex[:8]}"
+    handle = await start(
+        product, BackupSpec(name=name, vault="main", mode="data-protection", include_namespaces=[kube_namespace])
+    )
+    result: JobStatus = await asyncio.wait_for(handle.result(), 120)
+    assert result.phase is JobPhase.completed, result.error
+    assert result.step(f"volume {kube_namespace}/cold").message.startswith("on node ")  # type: ignore[union-attr]
+    # The temporary pod is gone (deleted; its kubelet finishes it shortly after).
+    wait_for(lambda: not kube.list(f"/api/v1/namespaces/{kube_namespace}/pods")[0], "temporary pod removed")
