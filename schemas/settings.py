@@ -54,6 +54,9 @@ class Settings(BaseModel):
     convert_max_workers: int = Field(15, ge=1, le=1000, description="Concurrent conversion jobs")
     snapshot_batch_size: int = Field(20, ge=1, le=500, description="VolumeSnapshots created at a time")
     export_page_size: int = Field(500, ge=10, le=5000, description="Objects per list request when exporting")
+    restore_apply_parallelism: int = Field(
+        16, ge=1, le=256, description="Create requests in flight per restore"
+    )
 
     node_schedule_policy: NodeSchedulePolicy = NodeSchedulePolicy.exclude
     agent_excluded_label: str = "backupcenter.io/agent-excluded"

@@ -17,10 +17,19 @@ ALL = (JOB_KIND, PHASE, STEP, VAULT, CLUSTER)
 
 
 def dev_server_flags() -> list[str]:
-    """``--search-attribute`` flags registering ALL on a Temporal dev server."""
+    """Flags for a Temporal dev server: ALL registered, and deleted workflows forgotten quickly.
+
+    A delete request frees a job's name by deleting its workflow; the dev server's default 30 s
+    queue checkpoints would make ``backupctl delete`` wait that long for the name to come free.
+    """
     flags: list[str] = []
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}=Keyword"]
+    for setting in (
+        "history.transferProcessorUpdateAckInterval",
+        "history.visibilityProcessorUpdateAckInterval",
+    ):
+        flags += ["--dynamic-config-value", f'{setting}="1s"']
     return flags
 
 

@@ -167,7 +167,8 @@ async def test_data_protection_reads_an_unmounted_volume_through_a_temporary_pod
     wait_for(lambda: get(kube, pvc_path(kube_namespace, "cold"))["spec"].get("volumeName"), "NAS PVC bound")
     name = f"f-{uuid.uuid4().hex[:8]}"
     handle = await start(
-        product, BackupSpec(name=name, vault="main", mode="data-protection", include_namespaces=[kube_namespace])
+        product,
+        BackupSpec(name=name, vault="main", mode="data-protection", include_namespaces=[kube_namespace]),
     )
     result: JobStatus = await asyncio.wait_for(handle.result(), 120)
     assert result.phase is JobPhase.completed, result.error

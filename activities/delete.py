@@ -1,0 +1,178 @@
+"""Activities of delete requests: find the target, remove its cluster objects and vault data, free its name.
+
+Every activity is idempotent: a delete that failed half way is retried, or run again as a new
+delete request, and finishes the job.  The name of a job is its Temporal workflow id, so freeing
+it means deleting that workflow execution (a Temporal client call, hence async activities with
+the worker's client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.context import WorkerContext, current
+from activities.errors import product_errors
+from kube import snapshots
+from kube.restore_records import delete_prefix, restore_prefix
+from kube.restore_volumes import delete_temporaries
+from kube.volumes import SNAPSHOT_API
+from schemas.errors import BackupCenterError
+from schemas.restore import DeleteOutcome, DeleteTarget
+from schemas.specs import DeleteSpec, JobKind
+from schemas.vault import VaultBackup
+from vault import catalog
+from vault.store import ObjectStore, ObjectStoreError, as_product_error
+from workflows import search_attributes as sa
+from workflows.ids import job_id
+
+# Deleting an execution is asynchronous on the server: it waits for the history queues' ack levels,
+# which servers persist every 30 s by default (history.transferProcessorUpdateAckInterval and
+# visibilityProcessorUpdateAckInterval).  The name is free once the execution is gone.
+NAME_FREE_TIMEOUT = timedelta(minutes=3)
+
+
+async def _describe(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
+    try:
+        return await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+def _find_backup(ctx: WorkerContext, spec: DeleteSpec) -> tuple[str | None, VaultBackup | None]:
+    """(vault, the backup's records): in the named vault, or the first live vault holding it."""
+    manager = ctx.vaults()
+    names = [spec.vault] if spec.vault else [e.name for e in manager.list()]
+    if spec.vault:
+        manager.describe(spec.vault)  # NotFound names the vault
+    for name in names:
+        try:
+            return name, catalog.get_backup(manager.store(name), spec.target)
+        except BackupCenterError as err:
+            if err.code != "NotFound":
+                raise
+        except ObjectStoreError as err:
+            raise as_product_error(err) from err
+    return spec.vault, None
+
+
+@activity.defn
+@product_errors
+async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
+    """What there is to delete, and whether it belongs to this cluster."""
+    ctx = current()
+    if spec.target_kind not in (JobKind.backup, JobKind.restore):
+        raise BackupCenterError("InvalidSpec", field="target_kind",
+                                reason=f"delete requests remove backups and restores, not {spec.target_kind}")
+    description = await _describe(activity.client(), job_id(spec.target_kind.value, spec.target))
+    running = description is not None and description.status == WorkflowExecutionStatus.RUNNING
+    target = DeleteTarget(spec=spec, vault=spec.vault, has_execution=description is not None)
+    if spec.target_kind is JobKind.restore:
+        if description is None:
+            raise BackupCenterError("NotFound", kind="restore", name=spec.target)
+        target.local = True
+        target.vault = spec.vault or description.typed_search_attributes.get(sa.VAULT) or None
+    else:
+        vault, backup = await asyncio.to_thread(_find_backup, ctx, spec)
+        target.vault = vault
+        if backup is None and description is None:
+            raise BackupCenterError("NotFound", kind="backup", name=spec.target)
+        target.in_vault = backup is not None
+        target.source_cluster = backup.source_cluster if backup is not None else ctx.settings.cluster_id
+        target.local = target.source_cluster == ctx.settings.cluster_id
+    if running and target.local:
+        raise BackupCenterError("JobStillRunning", kind=spec.target_kind.value, name=spec.target)
+    return target
+
+
+def _backup_snapshot_namespaces(ctx: WorkerContext, backup: str) -> list[str]:
+    items, _ = ctx.kube().list(f"{SNAPSHOT_API}/volumesnapshots",
+                               labelSelector=f"{snapshots.BACKUP_LABEL}={backup}")
+    return sorted({item["metadata"]["namespace"] for item in items})
+
+
+@activity.defn
+@product_errors
+def delete_cluster_objects(target: DeleteTarget) -> int:
+    """A backup's VolumeSnapshots (their contents and cloud snapshots follow by deletion policy),
+    or a restore's leftover temporary snapshot objects.  Restored objects stay."""
+    ctx = current()
+    name = target.spec.target
+    if target.spec.target_kind is JobKind.restore:
+        return delete_temporaries(ctx.kube(), name)
+    # Found by label in every namespace: a failed backup recorded no namespaces.
+    return snapshots.delete_for_backup(ctx.kube(), name, _backup_snapshot_namespaces(ctx, name))
+
+
+def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
+    store: ObjectStore = ctx.vaults().store(vault)
+    return store
+
+
+@activity.defn
+@product_errors
+def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
+    """The source cluster removes a backup's records and data; any other cluster only marks it
+    deleted.  A restore's working data (outcomes, explanations) is removed."""
+    ctx = current()
+    if target.vault is None:
+        return DeleteOutcome.absent
+    try:
+        store = _store(ctx, target.vault)
+        if target.spec.target_kind is JobKind.restore:
+            removed = delete_prefix(store, restore_prefix(ctx.settings.cluster_id, target.spec.target))
+            return DeleteOutcome.deleted if removed else DeleteOutcome.absent
+        try:
+            backup = catalog.get_backup(store, target.spec.target)
+        except BackupCenterError as err:
+            if err.code == "NotFound":
+                return DeleteOutcome.absent
+            raise
+        if target.local:
+            catalog.delete_backup_records(store, backup.name)
+            return DeleteOutcome.deleted
+        catalog.mark_deleted(store, backup.name, by_cluster=ctx.settings.cluster_id,
+                             reason=f"delete request {target.spec.name}")
+        return DeleteOutcome.marked
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
+@activity.defn
+@product_errors
+async def free_job_name(kind: str, name: str) -> bool:
+    """Delete the job's workflow execution and wait until the server forgot it; False if it was gone."""
+    client = activity.client()
+    workflow_id = job_id(kind, name)
+    if await _describe(client, workflow_id) is None:
+        return False
+    try:
+        await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
+            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id)))
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + NAME_FREE_TIMEOUT.total_seconds()
+    while await _describe(client, workflow_id) is not None:
+        activity.heartbeat({"waiting_for": workflow_id})
+        if loop.time() > deadline:
+            raise BackupCenterError("StepFailed", step="free the name", reason=f"workflow {workflow_id} "
+                                    f"still exists {NAME_FREE_TIMEOUT} after its deletion was requested")
+        await asyncio.sleep(0.5)
+    return True
+
+
+ACTIVITIES: list[Callable[..., Any]] = [
+    resolve_delete, delete_cluster_objects, delete_vault_data, free_job_name,
+]

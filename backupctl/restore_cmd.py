@@ -1,0 +1,202 @@
+"""``backupctl restore create|list|describe|cancel|retry|skip|backups``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from temporalio.client import Client
+
+from backupctl import jobctl
+from backupctl import options as opt
+from backupctl.asyncrun import with_client
+from backupctl.console import BadInput, console, load_settings
+from backupctl.jobs import visibility_query
+from backupctl.vault_cmd import manager
+from kube.restore_records import read_explanations, restore_prefix
+from schemas.errors import BackupCenterError
+from schemas.specs import ExistingResourcePolicy, RestoreSpec
+from schemas.status import JobStatus
+from vault.catalog import list_backups
+from workflows import search_attributes as sa
+from workflows.restore import RestoreWorkflow
+
+restore_app = typer.Typer(help="Restore backups into this cluster (also backups of other clusters).",
+                          no_args_is_help=True)
+
+Mapping = Annotated[str | None, typer.Option(help="old:new pairs, comma-separated, e.g. a:b,c:d")]
+# Namespaces are named as in the backup (before --namespace-mapping).
+IncludeNamespaces = Annotated[str | None, typer.Option(help="Backed-up namespaces to restore, e.g. a,b")]
+ExcludeNamespaces = Annotated[str | None, typer.Option(help="Backed-up namespaces to leave out, e.g. a,b")]
+IncludeResources = Annotated[str | None, typer.Option(help="Only these types, e.g. deploy,cm")]
+ExcludeResources = Annotated[str | None, typer.Option(help="Leave out these types, e.g. pvc,pv")]
+
+
+def parse_mapping(option: str, value: str | None, *, separators: str = ":=") -> dict[str, str]:
+    """``a:b,c:d`` → {a: b, c: d}; the first separator found in each pair splits it."""
+    result: dict[str, str] = {}
+    for pair in opt.split(value):
+        cut = min((i for i in (pair.find(s) for s in separators) if i > 0), default=-1)
+        old, new = (pair[:cut].strip(), pair[cut + 1:].strip()) if cut > 0 else ("", "")
+        if not old or not new:
+            shown = " or ".join(f"old{s}new" for s in separators)
+            raise BadInput(f"{option}: {pair!r} is not {shown}")
+        if old in result:
+            raise BadInput(f"{option}: {old!r} is mapped twice")
+        result[old] = new
+    return result
+
+
+@restore_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Restore name (a Kubernetes name, unique)")],
+    backup: Annotated[str, typer.Option(help="Backup to restore (see `backupctl restore backups`)")],
+    vault: Annotated[str, typer.Option(help="Vault holding the backup")],
+    include_namespaces: IncludeNamespaces = None,
+    exclude_namespaces: ExcludeNamespaces = None,
+    include_resources: IncludeResources = None,
+    exclude_resources: ExcludeResources = None,
+    namespace_mapping: Mapping = None,
+    storage_class_mapping: Mapping = None,
+    image_registry_mapping: Annotated[str | None, typer.Option(
+        help="old=new registry prefixes, comma-separated, e.g. docker.io/library/=registry.example.com/team/ "
+             "('=' because registries may carry a :port)")] = None,
+    convert_to_access_modes: Annotated[str | None, typer.Option(
+        help="Access modes for converted or disk volumes, e.g. ReadWriteOnce")] = None,
+    preserve_node_ports: Annotated[bool, typer.Option(
+        help="Keep NodePort ports (and healthCheckNodePort of LoadBalancer/Local services)")] = True,
+    existing_resource_policy: Annotated[ExistingResourcePolicy, typer.Option(
+        help="none: keep existing objects (reported as skipped); update: bring them to the backed-up state")
+    ] = ExistingResourcePolicy.none,
+    volume_data: Annotated[bool, typer.Option(help="Restore volume data (else volumes start empty)")] = True,
+    wait: Annotated[bool, typer.Option(help="Follow progress until the restore finishes")] = False,
+) -> None:
+    """Start a restore."""
+    spec = RestoreSpec(
+        name=name, backup=backup, vault=vault,
+        include_namespaces=opt.split(include_namespaces), exclude_namespaces=opt.split(exclude_namespaces),
+        include_resources=opt.split(include_resources), exclude_resources=opt.split(exclude_resources),
+        namespace_mapping=parse_mapping("--namespace-mapping", namespace_mapping),
+        storage_class_mapping=parse_mapping("--storage-class-mapping", storage_class_mapping),
+        image_registry_mapping=parse_mapping("--image-registry-mapping", image_registry_mapping,
+                                             separators="="),
+        convert_to_access_modes=opt.split(convert_to_access_modes),
+        preserve_node_ports=preserve_node_ports,
+        existing_resource_policy=existing_resource_policy,
+        volume_data=volume_data,
+    )
+    settings = load_settings()
+
+    async def go(client: Client) -> int:
+        await jobctl.start_job(client, settings, "restore", name, RestoreWorkflow.run, spec, vault=vault,
+                               summary=f"restore {name}: backup {backup} from vault {vault}")
+        console.print(f"restore {name} started")
+        if not wait:
+            return 0
+        return jobctl.exit_code(await jobctl.wait_job(client, "restore", name))
+
+    raise typer.Exit(with_client(go))
+
+
+@restore_app.command("list")
+def list_restores(
+    phase: Annotated[str | None, typer.Option(help="Only jobs in this phase")] = None,
+) -> None:
+    """Restore jobs of this cluster, newest first."""
+    query = visibility_query("restore", phase)
+
+    async def go(client: Client) -> list[tuple[str, ...]]:
+        rows: list[tuple[str, ...]] = []
+        async for wf in client.list_workflows(query, limit=500):
+            attrs = wf.typed_search_attributes
+            rows.append((wf.id.removeprefix("restore-"), attrs.get(sa.PHASE) or "", attrs.get(sa.STEP) or "",
+                         attrs.get(sa.VAULT) or "", f"{wf.start_time:%Y-%m-%d %H:%M:%S}"))
+        return rows
+
+    table = Table("name", "phase", "step", "vault", "started (UTC)")
+    for row in with_client(go):
+        table.add_row(*row)
+    console.print(table)
+
+
+def _print_missing(status: JobStatus, limit: int) -> None:
+    vault = str(status.summary.get("vault", ""))
+    if not vault:
+        console.print("missing: the restore has not recorded its vault yet")
+        return
+    store = manager().store(vault)
+    prefix = restore_prefix(load_settings().cluster_id, status.name)
+    table = Table("reason", "object", "why",
+                  title="What the restore did not (or no longer) put in the cluster")
+    shown = total = 0
+    for entry in read_explanations(store, prefix):
+        total += 1
+        if shown < limit:
+            where = "/".join(p for p in (entry.resource, entry.namespace, entry.name) if p)
+            table.add_row(entry.reason.value, where or "-", entry.message)
+            shown += 1
+    console.print(table)
+    if total > shown:
+        console.print(f"… and {total - shown} more (--limit)")
+
+
+@restore_app.command("describe")
+def describe(
+    name: Annotated[str, typer.Argument()],
+    missing: Annotated[bool, typer.Option(
+        help="Also explain every object the restore did not create (not in backup, excluded, skipped, "
+             "failed, removed by GC)")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many explanations")] = 200,
+) -> None:
+    """Steps, errors with causes and fixes, per-item errors and warnings, outcome counts."""
+    status = with_client(lambda client: jobctl.job_status(client, "restore", name))
+    console.print(jobctl.render(status))
+    if missing:
+        _print_missing(status, limit)
+
+
+def _signal(name: str, signal: str) -> None:
+    with_client(lambda client: jobctl.signal_job(client, "restore", name, signal))
+    console.print(f"{signal} sent to restore {name}")
+
+
+@restore_app.command("cancel")
+def cancel(name: Annotated[str, typer.Argument()]) -> None:
+    """Stop the restore; objects it created stay, its temporary snapshot objects are removed."""
+    _signal(name, "cancel")
+
+
+@restore_app.command("retry")
+def retry(name: Annotated[str, typer.Argument()]) -> None:
+    """Run the failed step again (after fixing its cause)."""
+    _signal(name, "retry")
+
+
+@restore_app.command("skip")
+def skip(name: Annotated[str, typer.Argument()]) -> None:
+    """Give up on the failed phase: its objects count as failed, the restore ends PartiallyFailed."""
+    _signal(name, "skip")
+
+
+@restore_app.command("backups")
+def backups(
+    vault: Annotated[str, typer.Option(help="Vault to list")],
+) -> None:
+    """The backups this cluster can restore from a vault: committed, not deleted, of any cluster."""
+    try:
+        store = manager().store(vault)
+    except BackupCenterError as err:
+        if err.code == "NotFound":
+            raise BadInput(err.short()) from None
+        raise
+    found = list_backups(store)
+    table = Table("backup", "source cluster", "completed (UTC)", "namespaces", "resources", "volumes")
+    for b in found:
+        r = b.record
+        if r is None:
+            continue
+        table.add_row(b.name, r.source_cluster, f"{r.completed_at:%Y-%m-%d %H:%M:%S}",
+                      ", ".join(r.namespaces), str(r.resource_count), str(r.volume_count))
+    console.print(table)
+    console.print(f"{len(found)} backup(s) in vault {vault}")

@@ -1,0 +1,161 @@
+"""One restore phase from the vault into the cluster, and the final explanation of what is missing.
+
+Everything is read from and written to the restore's vault folder (:mod:`kube.restore_records`):
+the backup's bundles are streamed object by object, outcomes are spooled and uploaded, and only
+counts and bounded samples are returned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from kube.discovery import ApiResource
+from kube.export import BundleIndex, ResourceIndex, read_bundle, read_index
+from kube.rest import Kube
+from kube.restore.context import RestoreContext
+from kube.restore.explain import ItemOutcome, ItemStatus, MissingReason, explain_missing
+from kube.restore.kinds import canonical_resource, group_resource
+from kube.restore.order import Phase
+from kube.restore.selection import bundle_resource, item_selected, selected_bundles
+from kube.restore.versions import VersionChoice, choose_versions
+from kube.restore_apply import ApplyOptions, ObjectApplier, Prepare, Recorder, object_path, run_bounded
+from kube.restore_records import (
+    CONTEXT,
+    DISCOVERY,
+    EXPLAIN,
+    SOURCES,
+    JsonLinesSpool,
+    get_optional,
+    get_resources,
+    outcomes_key,
+    owners_key,
+    read_outcomes,
+    read_owners,
+)
+from kube.restore_volumes import VolumeSources, data_source_preparer
+from schemas.restore import GroupPlan, GroupResult, Samples
+from schemas.specs import RestoreSpec
+from schemas.status import ItemIssue
+from vault.store import ObjectStore
+
+Progress = Callable[[int, str], None]  # (objects done, current resource)
+HEARTBEAT_SECONDS = 1.0
+
+
+class Plan:
+    """The backup's index, the target's discovery and the version chosen per resource."""
+
+    def __init__(self, store: ObjectStore, prefix: str, spec: RestoreSpec) -> None:
+        self.index: ResourceIndex = read_index(store, spec.backup)
+        self.target: list[ApiResource] = get_resources(store, prefix + DISCOVERY)
+        self.bundles = selected_bundles(self.index, spec, self.target)
+        self.choices: dict[str, VersionChoice] = choose_versions(self.bundles, self.target)
+
+    def source_bundle(self, resource: str) -> BundleIndex | None:
+        """The bundle to read objects from: the chosen one, else (unserved) any captured one."""
+        choice = self.choices.get(resource)
+        if choice is None:
+            return None
+        if choice.bundle is not None:
+            return choice.bundle
+        captured = [b for b in self.bundles
+                    if canonical_resource(group_resource(b.group, b.plural)) == resource]
+        return max(captured, key=lambda b: b.preferred, default=None)
+
+
+def restore_group(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSpec, group: GroupPlan,
+                  options: ApplyOptions, *, progress: Progress | None = None) -> GroupResult:
+    """Create the objects of one phase, resource after resource (the phase's order), the objects
+    of one resource in parallel.  Outcomes go to the vault; counts come back."""
+    plan = Plan(store, prefix, spec)
+    phase = Phase(group.phase)
+    base = RestoreContext.model_validate_json(store.get(prefix + CONTEXT))
+    known_owners = read_owners(store, prefix, phase)
+    prepare: Prepare | None = None
+    if phase is Phase.storage:
+        raw = get_optional(store, prefix + SOURCES)
+        if raw is not None:
+            prepare = data_source_preparer(VolumeSources.model_validate_json(raw))
+
+    spool = JsonLinesSpool()
+    recorder = Recorder(spool.write)
+    applier = ObjectApplier(kube, options)
+    current = [""]
+    last_beat = [0.0]
+
+    def tick() -> None:
+        now = time.monotonic()
+        if progress is not None and now - last_beat[0] >= HEARTBEAT_SECONDS:
+            last_beat[0] = now
+            progress(sum(recorder.counts.values()), current[0])
+
+    try:
+        with ThreadPoolExecutor(options.parallelism, thread_name_prefix="restore-apply") as pool:
+            for resource in group.resources:
+                bundle = plan.source_bundle(resource)
+                if bundle is None:
+                    continue
+                current[0] = resource
+                last_beat[0] = 0.0
+                tick()  # before the bundle download, which may take a while
+                source = bundle_resource(bundle, plan.target)
+                # Owners restored so far (earlier phases and resources) rebind ownerReferences.
+                ctx = base.model_copy(update={"owner_uids": {**known_owners, **recorder.owners}})
+                work = partial(applier.restore_object, choice=plan.choices[resource], source=source, ctx=ctx,
+                               prepare=prepare)
+                objects = (o for o in read_bundle(store, bundle.key) if item_selected(o, source, spec))
+                run_bounded(pool, objects, work, recorder.record, limit=options.parallelism * 4, tick=tick)
+        spool.upload(store, outcomes_key(prefix, phase))
+    except BaseException:
+        spool.discard()
+        raise
+    store.put(owners_key(prefix, phase), json.dumps(recorder.owners).encode())
+    if progress is not None:
+        progress(sum(recorder.counts.values()), "")
+    return GroupResult(phase=group.phase, counts=recorder.counts, samples=recorder.samples)
+
+
+def _is_restored(item: ItemOutcome) -> bool:
+    return item.status in (ItemStatus.created, ItemStatus.updated)
+
+
+def explain_restore(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSpec
+                    ) -> tuple[dict[str, int], Samples]:
+    """Write every explanation to the vault; return counts by reason and bounded samples.
+
+    Restored objects with owners the restore could not rebind are looked up: the garbage
+    collector may have removed them since (the FAQ's "Completed but something is missing").
+    """
+    plan = Plan(store, prefix, spec)
+    restored: set[tuple[str, str, str]] = set()
+    gone: set[tuple[str, str, str]] = set()
+    for item in read_outcomes(store, prefix):
+        if not _is_restored(item):
+            continue
+        restored.add(item.key())
+        choice = plan.choices.get(canonical_resource(item.resource))
+        target = choice.target if choice is not None else None
+        if item.dangling_owners and target is not None and kube.get(
+                object_path(target, item.namespace, item.name)) is None:
+            gone.add(item.key())
+    present = restored - gone if gone else None
+
+    counts: dict[str, int] = {}
+    samples = Samples()
+    spool = JsonLinesSpool()
+    try:
+        for entry in explain_missing(plan.index, spec, read_outcomes(store, prefix), present=present):
+            spool.write(entry)
+            counts[entry.reason.value] = counts.get(entry.reason.value, 0) + 1
+            if entry.reason is not MissingReason.failed:  # failed items are listed as item errors already
+                samples.warning(ItemIssue(item=f"missing: {entry.reason.value}", message=entry.message))
+        spool.upload(store, prefix + EXPLAIN)
+    except BaseException:
+        spool.discard()
+        raise
+    return counts, samples
+

@@ -1,0 +1,78 @@
+"""Delete requests on the backup's source cluster: snapshots, vault data and the job name go, so a
+new backup of the same name succeeds; a restore's job and working data go, its objects stay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from backupctl import jobctl
+from backupctl.delete_cmd import request_name
+from kube.restore_records import restore_prefix
+from schemas.errors import BackupCenterError
+from schemas.specs import DeleteSpec, JobKind
+from schemas.status import JobPhase, StepState
+from tests.backup.test_backup_workflow import seed, snapshots_of
+from tests.localcluster.helpers import wait_for
+from tests.product_fixtures import Product
+from tests.restore.helpers import backup, delete, restore, wait_phase
+from vault import catalog
+from workflows.delete import DeleteWorkflow
+
+pytestmark = pytest.mark.cluster
+
+
+async def test_delete_backup_frees_the_name_and_removes_its_snapshots(
+    product: Product, kube_agent: Any, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    seed(product, kube_agent, ns, configmaps=1)
+    name = await backup(product, ns)
+    assert snapshots_of(product, ns, name)
+
+    status = await delete(product, "backup", name)
+    assert status.phase is JobPhase.completed, status.error
+    assert [s.state for s in status.steps] == [StepState.succeeded] * 4
+    assert status.step("delete cluster objects").message == "1 VolumeSnapshots deleted"
+    wait_for(lambda: snapshots_of(product, ns, name) == [], "the backup's VolumeSnapshots gone")
+    store = product.ctx.vaults().store(product.vault)
+    assert list(store.list(catalog.backup_prefix(name))) == []
+    with pytest.raises(BackupCenterError, match="not found"):
+        await jobctl.job_status(product.client, "backup", name)
+
+    assert await backup(product, ns, name=name) == name  # the name is free again
+    again = await delete(product, "backup", name)  # and deleting twice is fine too
+    assert again.phase is JobPhase.completed
+
+
+async def test_delete_restore_frees_its_name_keeps_its_objects(product: Product, kube_namespace: str) -> None:
+    source, kube = kube_namespace, product.kube
+    kube.create(f"/api/v1/namespaces/{source}/configmaps", {"metadata": {"name": "kept"}})
+    backup_name = await backup(product, source, volume_data=False)
+    target = f"{source}-d"
+    try:
+        first = await restore(product, backup_name, namespace_mapping={source: target})
+        store = product.ctx.vaults().store(product.vault)
+        prefix = restore_prefix(product.settings.cluster_id, first.name)
+        assert list(store.list(prefix))
+
+        status = await delete(product, "restore", first.name)
+        assert status.phase is JobPhase.completed, status.error
+        assert list(store.list(prefix)) == []
+        assert kube.get(f"/api/v1/namespaces/{target}/configmaps/kept")  # restored objects stay
+        again = await restore(product, backup_name, name=first.name, namespace_mapping={source: target})
+        assert again.phase is JobPhase.completed
+    finally:
+        kube.delete(f"/api/v1/namespaces/{target}")
+
+
+async def test_delete_of_an_unknown_backup_waits_for_the_operator(product: Product) -> None:
+    name = request_name(JobKind.backup, "no-such-backup")
+    spec = DeleteSpec(name=name, target_kind=JobKind.backup, target="no-such-backup")
+    handle = await jobctl.start_job(product.client, product.settings, "delete", name, DeleteWorkflow.run,
+                                    spec, summary="test delete of a missing backup")
+    waiting = await wait_phase(product, "delete", name, JobPhase.waiting_for_operator)
+    assert waiting.error is not None and waiting.error.message == "backup 'no-such-backup' not found"
+    await handle.signal(DeleteWorkflow.cancel)
+    assert (await handle.result()).phase is JobPhase.canceled

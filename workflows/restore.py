@@ -1,0 +1,342 @@
+"""The restore runbook as a durable workflow.
+
+validate → check vault → discover target API → restore CRDs (wait established) → restore
+namespaces → restore volumes (snapshot data sources, PVs, PVCs, bind, file-level data written by
+the node workers) → config and RBAC → workloads → services and ingresses → other resources →
+finish (temporaries, explanations)
+
+Each step is retried for transient faults; a step that still fails waits for the operator
+(``retry``; ``skip`` for the per-phase steps, whose objects then count as failed; ``cancel``).
+Objects never pass through here: activities stream them from the vault into the cluster and
+write one outcome per object back to the vault.  Cancel and failure remove the temporary
+snapshot objects and fill pods; restored objects stay (and the status says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+
+with workflow.unsafe.imports_passed_through():
+    from activities import backup as backup_acts
+    from activities import node as node_acts
+    from activities import restore as acts
+    from activities.errors import to_application_error
+    from kube.restore.order import Phase
+    from schemas.errors import BackupCenterError, ErrorInfo
+    from schemas.restore import (
+        ApplyRequest,
+        ClaimsResult,
+        FileTarget,
+        GroupPlan,
+        GroupResult,
+        RestoreJob,
+        Samples,
+        VolumeSourcesResult,
+    )
+    from schemas.settings import Settings
+    from schemas.specs import JobKind, RestoreSpec
+    from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
+    from workers.task_queues import node_queue
+    from workflows.step_controls import OperatorControls
+    from workflows.steps import JobCanceled, JobFailed, JobRunner
+
+TRANSIENT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+QUICK = timedelta(minutes=2)
+
+STEP_VALIDATE = "validate"
+STEP_VAULT = "check vault"
+STEP_DISCOVER = "discover target API"
+STEP_CRDS = "restore CRDs"
+STEP_NAMESPACES = "restore namespaces"
+STEP_VOLUMES = "restore volumes"
+STEP_CONFIG = "restore config and RBAC"
+STEP_WORKLOADS = "restore workloads"
+STEP_NETWORK = "restore services and ingresses"
+STEP_REST = "restore other resources"
+STEP_FINISH = "finish"
+
+PHASE_STEPS: dict[Phase, str] = {
+    Phase.crds: STEP_CRDS,
+    Phase.namespaces: STEP_NAMESPACES,
+    Phase.storage: STEP_VOLUMES,
+    Phase.config: STEP_CONFIG,
+    Phase.workloads: STEP_WORKLOADS,
+    Phase.network: STEP_NETWORK,
+    Phase.rest: STEP_REST,
+}
+# Counted in the status summary, by ItemStatus value.
+OUTCOMES = ("created", "updated", "exists", "skipped", "failed")
+CANCEL_NOTE = ("objects already created by this restore stay in the cluster (label "
+               "backupcenter.io/restore={name}); its temporary VolumeSnapshots, contents and fill pods "
+               "were removed")
+
+
+@workflow.defn
+class RestoreWorkflow(OperatorControls):
+    def __init__(self) -> None:
+        self.runner: JobRunner | None = None
+        self._status = JobStatus(kind=JobKind.restore, name="")
+
+    @workflow.run
+    async def run(self, spec: RestoreSpec) -> JobStatus:
+        self._status = JobStatus(kind=JobKind.restore, name=spec.name, started_at=workflow.now())
+        settings: Settings = await workflow.execute_activity(
+            backup_acts.load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
+        )
+        runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
+        self.runner = runner
+        phases = [(step, True) for step in PHASE_STEPS.values()]
+        runner.declare(STEP_VALIDATE, STEP_VAULT, STEP_DISCOVER, *phases, STEP_FINISH)
+        self._status.summary.update({"backup": spec.backup, "vault": spec.vault})
+        self._status.summary.update(dict.fromkeys(OUTCOMES, 0))
+        info = workflow.info()
+        job = RestoreJob(spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now())
+
+        async def limit() -> int:
+            latest: Settings = await workflow.execute_activity(backup_acts.load_settings,
+                                                               start_to_close_timeout=QUICK)
+            return latest.restore_max_workers
+
+        try:
+            await runner.acquire_slot("restore", limit)
+            await self._body(job, settings, runner)
+        except (JobCanceled, asyncio.CancelledError):
+            await self._cleanup(job)
+            await runner.slot.release()
+            return runner.finish(JobPhase.canceled)
+        except JobFailed as failed:
+            await self._cleanup(job)
+            await runner.slot.release()
+            return runner.finish(JobPhase.failed, failed.info)
+        await runner.slot.release()
+        phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
+        return runner.finish(phase)
+
+    async def _body(self, job: RestoreJob, settings: Settings, runner: JobRunner) -> None:
+        spec = job.spec
+        plan = await runner.step(STEP_VALIDATE, lambda: self._act(acts.validate_restore, spec))
+        if plan is not None:
+            for warning in plan.warnings:
+                runner.status.add_warning(ItemIssue(item="namespace_mapping", message=warning))
+            runner.status.step(STEP_VALIDATE).message = (
+                f"backup {spec.backup} of cluster {plan.source_cluster}: {plan.objects} objects in "
+                f"{len(plan.namespaces)} namespaces")
+        await runner.step(STEP_VAULT, lambda: self._act(acts.check_restore_vault, job,
+                                                        summary=f"vault {spec.vault}"))
+        found = await runner.step(STEP_DISCOVER, lambda: self._act(acts.discover_target, job))
+        if found is None:  # not skippable, so only a bug gets here
+            raise JobFailed(ErrorInfo(code="StepFailed", kind="JobError",
+                                      message="discovery produced nothing"))
+        runner.status.step(STEP_DISCOVER).message = (
+            f"{found.served} resource versions served; {sum(len(g.resources) for g in found.groups)} "
+            "resources to restore")
+        groups = {Phase(g.phase): g for g in found.groups}
+        for phase, step in PHASE_STEPS.items():
+            group = groups.get(phase)
+            if group is None:
+                self._nothing(step)
+            elif phase is Phase.storage:
+                await self._volumes(job, settings, group)
+            else:
+                result = await runner.step(step, partial(self._apply, job, settings, group),
+                                           on_timeout=self._timeout_error(settings, group),
+                                           item=self._item(group))
+                if result is not None:  # None: skipped by the operator, counted as a failed item
+                    self._record(step, result)
+        await self._finish(job, settings)
+
+    # --- phases: each is one step, so `retry` runs all its (idempotent) activities again --------
+    async def _apply(self, job: RestoreJob, settings: Settings, group: GroupPlan) -> GroupResult:
+        result: GroupResult = await workflow.execute_activity(
+            acts.apply_group,
+            ApplyRequest(job=job, group=group),
+            start_to_close_timeout=timedelta(minutes=settings.export_timeout_minutes),
+            heartbeat_timeout=settings.heartbeat_timeout,
+            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
+            summary=f"restore {', '.join(group.resources[:4])}{' …' if len(group.resources) > 4 else ''}",
+        )
+        if Phase(group.phase) is Phase.crds:
+            # Custom resources are served once their CRDs are established; later phases choose
+            # their versions from the discovery this takes afterwards.
+            await self._act(acts.wait_crds_established, job, summary="wait CRDs established, discover again",
+                            timeout=acts.CRD_ESTABLISHED_TIMEOUT + QUICK)
+        return result
+
+    async def _volume_work(self, job: RestoreJob, settings: Settings, group: GroupPlan
+                           ) -> tuple[VolumeSourcesResult, GroupResult, ClaimsResult, int]:
+        sources: VolumeSourcesResult = await self._act(
+            acts.prepare_volume_sources, job, summary="plan PVC data, create snapshot data sources")
+        if sources.from_snapshot:
+            ready = settings.snapshot_ready_timeout
+            await self._act(acts.wait_volume_sources_ready,
+                            acts.WaitRequest(job=job, timeout_seconds=ready.total_seconds()),
+                            summary=f"wait {sources.from_snapshot} VolumeSnapshots ready (timeout {ready})",
+                            timeout=ready + QUICK, non_retryable=["RestoreSnapshotNotReady"])
+        result = await self._apply(job, settings, group)
+        bind = settings.pvc_bind_timeout
+        claims: ClaimsResult = await self._act(
+            acts.wait_claims_bound, acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
+            summary=f"wait restored PVCs bound (timeout {bind})", timeout=bind + QUICK,
+            non_retryable=["ResourceTimeout"])
+        filled = await self._fill_volumes(job, settings) if sources.file_level else 0
+        return sources, result, claims, filled
+
+    async def _fill_volumes(self, job: RestoreJob, settings: Settings) -> int:
+        """File-backed PVCs: a fill pod mounts each, the node worker of its node writes the backed-up
+        files into the mount, then the fill pods go — before the workloads are restored."""
+        volumes = await self._act(acts.start_file_restores, job, summary="create fill pods")
+        if not volumes:
+            return 0
+        bind = settings.pvc_bind_timeout
+        targets: list[FileTarget] = await self._act(
+            acts.wait_file_pods, acts.FillRequest(volumes=volumes, timeout_seconds=bind.total_seconds()),
+            summary=f"wait {len(volumes)} fill pods running (timeout {bind})", timeout=bind + QUICK,
+            non_retryable=["ResourceTimeout"])
+        by_node: dict[str, list[FileTarget]] = {}
+        for target in targets:
+            by_node.setdefault(target.node, []).append(target)
+
+        async def fill_node(items: list[FileTarget]) -> None:
+            for target in items:  # one volume of this restore per node at a time
+                await self._fill(job, settings, target)
+
+        await asyncio.gather(*(fill_node(items) for items in by_node.values()))
+        await self._act(acts.remove_file_pods, job, summary="remove fill pods")
+        return len(targets)
+
+    async def _fill(self, job: RestoreJob, settings: Settings, target: FileTarget) -> None:
+        volume = f"{target.namespace}/{target.pvc}"
+        request = node_acts.VolumeRestoreRequest(
+            vault=job.spec.vault, snapshot_id=target.snapshot_id, target_pod_uid=target.pod_uid,
+            plugin_dir=target.plugin_dir, pv=target.pv, volume=volume)
+        try:
+            await workflow.execute_activity(
+                node_acts.restore_volume_files,
+                request,
+                task_queue=node_queue(settings, target.node),
+                # A node whose worker is missing or broken does not take the task: say so, by name.
+                schedule_to_start_timeout=settings.node_pickup_timeout,
+                start_to_close_timeout=timedelta(hours=12),
+                heartbeat_timeout=settings.heartbeat_timeout,
+                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
+                summary=f"write the files of {volume} on node {target.node}",
+            )
+        except ActivityError as err:
+            if isinstance(err.cause, TimeoutError) and err.cause.type is TimeoutType.SCHEDULE_TO_START:
+                raise to_application_error(BackupCenterError(
+                    "NodeAgentMissing", volume=volume, node=target.node,
+                    timeout=str(settings.node_pickup_timeout))) from None
+            raise
+
+    async def _volumes(self, job: RestoreJob, settings: Settings, group: GroupPlan) -> None:
+        runner = self.runner
+        assert runner is not None
+        done = await runner.step(STEP_VOLUMES, partial(self._volume_work, job, settings, group),
+                                 item=self._item(group))
+        if done is None:
+            return
+        sources, result, claims, filled = done
+        self._record(STEP_VOLUMES, result)
+        step = runner.status.step(STEP_VOLUMES)
+        step.message = "; ".join([
+            step.message or "",
+            f"{sources.from_snapshot} PVCs from snapshots, {filled} filled by node workers, "
+            f"{sources.without_data} without data",
+            f"{claims.bound} bound, {claims.waiting_total} wait for their first consumer",
+        ])
+
+    def _record(self, step: str, result: GroupResult) -> None:
+        counts, status = result.counts, self._status
+        for name in OUTCOMES:
+            status.summary[name] = int(status.summary.get(name, 0)) + counts.get(name, 0)
+        self._samples(result.samples)
+        total = sum(counts.values())
+        if self.runner is not None:
+            self.runner.set_progress(step, total, total, "objects")
+        parts = [f"{counts[name]} {'skipped (exists)' if name == 'exists' else name}"
+                 for name in OUTCOMES if counts.get(name)]
+        status.step(step).message = ", ".join(parts) or "nothing selected"
+
+    @staticmethod
+    def _item(group: GroupPlan) -> str:
+        return f"phase {Phase(group.phase).name}: {', '.join(group.resources)}"
+
+    @staticmethod
+    def _timeout_error(settings: Settings, group: GroupPlan) -> ErrorInfo:
+        minutes = settings.export_timeout_minutes
+        return ErrorInfo(
+            code="StepFailed", kind="RestoreError",
+            message=f"restoring {', '.join(group.resources)} took longer than {minutes} minutes",
+            causes=["The phase holds very many objects, or the API server is slow."],
+            fixes=["Raise the setting export_timeout_minutes, then retry."],
+        )
+
+    async def _finish(self, job: RestoreJob, settings: Settings) -> None:
+        runner = self.runner
+        assert runner is not None
+        bind = settings.pvc_bind_timeout
+        result = await runner.step(STEP_FINISH, lambda: self._act(
+            acts.finish_restore, acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
+            summary="remove temporaries, explain what is missing", timeout=bind + QUICK))
+        if result is None:
+            return
+        self._samples(result.samples)
+        for reason, count in result.missing.items():
+            runner.status.summary[f"missing ({reason})"] = count
+        runner.status.summary["temporaries_removed"] = result.temporaries_removed
+        missing = sum(result.missing.values())
+        runner.status.step(STEP_FINISH).message = (
+            f"{result.temporaries_removed} temporaries removed; {missing} explanations of missing objects "
+            "(`backupctl restore describe --missing`)")
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _nothing(self, step: str) -> None:
+        self._status.step(step).state = StepState.skipped
+        self._status.step(step).message = "nothing to restore"
+
+    def _samples(self, samples: Samples) -> None:
+        for issue in samples.errors:
+            self._status.add_item_error(issue)
+        self._status.item_errors_total += samples.errors_total - len(samples.errors)
+        for issue in samples.warnings:
+            self._status.add_warning(issue)
+        self._status.warnings_total += samples.warnings_total - len(samples.warnings)
+
+    async def _act(self, fn: Any, *args: Any, summary: str | None = None, timeout: timedelta = QUICK,
+                   non_retryable: list[str] | None = None) -> Any:
+        return await workflow.execute_activity(
+            fn, args=list(args), start_to_close_timeout=timeout,
+            heartbeat_timeout=timedelta(minutes=1) if timeout > QUICK else None,
+            retry_policy=RetryPolicy(initial_interval=TRANSIENT.initial_interval, backoff_coefficient=2.0,
+                                     maximum_interval=TRANSIENT.maximum_interval, maximum_attempts=5,
+                                     non_retryable_error_types=non_retryable or []),
+            summary=summary,
+        )
+
+    async def _cleanup(self, job: RestoreJob) -> None:
+        try:
+            result = await workflow.execute_activity(
+                acts.cleanup_restore, job, start_to_close_timeout=QUICK, retry_policy=TRANSIENT,
+                summary="remove temporary VolumeSnapshots, contents and fill pods",
+            )
+            self._status.summary["temporaries_removed"] = result.temporaries_removed
+            note = CANCEL_NOTE.format(name=job.spec.name)
+            self._status.add_warning(ItemIssue(item="restore", message=note))
+        except Exception as err:  # cleanup failure must not hide the job's outcome
+            self._status.add_warning(ItemIssue(item="cleanup", message=f"cleanup failed: {err}"))
+
+    @workflow.query
+    def status(self) -> JobStatus:
+        return self._status
