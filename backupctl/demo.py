@@ -1,8 +1,10 @@
 """``backupctl demo``: the product's main job end to end on the embedded defaults.
 
 Starts the local environment (Temporal dev server, local Kubernetes, workers), seeds the sample
-application, creates the default file:// vault, backs the application up (resources and disk
-snapshots) through the workflow, and prints what happened and where to look in the Web UI.
+application, creates the default file:// vault, backs the application up (resources, disk
+snapshots, NAS files through a node worker, with one node excluded by policy), restores it into
+mapped namespaces, checks every restored file against its digest, deletes the backup, and
+prints what happened and where to look in the Web UI.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from backupctl import jobctl
 from backupctl.console import console, state_dir
 from kube.rest import Kube
 from localdev import devenv
-from schemas.settings import SettingsProvider
-from schemas.specs import BackupSpec
+from localdev.kube.seed import seed_sample_app, verify_volume_files
+from schemas.settings import Settings, SettingsProvider
+from schemas.specs import BackupSpec, DeleteSpec, JobKind, RestoreSpec
 from schemas.status import JobStatus
 from workers.client import connect
 from workflows.backup import BackupWorkflow
+from workflows.delete import DeleteWorkflow
+from workflows.restore import RestoreWorkflow
 
 VAULT = "default"
 
@@ -69,12 +74,48 @@ def _exclude_one_nas_node(kube: Kube, manifest: dict[str, Any]) -> str | None:
     return str(nodes[0])
 
 
+async def _restore(settings: Settings, backup: str, mapping: dict[str, str]) -> JobStatus:
+    client = await connect(settings)
+    name = f"restore-{backup}"
+    # Same cluster: the originals still hold their node ports, so the copies get new ones.
+    spec = RestoreSpec(
+        name=name, backup=backup, vault=VAULT, namespace_mapping=mapping, preserve_node_ports=False
+    )
+    await jobctl.start_job(
+        client,
+        settings,
+        "restore",
+        name,
+        RestoreWorkflow.run,
+        spec,
+        vault=VAULT,
+        summary=f"demo restore of {backup} into {', '.join(mapping.values())}",
+    )
+    return await jobctl.wait_job(client, "restore", name)
+
+
+async def _delete(settings: Settings, backup: str) -> JobStatus:
+    client = await connect(settings)
+    spec = DeleteSpec(name=f"backup-{backup}", target_kind=JobKind.backup, target=backup, vault=VAULT)
+    await jobctl.start_job(
+        client,
+        settings,
+        "delete",
+        spec.name,
+        DeleteWorkflow.run,
+        spec,
+        vault=VAULT,
+        summary=f"demo delete of backup {backup}",
+    )
+    return await jobctl.wait_job(client, "delete", spec.name)
+
+
 def demo(
     keep: Annotated[bool, typer.Option(help="Leave the environment running afterwards")] = True,
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
 ) -> None:
-    """Run the demo: environment up, sample app, backup into the default vault, summary."""
+    """Run the demo: environment up, sample app, backup, restore into mapped namespaces, verify, delete."""
     state = state_dir()
     console.rule("1. local environment")
     env = devenv.up(state, temporal_port=temporal_port, ui_port=ui_port)
@@ -85,7 +126,6 @@ def demo(
     console.print(f"Kubernetes: KUBECONFIG={env.kubeconfig}; workers: {', '.join(env.workers)}")
 
     console.rule("2. sample application")
-    from localdev.kube.seed import seed_sample_app
 
     manifest = seed_sample_app(new_client_from_config(str(env.kubeconfig)))
     console.print(
@@ -127,6 +167,29 @@ def demo(
         if excluded:
             kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
 
+    restored = problems = deleted = None
+    if status.phase.finished and status.phase.value in ("Completed", "PartiallyFailed"):
+        console.rule("5. restore into mapped namespaces")
+        mapping = {ns: f"{ns}-restored" for ns in manifest["namespaces"]}
+        restored = asyncio.run(_restore(settings, name, mapping))
+        if restored.phase.value in ("Completed", "PartiallyFailed"):
+            console.rule("6. verify every restored file")
+            moved = {
+                **manifest,
+                "volumes": [{**v, "namespace": mapping[v["namespace"]]} for v in manifest["volumes"]],
+            }
+            problems = verify_volume_files(new_client_from_config(str(env.kubeconfig)), moved, timeout=120)
+            for problem in problems:
+                console.print(f"[red]{problem}[/red]")
+            files = sum(len(v["files"]) for v in moved["volumes"])
+            console.print(
+                f"{files - len(problems)} of {files} files match their digests"
+                if problems is not None
+                else ""
+            )
+        console.rule("7. delete the backup")
+        deleted = asyncio.run(_delete(settings, name))
+
     console.print()
     console.rule("summary")
     table = Table("what", "result")
@@ -138,15 +201,26 @@ def demo(
             table.add_row(f"  {step.name}", f"{step.state.value} {step.message or ''}")
     if excluded:
         table.add_row("node policy", f"{excluded} labelled {EXCLUDED_LABEL}=true during the backup")
+    if restored is not None:
+        table.add_row("restore", f"restore-{name}: {restored.phase.value}")
+        for key, value in restored.summary.items():
+            table.add_row(f"  {key}", str(value))
+    if problems is not None:
+        table.add_row("volume files", "all match" if not problems else f"{len(problems)} problem(s)")
+    if deleted is not None:
+        table.add_row("delete backup", deleted.phase.value)
     table.add_row("vault", f"{VAULT} → {vault_dir}")
-    table.add_row(
-        "Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows/backup-{name}"
-    )
-    table.add_row("stuck jobs", f"{env.temporal.ui_url} with query BackupPhase = 'WaitingForOperator'")
+    table.add_row("Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
+    table.add_row("stuck jobs", f"query BackupPhase = 'WaitingForOperator' in {env.temporal.ui_url}")
     console.print(table)
+    failed = [
+        j
+        for j in (status, restored, deleted)
+        if j is not None and j.phase.value not in ("Completed", "PartiallyFailed")
+    ]
     if not keep:
         devenv.down(state)
         console.print("environment stopped")
     else:
         console.print("environment left running: `backupctl dev status`, `backupctl dev down`")
-    raise typer.Exit(jobctl.exit_code(status))
+    raise typer.Exit(1 if failed or problems else jobctl.exit_code(status))

@@ -26,6 +26,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "backup" in out and "Completed" in out
+    assert "9 of 9 files match their digests" in out
+    assert "restore-demo-" in out and "delete backup" in out
     assert f"http://127.0.0.1:{ui_port}" in out
     assert "environment stopped" in out
     assert not port_open("127.0.0.1", temporal_port) and not port_open("127.0.0.1", ui_port)
