@@ -66,9 +66,12 @@ class WorkerContext:
         return Kube(self.api_client())
 
     def vaults(self) -> Any:
-        """The cluster's vault manager (registry under the state directory)."""
+        """The cluster's vault manager: registry per the vault_registry setting; Secret
+        credentials read through the cluster only when a vault names a Secret."""
         from kubernetes.client import CoreV1Api
 
+        from schemas.vault import VaultSpec
+        from vault.credentials import OssCredentials
         from vault.kube_registry import KubeVaultRegistry
         from vault.lifecycle import (
             FileVaultRegistry,
@@ -84,13 +87,13 @@ class WorkerContext:
             registry = KubeVaultRegistry(self.kube(), settings.product_namespace)
         else:
             registry = FileVaultRegistry(registry_dir(self.state_dir))
-        return VaultManager(
-            registry=registry,
-            cluster_id=settings.cluster_id,
-            resolve_credentials=kube_secret_resolver(
-                CoreV1Api(self.api_client()), settings.product_namespace
-            ),
-        )
+
+        def resolve(spec: VaultSpec) -> OssCredentials | None:
+            if spec.credentials is None:
+                return None  # the ALIBABA_CLOUD_* environment, read by the store itself
+            return kube_secret_resolver(CoreV1Api(self.api_client()), settings.product_namespace)(spec)
+
+        return VaultManager(registry=registry, cluster_id=settings.cluster_id, resolve_credentials=resolve)
 
 
 # One context per task queue: a process may run several workers (tests do; so could a pod serving

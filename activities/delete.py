@@ -72,8 +72,11 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
     """What there is to delete, and whether it belongs to this cluster."""
     ctx = current()
     if spec.target_kind not in (JobKind.backup, JobKind.restore):
-        raise BackupCenterError("InvalidSpec", field="target_kind",
-                                reason=f"delete requests remove backups and restores, not {spec.target_kind}")
+        raise BackupCenterError(
+            "InvalidSpec",
+            field="target_kind",
+            reason=f"delete requests remove backups and restores, not {spec.target_kind}",
+        )
     description = await _describe(activity.client(), job_id(spec.target_kind.value, spec.target))
     running = description is not None and description.status == WorkflowExecutionStatus.RUNNING
     target = DeleteTarget(spec=spec, vault=spec.vault, has_execution=description is not None)
@@ -96,8 +99,9 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
 
 
 def _backup_snapshot_namespaces(ctx: WorkerContext, backup: str) -> list[str]:
-    items, _ = ctx.kube().list(f"{SNAPSHOT_API}/volumesnapshots",
-                               labelSelector=f"{snapshots.BACKUP_LABEL}={backup}")
+    items, _ = ctx.kube().list(
+        f"{SNAPSHOT_API}/volumesnapshots", labelSelector=f"{snapshots.BACKUP_LABEL}={backup}"
+    )
     return sorted({item["metadata"]["namespace"] for item in items})
 
 
@@ -141,8 +145,12 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
         if target.local:
             catalog.delete_backup_records(store, backup.name)
             return DeleteOutcome.deleted
-        catalog.mark_deleted(store, backup.name, by_cluster=ctx.settings.cluster_id,
-                             reason=f"delete request {target.spec.name}")
+        catalog.mark_deleted(
+            store,
+            backup.name,
+            by_cluster=ctx.settings.cluster_id,
+            reason=f"delete request {target.spec.name}",
+        )
         return DeleteOutcome.marked
     except ObjectStoreError as err:
         raise as_product_error(err) from err
@@ -157,8 +165,11 @@ async def free_job_name(kind: str, name: str) -> bool:
     if await _describe(client, workflow_id) is None:
         return False
     try:
-        await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
-            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id)))
+        await client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id)
+            )
+        )
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -167,12 +178,19 @@ async def free_job_name(kind: str, name: str) -> bool:
     while await _describe(client, workflow_id) is not None:
         activity.heartbeat({"waiting_for": workflow_id})
         if loop.time() > deadline:
-            raise BackupCenterError("StepFailed", step="free the name", reason=f"workflow {workflow_id} "
-                                    f"still exists {NAME_FREE_TIMEOUT} after its deletion was requested")
+            raise BackupCenterError(
+                "StepFailed",
+                step="free the name",
+                reason=f"workflow {workflow_id} "
+                f"still exists {NAME_FREE_TIMEOUT} after its deletion was requested",
+            )
         await asyncio.sleep(0.5)
     return True
 
 
 ACTIVITIES: list[Callable[..., Any]] = [
-    resolve_delete, delete_cluster_objects, delete_vault_data, free_job_name,
+    resolve_delete,
+    delete_cluster_objects,
+    delete_vault_data,
+    free_job_name,
 ]

@@ -145,8 +145,12 @@ def validate_restore(spec: RestoreSpec) -> RestorePlan:
         index = read_index(store, spec.backup)
     warnings = validate_namespace_mapping(spec, index)
     check_class_mapping(spec, TargetClasses.read(ctx.kube()))
-    return RestorePlan(source_cluster=backup.record.source_cluster, namespaces=index.namespaces,
-                       objects=index.total_objects(), warnings=warnings[:MAX_SAMPLES])
+    return RestorePlan(
+        source_cluster=backup.record.source_cluster,
+        namespaces=index.namespaces,
+        objects=index.total_objects(),
+        warnings=warnings[:MAX_SAMPLES],
+    )
 
 
 @activity.defn
@@ -158,8 +162,9 @@ def check_restore_vault(job: RestoreJob) -> int:
     if status.phase.value != "Available":
         raise BackupCenterError("VaultUnavailable", cause=status.cause or "unknown")
     with _vault_errors():
-        return claim_prefix(_store(ctx, job.spec.vault), _prefix(ctx, job),
-                            RunMarker(uid=job.uid, backup=job.spec.backup))
+        return claim_prefix(
+            _store(ctx, job.spec.vault), _prefix(ctx, job), RunMarker(uid=job.uid, backup=job.spec.backup)
+        )
 
 
 @activity.defn
@@ -184,21 +189,35 @@ def discover_target(job: RestoreJob) -> DiscoverResult:
 def apply_group(request: ApplyRequest) -> GroupResult:
     ctx = current()
     job = request.job
-    options = ApplyOptions(restore_name=job.spec.name, policy=job.spec.existing_resource_policy,
-                           started_at=job.started_at, parallelism=_parallelism(ctx))
+    options = ApplyOptions(
+        restore_name=job.spec.name,
+        policy=job.spec.existing_resource_policy,
+        started_at=job.started_at,
+        parallelism=_parallelism(ctx),
+    )
 
     def progress(done: int, resource: str) -> None:
         _beat({"objects": done, "resource": resource})
 
     with _vault_errors():
-        return restore_group(ctx.kube(), _store(ctx, job.spec.vault), _prefix(ctx, job), job.spec,
-                             request.group, options, progress=progress)
+        return restore_group(
+            ctx.kube(),
+            _store(ctx, job.spec.vault),
+            _prefix(ctx, job),
+            job.spec,
+            request.group,
+            options,
+            progress=progress,
+        )
 
 
 def _restored_names(store: ObjectStore, prefix: str, phase: Phase, kind: str) -> list[tuple[str, str]]:
     """(namespace, name) of the objects of a kind this restore created or updated in a phase."""
-    return [(o.namespace, o.name) for o in read_outcomes(store, prefix, phase)
-            if o.kind == kind and o.status in (ItemStatus.created, ItemStatus.updated)]
+    return [
+        (o.namespace, o.name)
+        for o in read_outcomes(store, prefix, phase)
+        if o.kind == kind and o.status in (ItemStatus.created, ItemStatus.updated)
+    ]
 
 
 def _poll(pending: list[Any], done: Callable[[Any], bool], deadline: datetime, what: str) -> list[Any]:
@@ -225,8 +244,10 @@ def wait_crds_established(job: RestoreJob) -> int:
 
     def established(name: str) -> bool:
         crd = kube.get(f"{CRD_PATH}/{name}") or {}
-        return any(c.get("type") == "Established" and c.get("status") == "True"
-                   for c in (crd.get("status") or {}).get("conditions") or [])
+        return any(
+            c.get("type") == "Established" and c.get("status") == "True"
+            for c in (crd.get("status") or {}).get("conditions") or []
+        )
 
     late = _poll(names, established, _deadline(CRD_ESTABLISHED_TIMEOUT), "CRDs established")
     if late:
@@ -244,8 +265,9 @@ def _volume_records(store: ObjectStore, backup: str) -> VolumeRecords:
     return VolumeRecords.model_validate_json(raw) if raw else VolumeRecords()
 
 
-def _retained_volumes(plan: Plan, store: ObjectStore, spec: RestoreSpec, kube: Kube, sources: VolumeSources
-                      ) -> dict[str, str]:
+def _retained_volumes(
+    plan: Plan, store: ObjectStore, spec: RestoreSpec, kube: Kube, sources: VolumeSources
+) -> dict[str, str]:
     """PVs restored from their YAML: reclaim policy Retain, claim restored without data, and not
     in the target already (requirements.md §8).  Others give their claim a new volume."""
     bundle = plan.source_bundle("persistentvolumes")
@@ -258,9 +280,13 @@ def _retained_volumes(plan: Plan, store: ObjectStore, spec: RestoreSpec, kube: K
         claim = spec_.get("claimRef") or {}
         planned = sources.sources.get(f"{claim.get('namespace')}/{claim.get('name')}")
         name = pv["metadata"]["name"]
-        if (spec_.get("persistentVolumeReclaimPolicy") == "Retain" and planned is not None
-                and planned.kind is SourceKind.empty and item_selected(pv, source, spec)
-                and kube.get(f"/api/v1/persistentvolumes/{name}") is None):
+        if (
+            spec_.get("persistentVolumeReclaimPolicy") == "Retain"
+            and planned is not None
+            and planned.kind is SourceKind.empty
+            and item_selected(pv, source, spec)
+            and kube.get(f"/api/v1/persistentvolumes/{name}") is None
+        ):
             renames[name] = name
     return renames
 
@@ -290,9 +316,14 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
                 existing.add(f"{ns}/{name}")
         records = _volume_records(store, spec.backup)
         sources = plan_sources(
-            pvcs, context, snapshots={f"{s.namespace}/{s.pvc}": s for s in records.snapshots},
-            files=dict(records.files), skipped=dict(records.skipped), volume_data=spec.volume_data,
-            existing=existing)
+            pvcs,
+            context,
+            snapshots={f"{s.namespace}/{s.pvc}": s for s in records.snapshots},
+            files=dict(records.files),
+            skipped=dict(records.skipped),
+            volume_data=spec.volume_data,
+            existing=existing,
+        )
         renames = _retained_volumes(plan, store, spec, kube, sources)
         if renames:
             put_json(store, prefix + CONTEXT, context.model_copy(update={"pv_renames": renames}))
@@ -341,9 +372,13 @@ def wait_volume_sources_ready(request: WaitRequest) -> int:
     if late:
         first: VolumeSource = late[0]
         raise BackupCenterError(
-            "RestoreSnapshotNotReady", snapshot=f"{first.namespace}/{first.snapshot}", pvc=first.target,
-            handle=first.handle, timeout=f"{int(request.timeout_seconds)}s",
-            reason=errors.get(first.source) or f"{len(sources) - len(late)} of {len(sources)} ready")
+            "RestoreSnapshotNotReady",
+            snapshot=f"{first.namespace}/{first.snapshot}",
+            pvc=first.target,
+            handle=first.handle,
+            timeout=f"{int(request.timeout_seconds)}s",
+            reason=errors.get(first.source) or f"{len(sources) - len(late)} of {len(sources)} ready",
+        )
     return len(sources)
 
 
@@ -374,8 +409,11 @@ def wait_claims_bound(request: WaitRequest) -> ClaimsResult:
     late = _poll(pending, lambda c: claim_phase(kube, *c)[0] == "Bound", _deadline(timeout), "PVCs bound")
     if late:
         ns, name = late[0]
-        raise BackupCenterError("ResourceTimeout", what=f"wait for restored pvc {ns}/{name} bound time out "
-                                f"({timeout}; {len(late)} of {len(pending)} not bound)")
+        raise BackupCenterError(
+            "ResourceTimeout",
+            what=f"wait for restored pvc {ns}/{name} bound time out "
+            f"({timeout}; {len(late)} of {len(pending)} not bound)",
+        )
     result.bound += len(pending)
     return result
 
@@ -416,8 +454,10 @@ def wait_file_pods(request: FillRequest) -> list[FileTarget]:
     late = _poll(list(request.volumes), placed, _deadline(timeout), "fill pods running")
     if late:
         first: FileVolume = late[0]
-        what = (f"wait for restored pvc {first.namespace}/{first.pvc} bound and mounted by temporary pod "
-                f"{first.pod} time out ({timeout})")
+        what = (
+            f"wait for restored pvc {first.namespace}/{first.pvc} bound and mounted by temporary pod "
+            f"{first.pod} time out ({timeout})"
+        )
         raise BackupCenterError("ResourceTimeout", what=what)
     return [targets[v.source] for v in request.volumes]
 
@@ -467,11 +507,15 @@ def finish_restore(request: WaitRequest) -> FinishResult:
     keep = {f"{s.namespace}/{s.snapshot}" for s in kept}
     result.temporaries_removed = delete_temporaries(kube, spec.name, keep)
     for item in kept:
-        result.samples.warning(ItemIssue(
-            item=f"persistentvolumeclaims/{item.target}",
-            message=f"not bound yet (no pod uses it): VolumeSnapshot {item.namespace}/{item.snapshot} and "
-                    f"VolumeSnapshotContent {item.content} are kept as its data source; "
-                    f"`backupctl delete restore {spec.name}` removes them once it is bound"))
+        result.samples.warning(
+            ItemIssue(
+                item=f"persistentvolumeclaims/{item.target}",
+                message="not bound yet (no pod uses it): "
+                f"VolumeSnapshot {item.namespace}/{item.snapshot} and "
+                f"VolumeSnapshotContent {item.content} are kept as its data source; "
+                f"`backupctl delete restore {spec.name}` removes them once it is bound",
+            )
+        )
     with _vault_errors():
         counts, samples = explain_restore(kube, store, prefix, spec)
     result.missing = counts

@@ -19,8 +19,9 @@ from schemas.specs import DeleteSpec, JobKind
 from workflows.delete import DeleteWorkflow
 from workflows.ids import job_id
 
-delete_app = typer.Typer(help="Delete backups (snapshots, vault data) and restore jobs; frees their names.",
-                         no_args_is_help=True)
+delete_app = typer.Typer(
+    help="Delete backups (snapshots, vault data) and restore jobs; frees their names.", no_args_is_help=True
+)
 
 Wait = Annotated[bool, typer.Option(help="Follow progress until the delete finishes")]
 
@@ -37,8 +38,16 @@ def _run(kind: JobKind, target: str, vault: str | None, wait: bool) -> None:
     settings = load_settings()
 
     async def go(client: Client) -> int:
-        await jobctl.start_job(client, settings, "delete", spec.name, DeleteWorkflow.run, spec,
-                               vault=vault or "", summary=f"delete {kind.value} {target}")
+        await jobctl.start_job(
+            client,
+            settings,
+            "delete",
+            spec.name,
+            DeleteWorkflow.run,
+            spec,
+            vault=vault or "",
+            summary=f"delete {kind.value} {target}",
+        )
         console.print(f"delete request {spec.name} started (workflow {job_id('delete', spec.name)})")
         if not wait:
             return 0
@@ -50,8 +59,9 @@ def _run(kind: JobKind, target: str, vault: str | None, wait: bool) -> None:
 @delete_app.command("backup")
 def delete_backup(
     name: Annotated[str, typer.Argument(help="Backup name")],
-    vault: Annotated[str | None, typer.Option(help="Vault holding it (default: every vault is searched)")
-                     ] = None,
+    vault: Annotated[
+        str | None, typer.Option(help="Vault holding it (default: every vault is searched)")
+    ] = None,
     wait: Wait = True,
 ) -> None:
     """On the backup's source cluster: remove its VolumeSnapshots, vault records and data, and free

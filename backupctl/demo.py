@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl.console import console, state_dir
+from backupctl.vault_cmd import manager as vault_manager
 from kube.rest import Kube
 from localdev import devenv
 from localdev.kube.seed import seed_sample_app, verify_volume_files
@@ -33,14 +34,6 @@ from workflows.delete import DeleteWorkflow
 from workflows.restore import RestoreWorkflow
 
 VAULT = "default"
-
-
-def _vaults(kubeconfig: str) -> object:
-    from activities.context import WorkerContext
-
-    return WorkerContext(
-        SettingsProvider.from_environment(), state_dir=state_dir(), kubeconfig=kubeconfig
-    ).vaults()
 
 
 EXCLUDED_LABEL = "backupcenter.io/agent-excluded"
@@ -134,11 +127,11 @@ def demo(
     )
 
     console.rule("3. vault")
-    vaults = _vaults(str(env.kubeconfig))
+    vaults = vault_manager()
     vault_dir = state / "vault"
     vault_dir.mkdir(parents=True, exist_ok=True)
-    entry = vaults.create({"name": VAULT, "url": f"file://{vault_dir}"})  # type: ignore[attr-defined]
-    console.print(f"vault {VAULT}: {entry.spec.url} ({vaults.check(VAULT).phase.value})")  # type: ignore[attr-defined]
+    entry = vaults.create({"name": VAULT, "url": f"file://{vault_dir}"})
+    console.print(f"vault {VAULT}: {entry.spec.url} ({vaults.check(VAULT).phase.value})")
 
     console.rule("4. backup")
     kube = Kube(new_client_from_config(str(env.kubeconfig)))

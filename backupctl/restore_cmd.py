@@ -22,8 +22,9 @@ from vault.catalog import list_backups
 from workflows import search_attributes as sa
 from workflows.restore import RestoreWorkflow
 
-restore_app = typer.Typer(help="Restore backups into this cluster (also backups of other clusters).",
-                          no_args_is_help=True)
+restore_app = typer.Typer(
+    help="Restore backups into this cluster (also backups of other clusters).", no_args_is_help=True
+)
 
 Mapping = Annotated[str | None, typer.Option(help="old:new pairs, comma-separated, e.g. a:b,c:d")]
 # Namespaces are named as in the backup (before --namespace-mapping).
@@ -38,7 +39,7 @@ def parse_mapping(option: str, value: str | None, *, separators: str = ":=") -> 
     result: dict[str, str] = {}
     for pair in opt.split(value):
         cut = min((i for i in (pair.find(s) for s in separators) if i > 0), default=-1)
-        old, new = (pair[:cut].strip(), pair[cut + 1:].strip()) if cut > 0 else ("", "")
+        old, new = (pair[:cut].strip(), pair[cut + 1 :].strip()) if cut > 0 else ("", "")
         if not old or not new:
             shown = " or ".join(f"old{s}new" for s in separators)
             raise BadInput(f"{option}: {pair!r} is not {shown}")
@@ -59,28 +60,45 @@ def create(
     exclude_resources: ExcludeResources = None,
     namespace_mapping: Mapping = None,
     storage_class_mapping: Mapping = None,
-    image_registry_mapping: Annotated[str | None, typer.Option(
-        help="old=new registry prefixes, comma-separated, e.g. docker.io/library/=registry.example.com/team/ "
-             "('=' because registries may carry a :port)")] = None,
-    convert_to_access_modes: Annotated[str | None, typer.Option(
-        help="Access modes for converted or disk volumes, e.g. ReadWriteOnce")] = None,
-    preserve_node_ports: Annotated[bool, typer.Option(
-        help="Keep NodePort ports (and healthCheckNodePort of LoadBalancer/Local services)")] = True,
-    existing_resource_policy: Annotated[ExistingResourcePolicy, typer.Option(
-        help="none: keep existing objects (reported as skipped); update: bring them to the backed-up state")
+    image_registry_mapping: Annotated[
+        str | None,
+        typer.Option(
+            help="old=new registry prefixes, comma-separated, "
+            "e.g. docker.io/library/=registry.example.com/team/ "
+            "('=' because registries may carry a :port)"
+        ),
+    ] = None,
+    convert_to_access_modes: Annotated[
+        str | None, typer.Option(help="Access modes for converted or disk volumes, e.g. ReadWriteOnce")
+    ] = None,
+    preserve_node_ports: Annotated[
+        bool,
+        typer.Option(help="Keep NodePort ports (and healthCheckNodePort of LoadBalancer/Local services)"),
+    ] = True,
+    existing_resource_policy: Annotated[
+        ExistingResourcePolicy,
+        typer.Option(
+            help="none: keep existing objects (reported as skipped); "
+            "update: bring them to the backed-up state"
+        ),
     ] = ExistingResourcePolicy.none,
     volume_data: Annotated[bool, typer.Option(help="Restore volume data (else volumes start empty)")] = True,
     wait: Annotated[bool, typer.Option(help="Follow progress until the restore finishes")] = False,
 ) -> None:
     """Start a restore."""
     spec = RestoreSpec(
-        name=name, backup=backup, vault=vault,
-        include_namespaces=opt.split(include_namespaces), exclude_namespaces=opt.split(exclude_namespaces),
-        include_resources=opt.split(include_resources), exclude_resources=opt.split(exclude_resources),
+        name=name,
+        backup=backup,
+        vault=vault,
+        include_namespaces=opt.split(include_namespaces),
+        exclude_namespaces=opt.split(exclude_namespaces),
+        include_resources=opt.split(include_resources),
+        exclude_resources=opt.split(exclude_resources),
         namespace_mapping=parse_mapping("--namespace-mapping", namespace_mapping),
         storage_class_mapping=parse_mapping("--storage-class-mapping", storage_class_mapping),
-        image_registry_mapping=parse_mapping("--image-registry-mapping", image_registry_mapping,
-                                             separators="="),
+        image_registry_mapping=parse_mapping(
+            "--image-registry-mapping", image_registry_mapping, separators="="
+        ),
         convert_to_access_modes=opt.split(convert_to_access_modes),
         preserve_node_ports=preserve_node_ports,
         existing_resource_policy=existing_resource_policy,
@@ -89,8 +107,16 @@ def create(
     settings = load_settings()
 
     async def go(client: Client) -> int:
-        await jobctl.start_job(client, settings, "restore", name, RestoreWorkflow.run, spec, vault=vault,
-                               summary=f"restore {name}: backup {backup} from vault {vault}")
+        await jobctl.start_job(
+            client,
+            settings,
+            "restore",
+            name,
+            RestoreWorkflow.run,
+            spec,
+            vault=vault,
+            summary=f"restore {name}: backup {backup} from vault {vault}",
+        )
         console.print(f"restore {name} started")
         if not wait:
             return 0
@@ -110,8 +136,15 @@ def list_restores(
         rows: list[tuple[str, ...]] = []
         async for wf in client.list_workflows(query, limit=500):
             attrs = wf.typed_search_attributes
-            rows.append((wf.id.removeprefix("restore-"), attrs.get(sa.PHASE) or "", attrs.get(sa.STEP) or "",
-                         attrs.get(sa.VAULT) or "", f"{wf.start_time:%Y-%m-%d %H:%M:%S}"))
+            rows.append(
+                (
+                    wf.id.removeprefix("restore-"),
+                    attrs.get(sa.PHASE) or "",
+                    attrs.get(sa.STEP) or "",
+                    attrs.get(sa.VAULT) or "",
+                    f"{wf.start_time:%Y-%m-%d %H:%M:%S}",
+                )
+            )
         return rows
 
     table = Table("name", "phase", "step", "vault", "started (UTC)")
@@ -127,8 +160,9 @@ def _print_missing(status: JobStatus, limit: int) -> None:
         return
     store = manager().store(vault)
     prefix = restore_prefix(load_settings().cluster_id, status.name)
-    table = Table("reason", "object", "why",
-                  title="What the restore did not (or no longer) put in the cluster")
+    table = Table(
+        "reason", "object", "why", title="What the restore did not (or no longer) put in the cluster"
+    )
     shown = total = 0
     for entry in read_explanations(store, prefix):
         total += 1
@@ -144,9 +178,13 @@ def _print_missing(status: JobStatus, limit: int) -> None:
 @restore_app.command("describe")
 def describe(
     name: Annotated[str, typer.Argument()],
-    missing: Annotated[bool, typer.Option(
-        help="Also explain every object the restore did not create (not in backup, excluded, skipped, "
-             "failed, removed by GC)")] = False,
+    missing: Annotated[
+        bool,
+        typer.Option(
+            help="Also explain every object the restore did not create (not in backup, excluded, skipped, "
+            "failed, removed by GC)"
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many explanations")] = 200,
 ) -> None:
     """Steps, errors with causes and fixes, per-item errors and warnings, outcome counts."""
@@ -196,7 +234,13 @@ def backups(
         r = b.record
         if r is None:
             continue
-        table.add_row(b.name, r.source_cluster, f"{r.completed_at:%Y-%m-%d %H:%M:%S}",
-                      ", ".join(r.namespaces), str(r.resource_count), str(r.volume_count))
+        table.add_row(
+            b.name,
+            r.source_cluster,
+            f"{r.completed_at:%Y-%m-%d %H:%M:%S}",
+            ", ".join(r.namespaces),
+            str(r.resource_count),
+            str(r.volume_count),
+        )
     console.print(table)
     console.print(f"{len(found)} backup(s) in vault {vault}")

@@ -1,12 +1,16 @@
 """``backupctl vault create|list|describe|check|delete``: backup vaults of this cluster.
 
 The registry is a JSON file per vault under ``<state dir>/vaults`` (``--state-dir`` or
-``BACKUPCENTER_STATE_DIR``).  OSS credentials come from the ``ALIBABA_CLOUD_*`` environment, or
-from the Secret named by ``--credentials-secret`` (read with the current kubeconfig).
+``BACKUPCENTER_STATE_DIR``), or ConfigMaps in the product namespace when the setting
+``vault_registry`` is ``kubernetes`` (as deployed).  OSS credentials come from the
+``ALIBABA_CLOUD_*`` environment, or from the Secret named by ``--credentials-secret`` (read with
+the current kubeconfig).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,53 +18,35 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from backupctl.console import BadInput, console, load_settings, state_dir
+from activities.context import WorkerContext
+from backupctl.console import BadInput, console, state_dir
 from schemas.errors import BackupCenterError
+from schemas.settings import SettingsProvider
 from schemas.vault import SecretRef, VaultBackup, VaultEntry, VaultPhase, VaultSpec, VaultStatus
 from vault.catalog import list_backups
-from vault.lifecycle import (
-    CredentialsResolver,
-    FileVaultRegistry,
-    VaultManager,
-    kube_secret_resolver,
-    registry_dir,
-)
+from vault.lifecycle import VaultManager
 from vault.open import from_validation_error
 
-vault_app = typer.Typer(help="Backup vaults: where backups live (OSS buckets or local directories).",
-                        no_args_is_help=True)
+vault_app = typer.Typer(
+    help="Backup vaults: where backups live (OSS buckets or local directories).", no_args_is_help=True
+)
 
-StateDir = Annotated[Path | None,
-                     typer.Option("--state-dir", help="Default: $BACKUPCENTER_STATE_DIR or .dev")]
+StateDir = Annotated[
+    Path | None, typer.Option("--state-dir", help="Default: $BACKUPCENTER_STATE_DIR or .dev")
+]
 ClusterId = Annotated[str | None, typer.Option("--cluster-id", help="Default: the settings' cluster_id")]
 
 
-def _kube_resolver(namespace: str) -> CredentialsResolver:
-    resolver: CredentialsResolver | None = None
-
-    def resolve(spec: VaultSpec) -> Any:
-        nonlocal resolver
-        if spec.credentials is None:
-            return None
-        if resolver is None:
-            from kubernetes import client, config
-
-            try:
-                config.load_kube_config()
-            except Exception as err:
-                raise BadInput(f"--credentials-secret: no kubeconfig to read it with: {err}") from None
-            resolver = kube_secret_resolver(client.CoreV1Api(), namespace)
-        return resolver(spec)
-
-    return resolve
-
-
 def manager(state: Path | None = None, cluster_id: str | None = None) -> VaultManager:
-    """The CLI's VaultManager (also used by tests and the demo)."""
-    settings = load_settings()
-    directory = registry_dir(state if state is not None else state_dir())
-    return VaultManager(FileVaultRegistry(directory), cluster_id or settings.cluster_id,
-                        resolve_credentials=_kube_resolver(settings.product_namespace))
+    """The CLI's VaultManager (also used by tests and the demo): the same registry and credential
+    resolution as the workers, per the settings."""
+    ctx = WorkerContext(
+        SettingsProvider.from_environment(),
+        state_dir=state if state is not None else state_dir(),
+        kubeconfig=os.environ.get("KUBECONFIG"),
+    )
+    found: VaultManager = ctx.vaults()
+    return replace(found, cluster_id=cluster_id) if cluster_id else found
 
 
 def _bad_input(err: BackupCenterError) -> BackupCenterError | BadInput:
@@ -103,8 +89,14 @@ def create(
 ) -> None:
     """Create a vault (immutable afterwards); checks the bucket before registering it."""
     fields: dict[str, Any] = {
-        "name": name, "url": url, "region": region, "network": network, "endpoint": endpoint,
-        "encryption": encryption, "kms_key_id": kms_key_id, "credentials": _secret_ref(credentials_secret),
+        "name": name,
+        "url": url,
+        "region": region,
+        "network": network,
+        "endpoint": endpoint,
+        "encryption": encryption,
+        "kms_key_id": kms_key_id,
+        "credentials": _secret_ref(credentials_secret),
         "description": description,
     }
     try:
@@ -117,8 +109,10 @@ def create(
         raise _bad_input(err) from None
     console.print(f"vault {entry.name} {_phase(entry.status)}: {entry.spec.url}")
     if entry.marker is not None and entry.marker.vault_name != entry.name:
-        console.print(f"the location was first used by vault {entry.marker.vault_name} "
-                      f"(cluster {entry.marker.created_by_cluster}); its backups are offered here too")
+        console.print(
+            f"the location was first used by vault {entry.marker.vault_name} "
+            f"(cluster {entry.marker.created_by_cluster}); its backups are offered here too"
+        )
 
 
 @vault_app.command("list")
@@ -129,13 +123,21 @@ def list_vaults(
 ) -> None:
     """List vaults with their last known status (run `check` to refresh)."""
     entries = manager(state, cluster_id).list(include_deleted=all_)
-    table = Table("name", "url", "region", "network", "phase", "last check (UTC)", "last success (UTC)",
-                  "cause")
+    table = Table(
+        "name", "url", "region", "network", "phase", "last check (UTC)", "last success (UTC)", "cause"
+    )
     for e in entries:
         phase = "[dim]Deleted[/dim]" if e.deleted else _phase(e.status)
-        table.add_row(e.name, e.spec.url, e.spec.region or "-", e.spec.network.value, phase,
-                      _when(e.status.last_check_time), _when(e.status.last_success_time),
-                      e.status.cause or "")
+        table.add_row(
+            e.name,
+            e.spec.url,
+            e.spec.region or "-",
+            e.spec.network.value,
+            phase,
+            _when(e.status.last_check_time),
+            _when(e.status.last_success_time),
+            e.status.cause or "",
+        )
     console.print(table)
     console.print(f"{len(entries)} vault(s)")
 
@@ -144,13 +146,20 @@ def _describe_entry(entry: VaultEntry) -> None:
     spec = entry.spec
     status = entry.status
     rows = [
-        ("name", spec.name), ("url", spec.url), ("region", spec.region or "-"),
-        ("network", spec.network.value), ("endpoint", spec.endpoint or "(from region and network)"),
-        ("encryption", spec.encryption.value), ("kms key id", spec.kms_key_id or "-"),
-        ("credentials", str(spec.credentials or "environment")), ("vault id", entry.vault_id),
+        ("name", spec.name),
+        ("url", spec.url),
+        ("region", spec.region or "-"),
+        ("network", spec.network.value),
+        ("endpoint", spec.endpoint or "(from region and network)"),
+        ("encryption", spec.encryption.value),
+        ("kms key id", spec.kms_key_id or "-"),
+        ("credentials", str(spec.credentials or "environment")),
+        ("vault id", entry.vault_id),
         ("created", f"{_when(entry.created_at)} by cluster {entry.created_by_cluster}"),
-        ("phase", _phase(status)), ("storage class", status.storage_class or "-"),
-        ("last check", _when(status.last_check_time)), ("last success", _when(status.last_success_time)),
+        ("phase", _phase(status)),
+        ("storage class", status.storage_class or "-"),
+        ("last check", _when(status.last_check_time)),
+        ("last success", _when(status.last_success_time)),
     ]
     marker = entry.marker
     if marker is not None and marker.vault_name != spec.name:
@@ -170,9 +179,15 @@ def _backups_table(backups: list[VaultBackup]) -> Table:
     table = Table("backup", "state", "source cluster", "completed (UTC)", "resources", "volumes", "size")
     for b in backups:
         r = b.record
-        table.add_row(b.name, b.state.value, b.source_cluster or "-", _when(r.completed_at if r else None),
-                      str(r.resource_count) if r else "-", str(r.volume_count) if r else "-",
-                      f"{r.size_bytes / 2**20:.1f} MiB" if r else "-")
+        table.add_row(
+            b.name,
+            b.state.value,
+            b.source_cluster or "-",
+            _when(r.completed_at if r else None),
+            str(r.resource_count) if r else "-",
+            str(r.volume_count) if r else "-",
+            f"{r.size_bytes / 2**20:.1f} MiB" if r else "-",
+        )
     return table
 
 
