@@ -31,5 +31,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{ui_port}" in out
     assert "environment stopped" in out
     assert not port_open("127.0.0.1", temporal_port) and not port_open("127.0.0.1", ui_port)
-    # The vault holds the committed backup.
-    assert list((tmp_path / "dev" / "vault").rglob("backup.json*"))
+    # The vault is there, and the demo's delete request removed its backup.
+    vault = tmp_path / "dev" / "vault"
+    assert list(vault.rglob("vault.json*"))
+    assert not list(vault.rglob("backup.json*"))
