@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console, load_settings
-from backupctl.jobs import visibility_query
 from schemas.specs import BackupMode, BackupSpec, ClusterResources
-from workflows import search_attributes as sa
 from workflows.backup import BackupWorkflow
 
 backup_app = typer.Typer(help="Back up applications and their volumes.", no_args_is_help=True)
@@ -81,27 +78,7 @@ def list_backups(
     phase: Annotated[str | None, typer.Option(help="Only jobs in this phase")] = None,
 ) -> None:
     """Backup jobs of this cluster, newest first."""
-    query = visibility_query("backup", phase)
-
-    async def go(client: Client) -> list[tuple[str, ...]]:
-        rows: list[tuple[str, ...]] = []
-        async for wf in client.list_workflows(query, limit=500):
-            attrs = wf.typed_search_attributes
-            rows.append(
-                (
-                    wf.id.removeprefix("backup-"),
-                    attrs.get(sa.PHASE) or "",
-                    attrs.get(sa.STEP) or "",
-                    attrs.get(sa.VAULT) or "",
-                    f"{wf.start_time:%Y-%m-%d %H:%M:%S}",
-                )
-            )
-        return rows
-
-    table = Table("name", "phase", "step", "vault", "started (UTC)")
-    for row in with_client(go):
-        table.add_row(*row)
-    console.print(table)
+    jobctl.print_job_list("backup", phase)
 
 
 @backup_app.command("describe")

@@ -171,3 +171,31 @@ def exit_code(status: JobStatus) -> int:
     if status.phase is JobPhase.partially_failed:
         return EXIT_PARTIAL
     return 1
+
+
+def print_job_list(kind: str, phase: str | None) -> None:
+    """``<kind> list``: the jobs of one kind on this cluster, newest first."""
+    from backupctl.asyncrun import with_client
+    from backupctl.jobs import visibility_query
+
+    query = visibility_query(kind, phase)
+
+    async def go(client: Client) -> list[tuple[str, ...]]:
+        rows: list[tuple[str, ...]] = []
+        async for wf in client.list_workflows(query, limit=500):
+            attrs = wf.typed_search_attributes
+            rows.append(
+                (
+                    wf.id.removeprefix(f"{kind}-"),
+                    attrs.get(sa.PHASE) or "",
+                    attrs.get(sa.STEP) or "",
+                    attrs.get(sa.VAULT) or "",
+                    f"{wf.start_time:%Y-%m-%d %H:%M:%S}",
+                )
+            )
+        return rows
+
+    table = Table("name", "phase", "step", "vault", "started (UTC)")
+    for row in with_client(go):
+        table.add_row(*row)
+    console.print(table)

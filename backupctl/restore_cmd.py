@@ -12,14 +12,12 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
-from backupctl.jobs import visibility_query
 from backupctl.vault_cmd import manager
 from kube.restore_records import read_explanations, restore_prefix
 from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
 from schemas.status import JobStatus
 from vault.catalog import list_backups
-from workflows import search_attributes as sa
 from workflows.restore import RestoreWorkflow
 
 restore_app = typer.Typer(
@@ -130,27 +128,7 @@ def list_restores(
     phase: Annotated[str | None, typer.Option(help="Only jobs in this phase")] = None,
 ) -> None:
     """Restore jobs of this cluster, newest first."""
-    query = visibility_query("restore", phase)
-
-    async def go(client: Client) -> list[tuple[str, ...]]:
-        rows: list[tuple[str, ...]] = []
-        async for wf in client.list_workflows(query, limit=500):
-            attrs = wf.typed_search_attributes
-            rows.append(
-                (
-                    wf.id.removeprefix("restore-"),
-                    attrs.get(sa.PHASE) or "",
-                    attrs.get(sa.STEP) or "",
-                    attrs.get(sa.VAULT) or "",
-                    f"{wf.start_time:%Y-%m-%d %H:%M:%S}",
-                )
-            )
-        return rows
-
-    table = Table("name", "phase", "step", "vault", "started (UTC)")
-    for row in with_client(go):
-        table.add_row(*row)
-    console.print(table)
+    jobctl.print_job_list("restore", phase)
 
 
 def _print_missing(status: JobStatus, limit: int) -> None:

@@ -34,16 +34,8 @@ with workflow.unsafe.imports_passed_through():
     from workers.placement import Placement, explain, place
     from workers.task_queues import node_queue as node_queue_name
     from workflows.step_controls import OperatorControls
-    from workflows.steps import JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
 
-# Transient faults (API server 5xx/429, network) are retried here before an operator is asked.
-TRANSIENT = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
-QUICK = timedelta(minutes=2)
 
 STEP_VALIDATE = "validate"
 STEP_VAULT = "check vault"
@@ -301,7 +293,9 @@ class BackupWorkflow(OperatorControls):
             if copied is not None:
                 summary, node = copied
                 records.files[v.ref] = summary.snapshot_id
-                runner.status.step(f"volume {v.ref}").message = (
+                runner.status.step(
+                    f"volume {v.ref}"
+                ).message = (
                     f"on node {node}: {summary.files} files, {summary.bytes} bytes, {summary.new_bytes} new"
                 )
                 if summary.partial:

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import backup as backup_acts
@@ -28,15 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.specs import DeleteSpec, JobKind
     from schemas.status import JobPhase, JobStatus, StepState
     from workflows.step_controls import OperatorControls
-    from workflows.steps import JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
 
-TRANSIENT = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
-QUICK = timedelta(minutes=2)
 
 STEP_VALIDATE = "validate"
 STEP_OBJECTS = "delete cluster objects"
@@ -62,8 +54,9 @@ class DeleteWorkflow(OperatorControls):
         runner.declare(STEP_VALIDATE, STEP_OBJECTS, STEP_VAULT, STEP_NAME)
 
         async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(backup_acts.load_settings,
-                                                               start_to_close_timeout=QUICK)
+            latest: Settings = await workflow.execute_activity(
+                backup_acts.load_settings, start_to_close_timeout=QUICK
+            )
             return latest.delete_max_workers
 
         try:
@@ -80,8 +73,9 @@ class DeleteWorkflow(OperatorControls):
         return runner.finish(JobPhase.completed)
 
     async def _body(self, spec: DeleteSpec, runner: JobRunner) -> None:
-        target: DeleteTarget | None = await runner.step(STEP_VALIDATE,
-                                                        lambda: self._act(acts.resolve_delete, spec))
+        target: DeleteTarget | None = await runner.step(
+            STEP_VALIDATE, lambda: self._act(acts.resolve_delete, spec)
+        )
         if target is None:  # not skippable, so only a bug gets here
             raise JobFailed(ErrorInfo(code="StepFailed", kind="JobError", message="nothing resolved"))
         where = f"source cluster {target.source_cluster}" if target.source_cluster else "this cluster"
@@ -105,10 +99,16 @@ class DeleteWorkflow(OperatorControls):
         runner.status.summary["vault"] = str(outcome)
 
         if target.local and target.has_execution:
-            await runner.step(STEP_NAME, lambda: self._act(
-                acts.free_job_name, spec.target_kind.value, spec.target,
-                summary=f"delete workflow {spec.target_kind.value}-{spec.target}",
-                timeout=acts.NAME_FREE_TIMEOUT + QUICK))
+            await runner.step(
+                STEP_NAME,
+                lambda: self._act(
+                    acts.free_job_name,
+                    spec.target_kind.value,
+                    spec.target,
+                    summary=f"delete workflow {spec.target_kind.value}-{spec.target}",
+                    timeout=acts.NAME_FREE_TIMEOUT + QUICK,
+                ),
+            )
             runner.status.step(STEP_NAME).message = f"{spec.target_kind.value} name {spec.target} is free"
         else:
             self._skip(STEP_NAME, "no job of that name on this cluster")
@@ -119,8 +119,12 @@ class DeleteWorkflow(OperatorControls):
 
     async def _act(self, fn: Any, *args: Any, summary: str | None = None, timeout: timedelta = QUICK) -> Any:
         return await workflow.execute_activity(
-            fn, args=list(args), start_to_close_timeout=timeout, heartbeat_timeout=timedelta(minutes=1),
-            retry_policy=TRANSIENT, summary=summary,
+            fn,
+            args=list(args),
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=TRANSIENT,
+            summary=summary,
         )
 
     @workflow.query

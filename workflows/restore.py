@@ -45,15 +45,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workers.task_queues import node_queue
     from workflows.step_controls import OperatorControls
-    from workflows.steps import JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
 
-TRANSIENT = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
-QUICK = timedelta(minutes=2)
 
 STEP_VALIDATE = "validate"
 STEP_VAULT = "check vault"
@@ -78,9 +71,11 @@ PHASE_STEPS: dict[Phase, str] = {
 }
 # Counted in the status summary, by ItemStatus value.
 OUTCOMES = ("created", "updated", "exists", "skipped", "failed")
-CANCEL_NOTE = ("objects already created by this restore stay in the cluster (label "
-               "backupcenter.io/restore={name}); its temporary VolumeSnapshots, contents and fill pods "
-               "were removed")
+CANCEL_NOTE = (
+    "objects already created by this restore stay in the cluster (label "
+    "backupcenter.io/restore={name}); its temporary VolumeSnapshots, contents and fill pods "
+    "were removed"
+)
 
 
 @workflow.defn
@@ -105,8 +100,9 @@ class RestoreWorkflow(OperatorControls):
         job = RestoreJob(spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now())
 
         async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(backup_acts.load_settings,
-                                                               start_to_close_timeout=QUICK)
+            latest: Settings = await workflow.execute_activity(
+                backup_acts.load_settings, start_to_close_timeout=QUICK
+            )
             return latest.restore_max_workers
 
         try:
@@ -132,16 +128,20 @@ class RestoreWorkflow(OperatorControls):
                 runner.status.add_warning(ItemIssue(item="namespace_mapping", message=warning))
             runner.status.step(STEP_VALIDATE).message = (
                 f"backup {spec.backup} of cluster {plan.source_cluster}: {plan.objects} objects in "
-                f"{len(plan.namespaces)} namespaces")
-        await runner.step(STEP_VAULT, lambda: self._act(acts.check_restore_vault, job,
-                                                        summary=f"vault {spec.vault}"))
+                f"{len(plan.namespaces)} namespaces"
+            )
+        await runner.step(
+            STEP_VAULT, lambda: self._act(acts.check_restore_vault, job, summary=f"vault {spec.vault}")
+        )
         found = await runner.step(STEP_DISCOVER, lambda: self._act(acts.discover_target, job))
         if found is None:  # not skippable, so only a bug gets here
-            raise JobFailed(ErrorInfo(code="StepFailed", kind="JobError",
-                                      message="discovery produced nothing"))
+            raise JobFailed(
+                ErrorInfo(code="StepFailed", kind="JobError", message="discovery produced nothing")
+            )
         runner.status.step(STEP_DISCOVER).message = (
             f"{found.served} resource versions served; {sum(len(g.resources) for g in found.groups)} "
-            "resources to restore")
+            "resources to restore"
+        )
         groups = {Phase(g.phase): g for g in found.groups}
         for phase, step in PHASE_STEPS.items():
             group = groups.get(phase)
@@ -150,9 +150,12 @@ class RestoreWorkflow(OperatorControls):
             elif phase is Phase.storage:
                 await self._volumes(job, settings, group)
             else:
-                result = await runner.step(step, partial(self._apply, job, settings, group),
-                                           on_timeout=self._timeout_error(settings, group),
-                                           item=self._item(group))
+                result = await runner.step(
+                    step,
+                    partial(self._apply, job, settings, group),
+                    on_timeout=self._timeout_error(settings, group),
+                    item=self._item(group),
+                )
                 if result is not None:  # None: skipped by the operator, counted as a failed item
                     self._record(step, result)
         await self._finish(job, settings)
@@ -170,26 +173,38 @@ class RestoreWorkflow(OperatorControls):
         if Phase(group.phase) is Phase.crds:
             # Custom resources are served once their CRDs are established; later phases choose
             # their versions from the discovery this takes afterwards.
-            await self._act(acts.wait_crds_established, job, summary="wait CRDs established, discover again",
-                            timeout=acts.CRD_ESTABLISHED_TIMEOUT + QUICK)
+            await self._act(
+                acts.wait_crds_established,
+                job,
+                summary="wait CRDs established, discover again",
+                timeout=acts.CRD_ESTABLISHED_TIMEOUT + QUICK,
+            )
         return result
 
-    async def _volume_work(self, job: RestoreJob, settings: Settings, group: GroupPlan
-                           ) -> tuple[VolumeSourcesResult, GroupResult, ClaimsResult, int]:
+    async def _volume_work(
+        self, job: RestoreJob, settings: Settings, group: GroupPlan
+    ) -> tuple[VolumeSourcesResult, GroupResult, ClaimsResult, int]:
         sources: VolumeSourcesResult = await self._act(
-            acts.prepare_volume_sources, job, summary="plan PVC data, create snapshot data sources")
+            acts.prepare_volume_sources, job, summary="plan PVC data, create snapshot data sources"
+        )
         if sources.from_snapshot:
             ready = settings.snapshot_ready_timeout
-            await self._act(acts.wait_volume_sources_ready,
-                            acts.WaitRequest(job=job, timeout_seconds=ready.total_seconds()),
-                            summary=f"wait {sources.from_snapshot} VolumeSnapshots ready (timeout {ready})",
-                            timeout=ready + QUICK, non_retryable=["RestoreSnapshotNotReady"])
+            await self._act(
+                acts.wait_volume_sources_ready,
+                acts.WaitRequest(job=job, timeout_seconds=ready.total_seconds()),
+                summary=f"wait {sources.from_snapshot} VolumeSnapshots ready (timeout {ready})",
+                timeout=ready + QUICK,
+                non_retryable=["RestoreSnapshotNotReady"],
+            )
         result = await self._apply(job, settings, group)
         bind = settings.pvc_bind_timeout
         claims: ClaimsResult = await self._act(
-            acts.wait_claims_bound, acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
-            summary=f"wait restored PVCs bound (timeout {bind})", timeout=bind + QUICK,
-            non_retryable=["ResourceTimeout"])
+            acts.wait_claims_bound,
+            acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
+            summary=f"wait restored PVCs bound (timeout {bind})",
+            timeout=bind + QUICK,
+            non_retryable=["ResourceTimeout"],
+        )
         filled = await self._fill_volumes(job, settings) if sources.file_level else 0
         return sources, result, claims, filled
 
@@ -201,9 +216,12 @@ class RestoreWorkflow(OperatorControls):
             return 0
         bind = settings.pvc_bind_timeout
         targets: list[FileTarget] = await self._act(
-            acts.wait_file_pods, acts.FillRequest(volumes=volumes, timeout_seconds=bind.total_seconds()),
-            summary=f"wait {len(volumes)} fill pods running (timeout {bind})", timeout=bind + QUICK,
-            non_retryable=["ResourceTimeout"])
+            acts.wait_file_pods,
+            acts.FillRequest(volumes=volumes, timeout_seconds=bind.total_seconds()),
+            summary=f"wait {len(volumes)} fill pods running (timeout {bind})",
+            timeout=bind + QUICK,
+            non_retryable=["ResourceTimeout"],
+        )
         by_node: dict[str, list[FileTarget]] = {}
         for target in targets:
             by_node.setdefault(target.node, []).append(target)
@@ -219,8 +237,13 @@ class RestoreWorkflow(OperatorControls):
     async def _fill(self, job: RestoreJob, settings: Settings, target: FileTarget) -> None:
         volume = f"{target.namespace}/{target.pvc}"
         request = node_acts.VolumeRestoreRequest(
-            vault=job.spec.vault, snapshot_id=target.snapshot_id, target_pod_uid=target.pod_uid,
-            plugin_dir=target.plugin_dir, pv=target.pv, volume=volume)
+            vault=job.spec.vault,
+            snapshot_id=target.snapshot_id,
+            target_pod_uid=target.pod_uid,
+            plugin_dir=target.plugin_dir,
+            pv=target.pv,
+            volume=volume,
+        )
         try:
             await workflow.execute_activity(
                 node_acts.restore_volume_files,
@@ -235,27 +258,35 @@ class RestoreWorkflow(OperatorControls):
             )
         except ActivityError as err:
             if isinstance(err.cause, TimeoutError) and err.cause.type is TimeoutType.SCHEDULE_TO_START:
-                raise to_application_error(BackupCenterError(
-                    "NodeAgentMissing", volume=volume, node=target.node,
-                    timeout=str(settings.node_pickup_timeout))) from None
+                raise to_application_error(
+                    BackupCenterError(
+                        "NodeAgentMissing",
+                        volume=volume,
+                        node=target.node,
+                        timeout=str(settings.node_pickup_timeout),
+                    )
+                ) from None
             raise
 
     async def _volumes(self, job: RestoreJob, settings: Settings, group: GroupPlan) -> None:
         runner = self.runner
         assert runner is not None
-        done = await runner.step(STEP_VOLUMES, partial(self._volume_work, job, settings, group),
-                                 item=self._item(group))
+        done = await runner.step(
+            STEP_VOLUMES, partial(self._volume_work, job, settings, group), item=self._item(group)
+        )
         if done is None:
             return
         sources, result, claims, filled = done
         self._record(STEP_VOLUMES, result)
         step = runner.status.step(STEP_VOLUMES)
-        step.message = "; ".join([
-            step.message or "",
-            f"{sources.from_snapshot} PVCs from snapshots, {filled} filled by node workers, "
-            f"{sources.without_data} without data",
-            f"{claims.bound} bound, {claims.waiting_total} wait for their first consumer",
-        ])
+        step.message = "; ".join(
+            [
+                step.message or "",
+                f"{sources.from_snapshot} PVCs from snapshots, {filled} filled by node workers, "
+                f"{sources.without_data} without data",
+                f"{claims.bound} bound, {claims.waiting_total} wait for their first consumer",
+            ]
+        )
 
     def _record(self, step: str, result: GroupResult) -> None:
         counts, status = result.counts, self._status
@@ -265,8 +296,11 @@ class RestoreWorkflow(OperatorControls):
         total = sum(counts.values())
         if self.runner is not None:
             self.runner.set_progress(step, total, total, "objects")
-        parts = [f"{counts[name]} {'skipped (exists)' if name == 'exists' else name}"
-                 for name in OUTCOMES if counts.get(name)]
+        parts = [
+            f"{counts[name]} {'skipped (exists)' if name == 'exists' else name}"
+            for name in OUTCOMES
+            if counts.get(name)
+        ]
         status.step(step).message = ", ".join(parts) or "nothing selected"
 
     @staticmethod
@@ -277,7 +311,8 @@ class RestoreWorkflow(OperatorControls):
     def _timeout_error(settings: Settings, group: GroupPlan) -> ErrorInfo:
         minutes = settings.export_timeout_minutes
         return ErrorInfo(
-            code="StepFailed", kind="RestoreError",
+            code="StepFailed",
+            kind="RestoreError",
             message=f"restoring {', '.join(group.resources)} took longer than {minutes} minutes",
             causes=["The phase holds very many objects, or the API server is slow."],
             fixes=["Raise the setting export_timeout_minutes, then retry."],
@@ -287,9 +322,15 @@ class RestoreWorkflow(OperatorControls):
         runner = self.runner
         assert runner is not None
         bind = settings.pvc_bind_timeout
-        result = await runner.step(STEP_FINISH, lambda: self._act(
-            acts.finish_restore, acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
-            summary="remove temporaries, explain what is missing", timeout=bind + QUICK))
+        result = await runner.step(
+            STEP_FINISH,
+            lambda: self._act(
+                acts.finish_restore,
+                acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
+                summary="remove temporaries, explain what is missing",
+                timeout=bind + QUICK,
+            ),
+        )
         if result is None:
             return
         self._samples(result.samples)
@@ -299,7 +340,8 @@ class RestoreWorkflow(OperatorControls):
         missing = sum(result.missing.values())
         runner.status.step(STEP_FINISH).message = (
             f"{result.temporaries_removed} temporaries removed; {missing} explanations of missing objects "
-            "(`backupctl restore describe --missing`)")
+            "(`backupctl restore describe --missing`)"
+        )
 
     # --- helpers ------------------------------------------------------------------------------
     def _nothing(self, step: str) -> None:
@@ -314,21 +356,36 @@ class RestoreWorkflow(OperatorControls):
             self._status.add_warning(issue)
         self._status.warnings_total += samples.warnings_total - len(samples.warnings)
 
-    async def _act(self, fn: Any, *args: Any, summary: str | None = None, timeout: timedelta = QUICK,
-                   non_retryable: list[str] | None = None) -> Any:
+    async def _act(
+        self,
+        fn: Any,
+        *args: Any,
+        summary: str | None = None,
+        timeout: timedelta = QUICK,
+        non_retryable: list[str] | None = None,
+    ) -> Any:
         return await workflow.execute_activity(
-            fn, args=list(args), start_to_close_timeout=timeout,
+            fn,
+            args=list(args),
+            start_to_close_timeout=timeout,
             heartbeat_timeout=timedelta(minutes=1) if timeout > QUICK else None,
-            retry_policy=RetryPolicy(initial_interval=TRANSIENT.initial_interval, backoff_coefficient=2.0,
-                                     maximum_interval=TRANSIENT.maximum_interval, maximum_attempts=5,
-                                     non_retryable_error_types=non_retryable or []),
+            retry_policy=RetryPolicy(
+                initial_interval=TRANSIENT.initial_interval,
+                backoff_coefficient=2.0,
+                maximum_interval=TRANSIENT.maximum_interval,
+                maximum_attempts=5,
+                non_retryable_error_types=non_retryable or [],
+            ),
             summary=summary,
         )
 
     async def _cleanup(self, job: RestoreJob) -> None:
         try:
             result = await workflow.execute_activity(
-                acts.cleanup_restore, job, start_to_close_timeout=QUICK, retry_policy=TRANSIENT,
+                acts.cleanup_restore,
+                job,
+                start_to_close_timeout=QUICK,
+                retry_policy=TRANSIENT,
                 summary="remove temporary VolumeSnapshots, contents and fill pods",
             )
             self._status.summary["temporaries_removed"] = result.temporaries_removed

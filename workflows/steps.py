@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -32,6 +33,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 T = TypeVar("T")
+
+# Transient faults (API server 5xx/429, network) are retried before an operator is asked.
+TRANSIENT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+# Start-to-close timeout of quick activities (one API call or a few).
+QUICK = timedelta(minutes=2)
 
 
 class Decision(StrEnum):

@@ -64,8 +64,13 @@ class VaultAvailabilityWorkflow:
         return self._checks
 
 
-async def ensure_started(client: Client, *, task_queue: str, interval: timedelta = timedelta(minutes=5),
-                         workflow_id: str = WORKFLOW_ID) -> WorkflowHandle[VaultAvailabilityWorkflow, None]:
+async def ensure_started(
+    client: Client,
+    *,
+    task_queue: str,
+    interval: timedelta = timedelta(minutes=5),
+    workflow_id: str = WORKFLOW_ID,
+) -> WorkflowHandle[VaultAvailabilityWorkflow, None]:
     """Start the checker unless it already runs (idempotent; call at worker start)."""
     return await client.start_workflow(
         VaultAvailabilityWorkflow.run,
