@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes.client import CoreV1Api
 
 from schemas.settings import SettingsError, SettingsProvider
 
@@ -45,24 +47,19 @@ def test_a_broken_file_refuses_to_start(tmp_path: Path) -> None:
         SettingsProvider.from_file(tmp_path / "missing.yaml")
 
 
-class _FakeConfigMaps:
-    """Stands in for CoreV1Api.read_namespaced_config_map only in this unit test; the real
-    ConfigMap path is exercised against the local API server in the cluster tests."""
-
-    def __init__(self) -> None:
-        self.version = 1
-        self.text = "restore_max_workers: 2\n"
-
-    def read_namespaced_config_map(self, name: str, namespace: str) -> object:
-        meta = type("M", (), {"resource_version": str(self.version)})()
-        return type("CM", (), {"metadata": meta, "data": {"settings.yaml": self.text}})()
-
-
-def test_configmap_source_reloads_on_new_resource_version() -> None:
-    api = _FakeConfigMaps()
-    provider = SettingsProvider.from_configmap(api, "backup-center", "settings", min_interval=0)
+@pytest.mark.cluster
+def test_configmap_source_reloads_on_new_resource_version(kube_cluster: Any, kube_namespace: str) -> None:
+    core = CoreV1Api(kube_cluster.api_client())
+    core.create_namespaced_config_map(
+        kube_namespace,
+        {"metadata": {"name": "settings"}, "data": {"settings.yaml": "restore_max_workers: 2\n"}},
+    )
+    provider = SettingsProvider.from_configmap(core, kube_namespace, "settings", min_interval=0)
     assert provider.current().restore_max_workers == 2
-    api.text = "restore_max_workers: 8\n"
-    assert provider.current().restore_max_workers == 2  # same resourceVersion: not re-parsed
-    api.version = 2
+    core.patch_namespaced_config_map(
+        "settings", kube_namespace, {"data": {"settings.yaml": "restore_max_workers: 8\n"}}
+    )
     assert provider.current().restore_max_workers == 8
+    core.patch_namespaced_config_map("settings", kube_namespace, {"data": {"settings.yaml": "nope: 1\n"}})
+    assert provider.current().restore_max_workers == 8  # a broken edit keeps the last good settings
+    assert provider.last_error is not None and "unknown setting 'nope'" in provider.last_error
