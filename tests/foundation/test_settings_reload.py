@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import CoreV1Api
+from kubernetes.client import CoreV1Api, V1ConfigMap, V1ObjectMeta
 
 from schemas.settings import SettingsError, SettingsProvider
 
@@ -50,10 +50,10 @@ def test_a_broken_file_refuses_to_start(tmp_path: Path) -> None:
 @pytest.mark.cluster
 def test_configmap_source_reloads_on_new_resource_version(kube_cluster: Any, kube_namespace: str) -> None:
     core = CoreV1Api(kube_cluster.api_client())
-    core.create_namespaced_config_map(
-        kube_namespace,
-        {"metadata": {"name": "settings"}, "data": {"settings.yaml": "restore_max_workers: 2\n"}},
+    first = V1ConfigMap(
+        metadata=V1ObjectMeta(name="settings"), data={"settings.yaml": "restore_max_workers: 2\n"}
     )
+    core.create_namespaced_config_map(kube_namespace, first)
     provider = SettingsProvider.from_configmap(core, kube_namespace, "settings", min_interval=0)
     assert provider.current().restore_max_workers == 2
     core.patch_namespaced_config_map(
