@@ -15,7 +15,7 @@ from temporalio import activity
 from activities.context import current
 from activities.errors import product_errors
 from kube import discovery, export, snapshots, temp_pods, volumes
-from schemas.backup import ExportSummary, SnapshotState
+from schemas.backup import ExportSummary, SnapshotState, VolumeRecords
 from schemas.errors import BackupCenterError
 from schemas.settings import Settings
 from schemas.specs import DEFAULT_EXCLUDED_NAMESPACES, BackupSpec
@@ -24,15 +24,6 @@ from schemas.volumes import Mount, VolumeInventory, VolumePlan
 from vault import catalog
 
 DISCOVERY_OBJECT = "discovery.json"
-VOLUMES_OBJECT = "volumes.json"
-
-
-class VolumeRecords(BaseModel):
-    """Written to the vault: how each volume was protected, for restore and delete."""
-
-    snapshots: list[SnapshotState] = []
-    files: dict[str, str] = {}  # "<ns>/<pvc>" -> data-mover snapshot id
-    skipped: dict[str, str] = {}  # "<ns>/<pvc>" -> why
 
 
 class CommitInput(BaseModel):
@@ -173,10 +164,9 @@ def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
     for backup in backups:
         if not wanted - found.keys():
             break
-        key = catalog.backup_prefix(backup.name) + VOLUMES_OBJECT
-        if not store.exists(key):
+        records = catalog.volume_records(store, backup.name)
+        if records is None:
             continue
-        records = VolumeRecords.model_validate_json(store.get(key))
         for ref, snapshot in records.files.items():
             if ref in wanted and ref not in found:
                 found[ref] = snapshot
@@ -255,7 +245,7 @@ def commit_backup(request: CommitInput) -> BackupRecord:
     ctx = current()
     store = ctx.vaults().store(request.spec.vault)
     store.put(
-        catalog.backup_prefix(request.spec.name) + VOLUMES_OBJECT, request.volumes.model_dump_json().encode()
+        catalog.backup_prefix(request.spec.name) + catalog.VOLUMES, request.volumes.model_dump_json().encode()
     )
     now = datetime.now(UTC)
     record = BackupRecord(

@@ -19,6 +19,7 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+import datamover
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from kube import snapshots
@@ -123,6 +124,30 @@ def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
     return store
 
 
+def _collect_volume_data(ctx: WorkerContext, store: ObjectStore) -> None:
+    """Remove the file-level volume data no backup refers to any more (data-mover gc: packs
+    younger than pack_gc_grace stay, and a running backup's lock makes it wait for next time)."""
+    try:
+        summary = datamover.gc(
+            store,
+            catalog.live_file_snapshots(store),
+            grace_seconds=ctx.settings.pack_gc_grace.total_seconds(),
+        )
+    except datamover.DataMoverError as err:
+        # The backup itself is deleted; leftover packs are collected by the next delete.
+        activity.logger.warning("volume data not collected: %s", err)
+        return
+    activity.logger.info(
+        "volume data collected: %d packs (%d bytes) and %d snapshots removed, "
+        "%d packs in grace, blocked by %s",
+        summary.packs_deleted,
+        summary.bytes_deleted,
+        summary.snapshots_deleted,
+        summary.packs_in_grace,
+        summary.blocked_by or "nothing",
+    )
+
+
 @activity.defn
 @product_errors
 def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
@@ -144,6 +169,7 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
             raise
         if target.local:
             catalog.delete_backup_records(store, backup.name)
+            _collect_volume_data(ctx, store)
             return DeleteOutcome.deleted
         catalog.mark_deleted(
             store,

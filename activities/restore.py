@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
-from activities.backup import VOLUMES_OBJECT, VolumeRecords
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from kube import discovery
@@ -59,6 +58,7 @@ from kube.restore_volumes import (
     snapshot_classes,
     snapshot_ready,
 )
+from schemas.backup import VolumeRecords
 from schemas.errors import BackupCenterError
 from schemas.restore import (
     MAX_SAMPLES,
@@ -261,8 +261,7 @@ def wait_crds_established(job: RestoreJob) -> int:
 
 # --- volumes --------------------------------------------------------------------------------
 def _volume_records(store: ObjectStore, backup: str) -> VolumeRecords:
-    raw = get_optional(store, catalog.backup_prefix(backup) + VOLUMES_OBJECT)
-    return VolumeRecords.model_validate_json(raw) if raw else VolumeRecords()
+    return catalog.volume_records(store, backup) or VolumeRecords()
 
 
 def _retained_volumes(

@@ -27,3 +27,11 @@ class SnapshotState(BaseModel):
     restore_size: str = ""
     driver: str = ""
     snapshot_class: str = ""
+
+
+class VolumeRecords(BaseModel):
+    """Written to the vault: how each volume was protected, for restore and delete."""
+
+    snapshots: list[SnapshotState] = []
+    files: dict[str, str] = {}  # "<ns>/<pvc>" -> data-mover snapshot id
+    skipped: dict[str, str] = {}  # "<ns>/<pvc>" -> why

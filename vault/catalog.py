@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from schemas.backup import VolumeRecords
 from schemas.common import check_dns_label
 from schemas.errors import BackupCenterError, ErrorInfo
 from schemas.vault import (
@@ -54,6 +55,7 @@ LOCK = "lock.json"
 RECORD = "backup.json"
 FAILED = "failed.json"
 DELETED = "deleted.json"
+VOLUMES = "volumes.json"  # how each volume was protected (schemas.backup.VolumeRecords)
 
 
 def _now() -> datetime:
@@ -287,3 +289,23 @@ def delete_backup(store: ObjectStore, name: str, *, by_cluster: str, reason: str
         return "marked"
     raise BackupCenterError("BackupNotInVault", name=name, vault=store.url,
                             reason=f"it is {backup.state} on cluster {backup.source_cluster}")
+
+
+def volume_records(store: ObjectStore, name: str) -> VolumeRecords | None:
+    """The volume records of a committed backup (None when it has none)."""
+    key = backup_prefix(name) + VOLUMES
+    with _store_errors():
+        try:
+            return VolumeRecords.model_validate_json(store.get(key))
+        except ObjectNotFound:
+            return None
+
+
+def live_file_snapshots(store: ObjectStore) -> set[str]:
+    """Data-mover snapshots that some backup in the vault still refers to, in any state."""
+    live: set[str] = set()
+    for backup in list_backups(store, include_incomplete=True, include_deleted=True):
+        records = volume_records(store, backup.name)
+        if records is not None:
+            live.update(records.files.values())
+    return live

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import node as node_acts
     from activities.errors import to_application_error
     from datamover.models import SnapshotSummary
-    from schemas.backup import ExportSummary, SnapshotState
+    from schemas.backup import ExportSummary, SnapshotState, VolumeRecords
     from schemas.errors import BackupCenterError, ErrorInfo
     from schemas.settings import Settings
     from schemas.specs import BackupSpec, JobKind
@@ -141,7 +141,7 @@ class BackupWorkflow(OperatorControls):
         )
         runner.status.summary.update({"objects": summary.objects, "export_bytes": summary.bytes})
 
-        volume_records = acts.VolumeRecords()
+        volume_records = VolumeRecords()
         if spec.volume_data:
             await self._volumes(spec, settings, runner, namespaces, volume_records)
         else:
@@ -169,7 +169,7 @@ class BackupWorkflow(OperatorControls):
         settings: Settings,
         runner: JobRunner,
         namespaces: list[str],
-        records: acts.VolumeRecords,
+        records: VolumeRecords,
     ) -> None:
         inventory = await runner.step(STEP_SNAPSHOT, lambda: self._act(acts.plan_volumes, spec, namespaces))
         if inventory is None:
@@ -246,7 +246,7 @@ class BackupWorkflow(OperatorControls):
         settings: Settings,
         runner: JobRunner,
         volumes: list[VolumePlan],
-        records: acts.VolumeRecords,
+        records: VolumeRecords,
     ) -> None:
         """Copy each volume through a node worker where it is mounted: nodes in parallel, one
         volume of this backup per node at a time."""

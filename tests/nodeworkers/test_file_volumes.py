@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from activities.backup import VOLUMES_OBJECT, VolumeRecords
 from datamover import restore_tree
 from kube.rest import Kube
 from localdev.kube.agent import csi_mount_path
@@ -21,6 +20,7 @@ from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import start, wait_phase
 from tests.localcluster.helpers import create, get, pod, pvc, pvc_path, running_pod, wait_for
 from tests.product_fixtures import Product
+from tests.restore.helpers import delete
 from vault import catalog
 from workflows.backup import BackupWorkflow
 
@@ -90,7 +90,8 @@ async def test_nas_volume_is_copied_on_an_eligible_node_and_restores_byte_identi
     assert queues == {f"{product.settings.task_queue_prefix}-node-node-a2"}
 
     store = product.ctx.vaults().store("main")
-    records = VolumeRecords.model_validate_json(store.get(catalog.backup_prefix(name) + VOLUMES_OBJECT))
+    records = catalog.volume_records(store, name)
+    assert records is not None
     snapshot = records.files[ref]
     restore_tree(store, snapshot, tmp_path / "restored")
     for rel, data in files.items():
@@ -175,3 +176,31 @@ async def test_data_protection_reads_an_unmounted_volume_through_a_temporary_pod
     assert result.step(f"volume {kube_namespace}/cold").message.startswith("on node ")  # type: ignore[union-attr]
     # The temporary pod is gone (deleted; its kubelet finishes it shortly after).
     wait_for(lambda: not kube.list(f"/api/v1/namespaces/{kube_namespace}/pods")[0], "temporary pod removed")
+
+
+async def test_deleting_a_backup_collects_its_volume_data(
+    product: Product, kube_agent: Any, kube_namespace: str
+) -> None:
+    shared_volume(product.kube, kube_agent, kube_namespace, ["node-b1"])
+    original = product.settings_path.read_text()
+    product.settings_path.write_text(original + "pack_gc_grace: 1s\n")
+    try:
+        name = f"f-{uuid.uuid4().hex[:8]}"
+        handle = await start(
+            product, BackupSpec(name=name, vault="main", include_namespaces=[kube_namespace])
+        )
+        assert (await asyncio.wait_for(handle.result(), 120)).phase is JobPhase.completed
+        store = product.ctx.vaults().store("main")
+        records = catalog.volume_records(store, name)
+        assert records is not None
+        (snapshot,) = records.files.values()
+        assert store.exists(f"data/snapshots/{snapshot}")
+        await asyncio.sleep(1.5)  # past the grace period
+        deleted = await delete(product, "backup", name, vault="main")
+        assert deleted.phase is JobPhase.completed, deleted.error
+        assert not store.exists(f"data/snapshots/{snapshot}")
+        # Other backups' data stays restorable.
+        for ref_snapshot in catalog.live_file_snapshots(store):
+            assert store.exists(f"data/snapshots/{ref_snapshot}")
+    finally:
+        product.settings_path.write_text(original)
