@@ -70,6 +70,7 @@ class Settings(BaseModel):
     node_pickup_timeout: Duration = timedelta(minutes=2)
     operator_wait_timeout: Duration = timedelta(hours=24)
     vault_check_interval: Duration = timedelta(minutes=5)
+    retention_sweep_interval: Duration = timedelta(hours=1)
     # Unreferenced volume-data packs younger than this are kept when backups are deleted, so a
     # backup running at the same time (or resumed after a crash) can still use them.
     pack_gc_grace: Duration = timedelta(hours=48)

@@ -11,6 +11,7 @@ def control_workflows() -> list[type]:
     from workflows.delete import DeleteWorkflow
     from workflows.plan import PlanRunWorkflow
     from workflows.restore import RestoreWorkflow
+    from workflows.retention import RetentionWorkflow
     from workflows.slots import JobSlotsWorkflow
     from workflows.vault_check import VaultAvailabilityWorkflow
 
@@ -21,14 +22,15 @@ def control_workflows() -> list[type]:
         RestoreWorkflow,
         DeleteWorkflow,
         VaultAvailabilityWorkflow,
+        RetentionWorkflow,
     ]
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup, delete, restore, slots, vault
+    from activities import backup, delete, restore, retention, slots, vault
 
     found: list[Callable[..., Any]] = []
-    for module in (backup, slots, restore, delete, vault):
+    for module in (backup, slots, restore, delete, vault, retention):
         found.extend(module.ACTIVITIES)
     return found
 
