@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from activities.context import WorkerContext
-from backupctl.console import BadInput, console, state_dir
+from backupctl.console import BadInput, console, err_console, state_dir
 from schemas.errors import BackupCenterError
 from schemas.settings import SettingsProvider
 from schemas.vault import SecretRef, VaultBackup, VaultEntry, VaultPhase, VaultSpec, VaultStatus
@@ -47,6 +47,24 @@ def manager(state: Path | None = None, cluster_id: str | None = None) -> VaultMa
     )
     found: VaultManager = ctx.vaults()
     return replace(found, cluster_id=cluster_id) if cluster_id else found
+
+
+# The product's default RAM policy (deploy/policies/oss-vault.json) covers buckets with this prefix.
+POLICY_BUCKET_PREFIX = "cnfs-oss-"
+
+
+def _policy_hint(spec: VaultSpec, err: BackupCenterError) -> str | None:
+    """Access denied on a bucket the default policy does not cover: say so, and the two fixes."""
+    if err.code != "VaultUnavailable" or "no permission" not in err.params.get("cause", ""):
+        return None
+    bucket = spec.url.removeprefix("oss://").split("/", 1)[0]
+    if not spec.url.startswith("oss://") or bucket.startswith(POLICY_BUCKET_PREFIX):
+        return None
+    return (
+        f"hint: the product's default RAM policy (deploy/policies/oss-vault.json) grants access to buckets "
+        f"named {POLICY_BUCKET_PREFIX}*; bucket {bucket} is not one of them: use a bucket named "
+        f"{POLICY_BUCKET_PREFIX}<something>, or add {bucket} to the policy of the product's AccessKey."
+    )
 
 
 def _bad_input(err: BackupCenterError) -> BackupCenterError | BadInput:
@@ -106,6 +124,9 @@ def create(
     try:
         entry = manager(state, cluster_id).create(spec)
     except BackupCenterError as err:
+        hint = _policy_hint(spec, err)
+        if hint:
+            err_console.print(hint, markup=False)
         raise _bad_input(err) from None
     console.print(f"vault {entry.name} {_phase(entry.status)}: {entry.spec.url}")
     if entry.marker is not None and entry.marker.vault_name != entry.name:

@@ -115,3 +115,16 @@ def test_oss_vault_with_env_credentials_and_backups_of_another_cluster(
     oss_server.set_faults(missing_buckets=[bucket])
     result = run("check", "shared")
     assert result.exit_code == 1 and f"bucket {bucket} in region cn-hangzhou does not exist" in result.output
+
+
+def test_denied_bucket_outside_the_default_policy_gets_the_cnfs_oss_hint(
+        cli: Run, oss_server: LocalOssServer, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+    oss_server.set_faults(access_denied=True)
+    spec = ["--url", f"oss://{bucket}/x", "--region", "cn-hangzhou", "--endpoint", oss_server.endpoint]
+    result = cli("create", "denied", *spec)
+    assert result.exit_code == 1
+    assert "backup vault is unavailable: no permission" in str(result.exception)
+    assert f"bucket {bucket} is not one of them: use a bucket named cnfs-oss-<something>" in result.output
+    assert cli("list").output.count("denied") == 0  # nothing was registered
