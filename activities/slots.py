@@ -15,11 +15,12 @@ async def request_slot(kind: str, holder: str, limit: int) -> None:
     from workers.task_queues import control_queue
     from workflows.slots import JobSlotsWorkflow, SlotRequest, slots_id
 
+    queue = control_queue(current().settings)
     await activity.client().start_workflow(
         JobSlotsWorkflow.run,
         None,
-        id=slots_id(kind),
-        task_queue=control_queue(current().settings),
+        id=slots_id(queue, kind),
+        task_queue=queue,
         start_signal="request",
         start_signal_args=[SlotRequest(holder=holder, limit=limit)],
     )
@@ -27,10 +28,12 @@ async def request_slot(kind: str, holder: str, limit: int) -> None:
 
 @activity.defn
 async def release_slot(kind: str, holder: str) -> None:
+    from workers.task_queues import control_queue
     from workflows.slots import slots_id
 
     try:
-        await activity.client().get_workflow_handle(slots_id(kind)).signal("release", holder)
+        queue = control_queue(current().settings)
+        await activity.client().get_workflow_handle(slots_id(queue, kind)).signal("release", holder)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise  # a finished slots workflow holds nothing: nothing to release

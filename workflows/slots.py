@@ -1,11 +1,11 @@
 """Job slots: at most N jobs of a kind run at once (settings backup_max_workers and friends).
 
-One small workflow per job kind (``slots-<kind>``) keeps the holders and a FIFO queue.  A job
-asks for a slot through an activity (signal-with-start, so the first asker starts it), waits for
-the ``slot_granted`` signal, and releases the slot when it ends.  Every request carries the limit
-from the settings of that moment, so a changed limit applies without restarting anything.  A
-holder that ended without releasing (terminated by hand) is found by a periodic check and its
-slot is given to the next job.
+One small workflow per control queue and job kind (``slots-<queue>-<kind>``) keeps the holders
+and a FIFO queue.  A job asks for a slot through an activity (signal-with-start, so the first
+asker starts it), waits for the ``slot_granted`` signal, and releases the slot when it ends.
+Every request carries the limit from the settings of that moment, so a changed limit applies
+without restarting anything.  A holder that ended without releasing (terminated by hand) is
+found by a periodic check and its slot is given to the next job.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class SlotsState(BaseModel):
     limit: int = 1
 
 
-def slots_id(kind: str) -> str:
-    return f"slots-{kind}"
+def slots_id(task_queue: str, kind: str) -> str:
+    """One slots workflow per control queue and kind: it runs on the queue of the jobs it limits."""
+    return f"slots-{task_queue}-{kind}"
 
 
 @workflow.defn

@@ -103,6 +103,20 @@ async def _wait_pending(
         await asyncio.sleep(0.05)
 
 
+async def _start_on(worker: WorkerProcess, product: Product, spec: BackupSpec) -> WorkflowHandle[Any, Any]:
+    """Start a backup on the worker process's own task queue."""
+    return await jobctl.start_job(
+        product.client,
+        worker.settings,
+        "backup",
+        spec.name,
+        BackupWorkflow.run,
+        spec,
+        vault=spec.vault,
+        summary="kill test",
+    )
+
+
 async def _completed_by(handle: WorkflowHandle[Any, Any], activity_name: str) -> str:
     """Identity (pid@host) of the worker that completed the named activity."""
     names: dict[int, str] = {}
@@ -123,16 +137,7 @@ async def test_worker_killed_mid_export_resumes_without_duplicates(
     bulk.create_many(product.kube, bulk.path_of, bulk.configmaps(ns, 1500, value_bytes=512))
     name = f"k-{uuid.uuid4().hex[:8]}"
     spec = BackupSpec(name=name, vault="main", include_namespaces=[ns], volume_data=False)
-    handle = await jobctl.start_job(
-        product.client,
-        worker_process.settings,
-        "backup",
-        name,
-        BackupWorkflow.run,
-        spec,
-        vault="main",
-        summary="kill test",
-    )
+    handle = await _start_on(worker_process, product, spec)
     await _wait_pending(handle, "export_resources", heartbeats=True)
     worker_process.kill9()
     # The activity is still pending: the kill really happened mid-export.
@@ -165,16 +170,7 @@ async def test_worker_killed_during_snapshot_wait_leaks_nothing(
     try:
         name = f"k-{uuid.uuid4().hex[:8]}"
         spec = BackupSpec(name=name, vault="main", include_namespaces=[ns])
-        handle = await jobctl.start_job(
-            product.client,
-            worker_process.settings,
-            "backup",
-            name,
-            BackupWorkflow.run,
-            spec,
-            vault="main",
-            summary="kill test",
-        )
+        handle = await _start_on(worker_process, product, spec)
         await _wait_pending(handle, "wait_snapshots_ready", heartbeats=True)
         worker_process.kill9()
         worker_process.start()
