@@ -22,15 +22,17 @@ from temporalio.service import RPCError, RPCStatusCode
 import datamover
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
+from kube import convert as kconvert
 from kube import snapshots
 from kube.restore_records import delete_prefix, restore_prefix
 from kube.restore_volumes import delete_temporaries
 from kube.volumes import SNAPSHOT_API
+from schemas.convert import ConvertRecord
 from schemas.errors import BackupCenterError
 from schemas.restore import DeleteOutcome, DeleteTarget
 from schemas.specs import DeleteSpec, JobKind
 from schemas.vault import VaultBackup
-from vault import catalog
+from vault import catalog, conversions
 from vault.store import ObjectStore, ObjectStoreError, as_product_error
 from workflows import search_attributes as sa
 from workflows.ids import job_id
@@ -67,16 +69,28 @@ def _find_backup(ctx: WorkerContext, spec: DeleteSpec) -> tuple[str | None, Vaul
     return spec.vault, None
 
 
+def _find_conversion(ctx: WorkerContext, spec: DeleteSpec) -> tuple[str | None, ConvertRecord | None]:
+    """(vault, the conversion's record): in the named vault, or the first live vault holding it."""
+    manager = ctx.vaults()
+    if spec.vault:
+        manager.describe(spec.vault)  # NotFound names the vault
+    for name in [spec.vault] if spec.vault else [e.name for e in manager.list()]:
+        record = conversions.get_conversion(manager.store(name), spec.target)
+        if record is not None:
+            return name, record
+    return spec.vault, None
+
+
 @activity.defn
 @product_errors
 async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
     """What there is to delete, and whether it belongs to this cluster."""
     ctx = current()
-    if spec.target_kind not in (JobKind.backup, JobKind.restore):
+    if spec.target_kind not in (JobKind.backup, JobKind.restore, JobKind.convert):
         raise BackupCenterError(
             "InvalidSpec",
             field="target_kind",
-            reason=f"delete requests remove backups and restores, not {spec.target_kind}",
+            reason=f"delete requests remove backups, restores and conversions, not {spec.target_kind}",
         )
     description = await _describe(activity.client(), job_id(spec.target_kind.value, spec.target))
     running = description is not None and description.status == WorkflowExecutionStatus.RUNNING
@@ -86,6 +100,21 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
             raise BackupCenterError("NotFound", kind="restore", name=spec.target)
         target.local = True
         target.vault = spec.vault or description.typed_search_attributes.get(sa.VAULT) or None
+    elif spec.target_kind is JobKind.convert:
+        vault, record = await asyncio.to_thread(_find_conversion, ctx, spec)
+        if record is None and description is None:
+            raise BackupCenterError("NotFound", kind="conversion", name=spec.target)
+        target.vault = vault or (description.typed_search_attributes.get(sa.VAULT) if description else None)
+        target.in_vault = record is not None
+        target.source_cluster = record.cluster_id if record is not None else ctx.settings.cluster_id
+        target.local = target.source_cluster == ctx.settings.cluster_id
+        if not target.local:
+            raise BackupCenterError(
+                "InvalidSpec",
+                field="target",
+                reason=f"conversion {spec.target} was made by cluster {target.source_cluster}, where its "
+                "snapshots are: delete it from that cluster",
+            )
     else:
         vault, backup = await asyncio.to_thread(_find_backup, ctx, spec)
         target.vault = vault
@@ -115,6 +144,9 @@ def delete_cluster_objects(target: DeleteTarget) -> int:
     name = target.spec.target
     if target.spec.target_kind is JobKind.restore:
         return delete_temporaries(ctx.kube(), name)
+    if target.spec.target_kind is JobKind.convert:
+        kube = ctx.kube()
+        return kconvert.delete_temporaries(kube, name) + kconvert.delete_snapshots(kube, name)
     # Found by label in every namespace: a failed backup recorded no namespaces.
     return snapshots.delete_for_backup(ctx.kube(), name, _backup_snapshot_namespaces(ctx, name))
 
@@ -161,6 +193,9 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
         if target.spec.target_kind is JobKind.restore:
             removed = delete_prefix(store, restore_prefix(ctx.settings.cluster_id, target.spec.target))
             return DeleteOutcome.deleted if removed else DeleteOutcome.absent
+        if target.spec.target_kind is JobKind.convert:
+            gone = conversions.delete_conversion(store, target.spec.target)
+            return DeleteOutcome.deleted if gone else DeleteOutcome.absent
         try:
             backup = catalog.get_backup(store, target.spec.target)
         except BackupCenterError as err:
@@ -168,6 +203,10 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
                 return DeleteOutcome.absent
             raise
         if target.local:
+            # Its conversions go with it (their snapshots carry the backup's label and went with
+            # its VolumeSnapshots in the previous step).
+            for record in conversions.list_conversions(store, backup=backup.name):
+                conversions.delete_conversion(store, record.name)
             catalog.delete_backup_records(store, backup.name)
             _collect_volume_data(ctx, store)
             return DeleteOutcome.deleted

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.exceptions import CancelledError
 
+from activities import waiting
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from kube import discovery
@@ -76,8 +76,7 @@ from schemas.restore import (
 )
 from schemas.specs import RestoreSpec
 from schemas.status import ItemIssue
-from schemas.vault import BackupState
-from vault import catalog
+from vault import catalog, conversions
 from vault.store import ObjectStore, ObjectStoreError, as_product_error
 
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -110,17 +109,8 @@ def _parallelism(ctx: WorkerContext) -> int:
     return ctx.settings.restore_apply_parallelism
 
 
-def _deadline(timeout: timedelta) -> datetime:
-    """The deadline survives activity retries: it counts from the first attempt."""
-    info = activity.info()
-    started = info.started_time if info.attempt == 1 else (info.scheduled_time or info.started_time)
-    return started + timeout
-
-
-def _beat(details: dict[str, Any]) -> None:
-    activity.heartbeat(details)
-    if activity.is_cancelled():
-        raise CancelledError("restore canceled")
+_deadline = waiting.deadline
+_beat = waiting.beat
 
 
 # --- validate, vault, discovery -------------------------------------------------------------
@@ -132,16 +122,8 @@ def validate_restore(spec: RestoreSpec) -> RestorePlan:
     ctx.vaults().describe(spec.vault)  # NotFound names the vault
     with _vault_errors():
         store = _store(ctx, spec.vault)
-        backup = catalog.get_backup(store, spec.backup)
-        if backup.state is not BackupState.committed or backup.record is None:
-            source = backup.source_cluster or "unknown"
-            reason = {
-                BackupState.in_progress: f"it is still in progress on cluster {source}",
-                BackupState.failed: f"it failed on cluster {source}",
-                BackupState.deleted: "it was marked deleted"
-                + (f" by cluster {backup.deletion.deleted_by_cluster}" if backup.deletion else ""),
-            }.get(backup.state, f"it is {backup.state}")
-            raise BackupCenterError("BackupNotInVault", name=spec.backup, vault=spec.vault, reason=reason)
+        backup = catalog.committed_backup(store, spec.backup, spec.vault)
+        assert backup.record is not None
         index = read_index(store, spec.backup)
     warnings = validate_namespace_mapping(spec, index)
     check_class_mapping(spec, TargetClasses.read(ctx.kube()))
@@ -220,15 +202,7 @@ def _restored_names(store: ObjectStore, prefix: str, phase: Phase, kind: str) ->
     ]
 
 
-def _poll(pending: list[Any], done: Callable[[Any], bool], deadline: datetime, what: str) -> list[Any]:
-    """Poll until every item is done or the deadline passes; returns those still pending."""
-    while pending:
-        pending = [p for p in pending if not done(p)]
-        _beat({"waiting": len(pending), "for": what})
-        if not pending or datetime.now(UTC) >= deadline:
-            break
-        time.sleep(POLL_SECONDS)
-    return pending
+_poll = waiting.poll
 
 
 @activity.defn
@@ -314,6 +288,7 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
             if found is not None and (found["metadata"].get("labels") or {}).get(RESTORE_LABEL) != spec.name:
                 existing.add(f"{ns}/{name}")
         records = _volume_records(store, spec.backup)
+        converted = conversions.converted_volumes(store, spec.backup)
         sources = plan_sources(
             pvcs,
             context,
@@ -322,10 +297,15 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
             skipped=dict(records.skipped),
             volume_data=spec.volume_data,
             existing=existing,
+            converted=converted,
         )
         renames = _retained_volumes(plan, store, spec, kube, sources)
-        if renames:
-            put_json(store, prefix + CONTEXT, context.model_copy(update={"pv_renames": renames}))
+        # Claims restored from a converted snapshot take the access modes it was converted to.
+        modes = {s.target: tuple(converted[(key, s.converted_to)].access_modes)
+                 for key, s in sources.sources.items() if s.converted_to}
+        if renames or modes:
+            put_json(store, prefix + CONTEXT,
+                     context.model_copy(update={"pv_renames": renames, "converted_access_modes": modes}))
         put_json(store, prefix + SOURCES, sources)
     classes = snapshot_classes(kube)
     for done, item in enumerate(sources.with_snapshots()):
@@ -335,6 +315,7 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
     for item in sources.sources.values():
         if item.kind is SourceKind.snapshot and item.error is None:
             result.from_snapshot += 1
+            result.from_conversion += bool(item.converted_to)
         elif item.kind is SourceKind.files:
             result.file_level += 1
         elif item.kind is SourceKind.empty:

@@ -1,4 +1,4 @@
-"""``backupctl delete backup|restore NAME``: delete requests, run as workflows.
+"""``backupctl delete backup|restore|convert NAME``: delete requests, run as workflows.
 
 A delete request has its own job name, ``<kind>-<target>-<random>``, so requesting it again
 after a failure is always possible; the target's name is free once a request completes.
@@ -20,7 +20,8 @@ from workflows.delete import DeleteWorkflow
 from workflows.ids import job_id
 
 delete_app = typer.Typer(
-    help="Delete backups (snapshots, vault data) and restore jobs; frees their names.", no_args_is_help=True
+    help="Delete backups (snapshots, vault data), restore jobs and conversions; frees their names.",
+    no_args_is_help=True,
 )
 
 Wait = Annotated[bool, typer.Option(help="Follow progress until the delete finishes")]
@@ -76,3 +77,16 @@ def delete_restore(
 ) -> None:
     """Remove the restore job and its working data, and free the name; restored objects stay."""
     _run(JobKind.restore, name, None, wait)
+
+
+@delete_app.command("convert")
+def delete_convert(
+    name: Annotated[str, typer.Argument(help="Conversion name")],
+    vault: Annotated[
+        str | None, typer.Option(help="Vault holding it (default: every vault is searched)")
+    ] = None,
+    wait: Wait = True,
+) -> None:
+    """Reset a conversion: remove its converted snapshots, leftover temporaries and vault record, and
+    free the name so it can run again."""
+    _run(JobKind.convert, name, vault, wait)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from backupctl.backup_cmd import backup_app
 from backupctl.console import BadInput, err_console
+from backupctl.convert_cmd import convert_app
 from backupctl.delete_cmd import delete_app
 from backupctl.demo import demo
 from backupctl.dev import dev_app
@@ -44,6 +45,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(worker_app, name="worker")
 app.add_typer(restore_app, name="restore")
+app.add_typer(convert_app, name="convert")
 app.add_typer(delete_app, name="delete")
 app.command("demo")(demo)
 

@@ -27,6 +27,7 @@ from kube.restore.context import RESTORE_LABEL, ActionResult, RestoreContext
 from kube.restore_apply import Obj, Prepare
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import SnapshotState
+from schemas.convert import ConvertedVolume
 from schemas.errors import BackupCenterError, ErrorInfo
 from schemas.restore import FileTarget, FileVolume
 from schemas.volumes import CSI_PLUGIN_DIR
@@ -57,6 +58,7 @@ class VolumeSource(BaseModel):
     driver: str = ""
     snapshot_class: str = ""
     files_snapshot: str = ""  # data mover snapshot of a file-level backup
+    converted_to: str = ""  # the snapshot is a conversion's, to this class
     error: ErrorInfo | None = None
     note: str = ""  # a warning for describe
 
@@ -104,9 +106,13 @@ def plan_sources(
     skipped: dict[str, str],
     volume_data: bool,
     existing: set[str],
+    converted: dict[tuple[str, str], ConvertedVolume] | None = None,
 ) -> VolumeSources:
     """One source per selected PVC (originals as backed up).  ``existing`` holds target
-    "<ns>/<pvc>" that exist already and stay (policy none): they need no data source."""
+    "<ns>/<pvc>" that exist already and stay (policy none): they need no data source.
+    ``converted`` holds the backup's converted snapshots by (source "<ns>/<pvc>", target class):
+    a claim whose class maps to a converted class is restored from that snapshot."""
+    converted = converted or {}
     plan = VolumeSources()
     for pvc in pvcs:
         meta = pvc.get("metadata") or {}
@@ -122,6 +128,11 @@ def plan_sources(
             source.error = BackupCenterError("StorageClassMissing", name=cls).info()
         elif not volume_data:
             source.note = "volume data not requested: restored as a new, empty volume"
+        elif (conversion := converted.get((key, cls or ""))) is not None:
+            source = source.model_copy(update={
+                "kind": SourceKind.snapshot, "snapshot": snap_name, "content": content,
+                "handle": conversion.handle, "driver": conversion.driver,
+                "snapshot_class": conversion.snapshot_class, "converted_to": conversion.target_class})
         elif record is not None and record.ready and record.handle:
             provisioner = ctx.storage_classes.get(cls or "", "")
             if provisioner and record.driver and provisioner != record.driver:

@@ -17,7 +17,7 @@ from schemas.volumes import HostPathUse, Mount, VolumeInventory, VolumeMethod, V
 SNAPSHOT_API = "/apis/snapshot.storage.k8s.io/v1"
 
 
-def _snapshot_classes(kube: Kube) -> dict[str, str]:
+def snapshot_classes_by_driver(kube: Kube) -> dict[str, str]:
     """CSI driver → its VolumeSnapshotClass (the default-annotated one when there are several)."""
     try:
         items, _ = kube.list(f"{SNAPSHOT_API}/volumesnapshotclasses")
@@ -34,7 +34,7 @@ def _snapshot_classes(kube: Kube) -> dict[str, str]:
 
 
 def inventory(kube: Kube, namespaces: list[str], mode: BackupMode) -> VolumeInventory:
-    classes = _snapshot_classes(kube)
+    classes = snapshot_classes_by_driver(kube)
     result = VolumeInventory()
     for ns in sorted(namespaces):
         pvcs, _ = kube.list(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")

@@ -230,9 +230,12 @@ register(
     E(
         code="CrossRegionFailed",
         kind="RestoreError",
-        template="snapshot cross region request failed: {snapshot}: {reason}",
+        template="ECS snapshot cross region request failed: {snapshot}: {reason}",
         causes=("The credentials lack ecs:CopySnapshot or the target region is not open.",),
-        fixes=("Grant the ECS snapshot permissions of deploy/policies to the product's credentials.",),
+        fixes=(
+            "Grant the ECS snapshot permissions of deploy/policies (ecs-snapshot.json: CopySnapshot, "
+            "DescribeSnapshots, DeleteSnapshot) to the product's credentials, then retry the restore.",
+        ),
     ),
     E(
         code="ResourceTimeout",
@@ -507,6 +510,55 @@ register(
         template="copying the files of volume {volume} failed: {reason}",
         causes=("The vault refused an object, or the volume could not be read.",),
         fixes=("Check the vault's availability and the node worker's log, then retry the step.",),
+        retryable=True,
+    ),
+)
+
+# --- storage-class conversion: volumes it cannot convert ------------------------------------
+register(
+    E(
+        code="ConversionUnsupported",
+        kind="ConvertError",
+        template="PVC {pvc}: {source} cannot be converted to storage class {target}",
+        causes=(
+            "Conversion turns file-level volume data into snapshots of a disk class; a CSI snapshot "
+            "restores only through the driver that took it.",
+        ),
+        fixes=(
+            "Map the volume's class to a class of the snapshot's driver, or restore it without a "
+            "storage-class mapping.",
+        ),
+    ),
+    E(
+        code="NoSnapshotClass",
+        kind="ConvertError",
+        template=(
+            "PVC {pvc}: no VolumeSnapshotClass for driver {driver}, so storage class {storage_class} "
+            "cannot hold converted snapshots"
+        ),
+        causes=("The cluster has no VolumeSnapshotClass for the target class's CSI driver.",),
+        fixes=("Create a VolumeSnapshotClass for the driver (deploy/ has the disk one), then run again.",),
+    ),
+)
+
+# --- ECS snapshots in backup, delete and cross-region restore (issue 8) ---------------------
+register(
+    E(
+        code="EcsRegionUnknown",
+        kind="ConfigError",
+        template="the cluster's region is unknown: {reason}",
+        causes=("ECS snapshots are regional; no node carries the label topology.kubernetes.io/region.",),
+        fixes=("Set the setting region (e.g. cn-hangzhou), or label the nodes with their region.",),
+    ),
+    E(
+        code="EcsCopyTimeout",
+        kind="RestoreError",
+        template="copying ECS snapshot {snapshot} to region {region} took longer than {timeout} ({progress})",
+        causes=("Cross-region copies of large snapshots take hours, more when many copies run at once.",),
+        fixes=(
+            "Retry: the copy continues where it is (the same copy is polled again); raise the setting "
+            "ecs_copy_timeout, or lower ecs_copy_parallelism.",
+        ),
         retryable=True,
     ),
 )

@@ -80,6 +80,7 @@ class GroupResult(BaseModel):
 
 class VolumeSourcesResult(BaseModel):
     from_snapshot: int = 0
+    from_conversion: int = 0  # of from_snapshot: snapshots a storage-class conversion made
     file_level: int = 0
     without_data: int = 0
     samples: Samples = Field(default_factory=Samples)

@@ -194,6 +194,22 @@ def get_backup(store: ObjectStore, name: str) -> VaultBackup:
     return found
 
 
+def committed_backup(store: ObjectStore, name: str, vault: str) -> VaultBackup:
+    """The backup, committed and not deleted (what restores and conversions start from);
+    BackupNotInVault saying why otherwise."""
+    backup = get_backup(store, name)
+    if backup.state is BackupState.committed and backup.record is not None:
+        return backup
+    source = backup.source_cluster or "unknown"
+    reason = {
+        BackupState.in_progress: f"it is still in progress on cluster {source}",
+        BackupState.failed: f"it failed on cluster {source}",
+        BackupState.deleted: "it was marked deleted"
+        + (f" by cluster {backup.deletion.deleted_by_cluster}" if backup.deletion else ""),
+    }.get(backup.state, f"it is {backup.state}")
+    raise BackupCenterError("BackupNotInVault", name=name, vault=vault, reason=reason)
+
+
 def _load(store: ObjectStore, name: str) -> VaultBackup | None:
     prefix = backup_prefix(name)
     with _store_errors():

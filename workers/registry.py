@@ -8,6 +8,7 @@ from typing import Any
 
 def control_workflows() -> list[type]:
     from workflows.backup import BackupWorkflow
+    from workflows.convert import ConvertWorkflow
     from workflows.delete import DeleteWorkflow
     from workflows.plan import PlanRunWorkflow
     from workflows.restore import RestoreWorkflow
@@ -20,6 +21,7 @@ def control_workflows() -> list[type]:
         PlanRunWorkflow,
         JobSlotsWorkflow,
         RestoreWorkflow,
+        ConvertWorkflow,
         DeleteWorkflow,
         VaultAvailabilityWorkflow,
         RetentionWorkflow,
@@ -27,10 +29,10 @@ def control_workflows() -> list[type]:
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup, delete, restore, retention, slots, vault
+    from activities import backup, convert, delete, restore, retention, slots, vault
 
     found: list[Callable[..., Any]] = []
-    for module in (backup, slots, restore, delete, vault, retention):
+    for module in (backup, slots, restore, convert, delete, vault, retention):
         found.extend(module.ACTIVITIES)
     return found
 

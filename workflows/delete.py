@@ -1,4 +1,4 @@
-"""Delete requests as durable workflows: ``backupctl delete backup|restore NAME``.
+"""Delete requests as durable workflows: ``backupctl delete backup|restore|convert NAME``.
 
 validate → delete cluster objects → delete vault data → free the name
 
@@ -6,8 +6,9 @@ A backup deleted on its source cluster loses its VolumeSnapshots (and with them 
 data), its vault records and data, and its workflow execution, so the name can be used again.
 Deleted from any other cluster, it is only marked deleted in the vault (hidden from every
 cluster; the source keeps its snapshots).  A restore's execution and vault working data are
-removed; the objects it restored stay.  Every step is idempotent: a delete that failed is
-retried, or requested again, and finishes the job.
+removed; the objects it restored stay.  A conversion's snapshots, temporaries and vault record
+are removed, which resets it: the same name can run again.  Every step is idempotent: a delete
+that failed is retried, or requested again, and finishes the job.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ class DeleteWorkflow(OperatorControls):
 
         if target.local:
             removed = await runner.step(STEP_OBJECTS, lambda: self._act(acts.delete_cluster_objects, target))
-            what = "VolumeSnapshots" if spec.target_kind is JobKind.backup else "temporary snapshot objects"
+            what = {
+                JobKind.backup: "VolumeSnapshots",
+                JobKind.convert: "converted VolumeSnapshots and temporary PVCs/pods",
+            }.get(spec.target_kind, "temporary snapshot objects")
             runner.status.step(STEP_OBJECTS).message = f"{removed or 0} {what} deleted"
         else:
             self._skip(STEP_OBJECTS, f"its snapshots belong to cluster {target.source_cluster}")

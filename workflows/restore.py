@@ -21,15 +21,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities import backup as backup_acts
     from activities import node as node_acts
     from activities import restore as acts
-    from activities.errors import to_application_error
     from kube.restore.order import Phase
-    from schemas.errors import BackupCenterError, ErrorInfo
+    from schemas.errors import ErrorInfo
     from schemas.restore import (
         ApplyRequest,
         ClaimsResult,
@@ -43,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.settings import Settings
     from schemas.specs import JobKind, RestoreSpec
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
-    from workers.task_queues import node_queue
+    from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
     from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
 
@@ -244,29 +242,7 @@ class RestoreWorkflow(OperatorControls):
             pv=target.pv,
             volume=volume,
         )
-        try:
-            await workflow.execute_activity(
-                node_acts.restore_volume_files,
-                request,
-                task_queue=node_queue(settings, target.node),
-                # A node whose worker is missing or broken does not take the task: say so, by name.
-                schedule_to_start_timeout=settings.node_pickup_timeout,
-                start_to_close_timeout=timedelta(hours=12),
-                heartbeat_timeout=settings.heartbeat_timeout,
-                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
-                summary=f"write the files of {volume} on node {target.node}",
-            )
-        except ActivityError as err:
-            if isinstance(err.cause, TimeoutError) and err.cause.type is TimeoutType.SCHEDULE_TO_START:
-                raise to_application_error(
-                    BackupCenterError(
-                        "NodeAgentMissing",
-                        volume=volume,
-                        node=target.node,
-                        timeout=str(settings.node_pickup_timeout),
-                    )
-                ) from None
-            raise
+        await write_volume_files(settings, target.node, request)
 
     async def _volumes(self, job: RestoreJob, settings: Settings, group: GroupPlan) -> None:
         runner = self.runner

@@ -117,6 +117,10 @@ def pvc_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
             del spec["volumeName"]
 
     pvc = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    converted = ctx.converted_access_modes.get(pvc)
+    if converted and list(spec.get("accessModes") or []) != list(converted):
+        # Its data comes from a conversion's snapshot, which fixed the modes of the new volume.
+        spec["accessModes"] = list(converted)
     warnings, bad_mode = rewrite_claim_spec(spec, f"PVC {pvc}", ctx, provisioner_hint=hint)
     if bad_mode:
         return ActionResult.fail("DiskMultiNodeAccess", warnings, pvc=pvc, mode=bad_mode)

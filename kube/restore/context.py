@@ -43,6 +43,11 @@ class RestoreContext(BaseModel):
         description="PVs this restore creates from their YAML: backup name -> target name (often the "
         "same). A PV not listed is not restored as an object: its claim gets a new volume.",
     )
+    converted_access_modes: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Claims restored from a storage-class conversion's snapshot: '<ns>/<pvc>' in the "
+        "target -> the access modes the conversion gave the volume",
+    )
     owner_uids: dict[str, str] = Field(
         default_factory=dict,
         description="Owners already restored: 'Kind/namespace/name' (namespace empty for cluster-scoped "

@@ -1,0 +1,151 @@
+"""Conversion records in a vault: ``conversions/<name>.json`` (schemas.convert.ConvertRecord).
+
+The record is written put-if-absent when a conversion starts, so the name is taken in the vault
+for every cluster sharing it, and rewritten (same run only) when it ends: committed with the
+converted snapshots, or failed.  A delete request of type Convert removes it, which frees the
+name for a new run (requirements.md §7: a failed conversion is reset, then run again).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from schemas.common import check_dns_label
+from schemas.convert import ConvertedVolume, ConvertRecord, ConvertState
+from schemas.errors import BackupCenterError, ErrorInfo
+from vault.store import (
+    ObjectCorrupt,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreError,
+    as_product_error,
+)
+
+CONVERSIONS_PREFIX = "conversions/"
+
+
+def record_key(name: str) -> str:
+    return f"{CONVERSIONS_PREFIX}{name}.json"
+
+
+def _check_name(name: str) -> str:
+    try:
+        return check_dns_label(name)
+    except ValueError as err:
+        raise BackupCenterError("InvalidSpec", field="conversion name", reason=str(err)) from None
+
+
+def _read(store: ObjectStore, key: str) -> ConvertRecord | None:
+    try:
+        raw = store.get(key)
+    except ObjectNotFound:
+        return None
+    try:
+        return ConvertRecord.model_validate_json(raw)
+    except ValidationError as err:
+        raise ObjectCorrupt(f"not a valid conversion record: {err.errors()[0]['msg']}", key=key) from None
+
+
+def get_conversion(store: ObjectStore, name: str) -> ConvertRecord | None:
+    _check_name(name)
+    try:
+        return _read(store, record_key(name))
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
+def claim_conversion(store: ObjectStore, record: ConvertRecord) -> ConvertRecord:
+    """Take the name for run ``record.uid``; NameInUse when another run (any cluster) holds it."""
+    _check_name(record.name)
+    key = record_key(record.name)
+    try:
+        existing = _read(store, key)
+        if existing is None:
+            try:
+                store.put(key, record.model_dump_json(indent=2).encode(), if_absent=True)
+                return record
+            except ObjectExists:
+                existing = _read(store, key)
+        if existing is not None and existing.uid == record.uid:
+            return existing  # a retry of the same run
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    raise BackupCenterError("NameInUse", kind="conversion", name=record.name)
+
+
+def _finish(store: ObjectStore, name: str, uid: str, update: dict[str, object]) -> ConvertRecord:
+    key = record_key(name)
+    try:
+        existing = _read(store, key)
+        if existing is None or existing.uid != uid:
+            owner = "nobody" if existing is None else f"run {existing.uid} of cluster {existing.cluster_id}"
+            raise BackupCenterError(
+                "StepFailed",
+                step="record the conversion",
+                reason=f"conversion {name} is no longer claimed by this run (held by {owner})",
+            )
+        if existing.state is not ConvertState.in_progress:
+            return existing  # a retry after the write
+        record = existing.model_copy(update={**update, "finished_at": datetime.now(UTC)})
+        store.put(key, record.model_dump_json(indent=2).encode())
+        return record
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
+def commit_conversion(
+    store: ObjectStore, name: str, uid: str, volumes: list[ConvertedVolume]
+) -> ConvertRecord:
+    return _finish(store, name, uid, {"state": ConvertState.committed, "volumes": volumes})
+
+
+def fail_conversion(store: ObjectStore, name: str, uid: str, error: ErrorInfo | None) -> ConvertRecord | None:
+    """Mark the run failed (kept until a delete request resets it); None when it never claimed."""
+    try:
+        existing = _read(store, record_key(name))
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    if existing is None or existing.uid != uid:
+        return None
+    return _finish(store, name, uid, {"state": ConvertState.failed, "error": error})
+
+
+def list_conversions(store: ObjectStore, *, backup: str | None = None) -> list[ConvertRecord]:
+    """Every conversion record (of one backup when given), by name."""
+    found: list[ConvertRecord] = []
+    try:
+        for entry in store.list(CONVERSIONS_PREFIX):
+            if isinstance(entry, ObjectInfo) and entry.key.endswith(".json"):
+                record = _read(store, entry.key)
+                if record is not None and (backup is None or record.backup == backup):
+                    found.append(record)
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    return sorted(found, key=lambda r: r.name)
+
+
+def converted_volumes(store: ObjectStore, backup: str) -> dict[tuple[str, str], ConvertedVolume]:
+    """(source "<ns>/<pvc>", target class) -> the converted snapshot, from committed records;
+    the latest conversion wins when several converted the same volume to the same class."""
+    volumes: dict[tuple[str, str], ConvertedVolume] = {}
+    records = [r for r in list_conversions(store, backup=backup) if r.state is ConvertState.committed]
+    for record in sorted(records, key=lambda r: r.finished_at or r.started_at):
+        for volume in record.volumes:
+            volumes[(volume.source, volume.target_class)] = volume
+    return volumes
+
+
+def delete_conversion(store: ObjectStore, name: str) -> bool:
+    """Remove the record (the name is free again); False when there was none."""
+    _check_name(name)
+    try:
+        if not store.exists(record_key(name)):
+            return False
+        store.delete(record_key(name))
+        return True
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err

@@ -1,0 +1,49 @@
+"""Work a node worker does for a job's workflow: write a file-level snapshot into a mounted volume.
+
+Shared by restore (fill pods) and conversion (temporary PVCs): the activity runs on the task
+queue of the node where the volume is mounted, and a node whose worker does not take the task
+within ``node_pickup_timeout`` is named in the error.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+
+with workflow.unsafe.imports_passed_through():
+    from activities import node as node_acts
+    from activities.errors import to_application_error
+    from schemas.errors import BackupCenterError
+    from schemas.settings import Settings
+    from workers.task_queues import node_queue
+
+
+async def write_volume_files(settings: Settings, node: str, request: node_acts.VolumeRestoreRequest) -> int:
+    """Returns the files written."""
+    try:
+        written: int = await workflow.execute_activity(
+            node_acts.restore_volume_files,
+            request,
+            task_queue=node_queue(settings, node),
+            # A node whose worker is missing or broken does not take the task: say so, by name.
+            schedule_to_start_timeout=settings.node_pickup_timeout,
+            start_to_close_timeout=timedelta(hours=12),
+            heartbeat_timeout=settings.heartbeat_timeout,
+            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
+            summary=f"write the files of {request.volume} on node {node}",
+        )
+        return written
+    except ActivityError as err:
+        if isinstance(err.cause, TimeoutError) and err.cause.type is TimeoutType.SCHEDULE_TO_START:
+            raise to_application_error(
+                BackupCenterError(
+                    "NodeAgentMissing",
+                    volume=request.volume,
+                    node=node,
+                    timeout=str(settings.node_pickup_timeout),
+                )
+            ) from None
+        raise
