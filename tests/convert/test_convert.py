@@ -32,8 +32,16 @@ FILES = {"index.html": b"<h1>shop</h1>\n", "assets/app.js": b"console.log(1)\n" 
 async def start(product: Product, backup_name: str, *, name: str | None = None, **fields: Any) -> str:
     name = name or unique("c")
     spec = ConvertSpec(name=name, backup=backup_name, vault=product.vault, **fields)
-    await jobctl.start_job(product.client, product.settings, "convert", name, ConvertWorkflow.run, spec,
-                           vault=spec.vault, summary=f"test conversion {name}")
+    await jobctl.start_job(
+        product.client,
+        product.settings,
+        "convert",
+        name,
+        ConvertWorkflow.run,
+        spec,
+        vault=spec.vault,
+        summary=f"test conversion {name}",
+    )
     return name
 
 
@@ -44,8 +52,9 @@ async def nas_backup(product: Product, kube_agent: Any, ns: str) -> str:
     create(kube, ns, pod("web", {"data": "shared"}))
     running = wait_for(lambda: running_pod(kube, ns, "web"), "pod web Running")
     volume = wait_for(lambda: get(kube, pvc_path(ns, "shared"))["spec"].get("volumeName"), "PVC bound")
-    mount = csi_mount_path(kube_agent.kubelet_root(running["spec"]["nodeName"]), running["metadata"]["uid"],
-                           volume)
+    mount = csi_mount_path(
+        kube_agent.kubelet_root(running["spec"]["nodeName"]), running["metadata"]["uid"], volume
+    )
     for rel, data in FILES.items():
         (mount / rel).parent.mkdir(parents=True, exist_ok=True)
         (mount / rel).write_bytes(data)
@@ -54,8 +63,11 @@ async def nas_backup(product: Product, kube_agent: Any, ns: str) -> str:
 
 def temporaries(product: Product, name: str) -> list[str]:
     selector = f"{TEMPORARY_LABEL}={name}"
-    return [o["metadata"]["name"] for path in ("/api/v1/pods", "/api/v1/persistentvolumeclaims")
-            for o in product.kube.list(path, labelSelector=selector)[0]]
+    return [
+        o["metadata"]["name"]
+        for path in ("/api/v1/pods", "/api/v1/persistentvolumeclaims")
+        for o in product.kube.list(path, labelSelector=selector)[0]
+    ]
 
 
 def snapshots_of(product: Product, name: str) -> list[dict[str, Any]]:
@@ -71,8 +83,9 @@ async def test_nas_volume_converted_to_disk_then_restored_from_the_snapshot(
 ) -> None:
     source, kube = kube_namespace, product.kube
     backup_name = await nas_backup(product, kube_agent, source)
-    name = await start(product, backup_name, storage_class_mapping={NAS: DISK},
-                       convert_to_access_modes=["ReadWriteOnce"])
+    name = await start(
+        product, backup_name, storage_class_mapping={NAS: DISK}, convert_to_access_modes=["ReadWriteOnce"]
+    )
     status = await finished(product, "convert", name, 180)
     assert status.phase is JobPhase.completed, (status.error, status.item_errors)
     step = status.step(f"convert {source}/shared")
@@ -80,7 +93,9 @@ async def test_nas_volume_converted_to_disk_then_restored_from_the_snapshot(
     saved = record(product, name)
     assert saved.state is ConvertState.committed and [v.source for v in saved.volumes] == [f"{source}/shared"]
     converted = saved.volumes[0]
-    assert converted.driver == "diskplugin.csi.alibabacloud.com" and converted.access_modes == ["ReadWriteOnce"]
+    assert converted.driver == "diskplugin.csi.alibabacloud.com" and converted.access_modes == [
+        "ReadWriteOnce"
+    ]
     assert re.fullmatch(rf"{source}/shared-for-convert\d{{12}}", converted.snapshot)
     [snap] = snapshots_of(product, name)
     assert snap["status"]["readyToUse"] is True
@@ -88,8 +103,9 @@ async def test_nas_volume_converted_to_disk_then_restored_from_the_snapshot(
 
     target = f"{source}-c"
     try:
-        restored = await restore(product, backup_name, namespace_mapping={source: target},
-                                 storage_class_mapping={NAS: DISK})
+        restored = await restore(
+            product, backup_name, namespace_mapping={source: target}, storage_class_mapping={NAS: DISK}
+        )
         assert restored.phase is JobPhase.completed, (restored.error, restored.item_errors)
         message = restored.step("restore volumes").message or ""
         assert "1 PVCs from snapshots" in message and "0 filled by node workers" in message, message
@@ -97,8 +113,11 @@ async def test_nas_volume_converted_to_disk_then_restored_from_the_snapshot(
         assert claim["spec"]["storageClassName"] == DISK and claim["spec"]["accessModes"] == ["ReadWriteOnce"]
         assert claim["spec"]["dataSource"]["kind"] == "VolumeSnapshot"
         running = wait_for(lambda: running_pod(kube, target, "web"), "restored pod web Running")
-        path = csi_mount_path(kube_agent.kubelet_root(running["spec"]["nodeName"]), running["metadata"]["uid"],
-                              get(kube, pvc_path(target, "shared"))["spec"]["volumeName"])
+        path = csi_mount_path(
+            kube_agent.kubelet_root(running["spec"]["nodeName"]),
+            running["metadata"]["uid"],
+            get(kube, pvc_path(target, "shared"))["spec"]["volumeName"],
+        )
         for rel, data in FILES.items():
             assert (path / rel).read_bytes() == data, rel
     finally:
@@ -109,8 +128,13 @@ async def test_nas_volume_converted_to_disk_then_restored_from_the_snapshot(
     assert deleted.phase is JobPhase.completed, deleted.error
     assert wait_for(lambda: not snapshots_of(product, name), "converted snapshot deleted")
     assert record(product, name) is None
-    await start(product, backup_name, name=name, storage_class_mapping={NAS: DISK},
-                convert_to_access_modes=["ReadWriteOnce"])
+    await start(
+        product,
+        backup_name,
+        name=name,
+        storage_class_mapping={NAS: DISK},
+        convert_to_access_modes=["ReadWriteOnce"],
+    )
     again = await finished(product, "convert", name, 180)
     assert again.phase is JobPhase.completed, again.error
     assert (await delete(product, "backup", backup_name)).phase is JobPhase.completed
@@ -127,13 +151,16 @@ async def test_bind_timeout_names_the_tmp_pvc_and_cancel_leaves_nothing(
     kube_agent.faults.never_bind(DISK)
     try:
         product.settings_path.write_text(original + "pvc_bind_timeout: 3s\n")
-        name = await start(product, backup_name, storage_class_mapping={NAS: DISK},
-                           convert_to_access_modes=["ReadWriteOnce"])
+        name = await start(
+            product, backup_name, storage_class_mapping={NAS: DISK}, convert_to_access_modes=["ReadWriteOnce"]
+        )
         waiting = await wait_phase(product, "convert", name, JobPhase.waiting_for_operator, timeout=120)
         assert waiting.error is not None
         assert re.fullmatch(
             rf"RestoreError: create cluster resources timeout: wait for created tmp pvc {kube_namespace}/"
-            r"shared-for-convert\d{12} for convertion bound time out", waiting.error.short()), waiting.error
+            r"shared-for-convert\d{12} for convertion bound time out",
+            waiting.error.short(),
+        ), waiting.error
         assert temporaries(product, name)  # still there while the operator decides
         await jobctl.signal_job(product.client, "convert", name, "cancel")
         status = await finished(product, "convert", name, 60)
@@ -147,13 +174,22 @@ async def test_bind_timeout_names_the_tmp_pvc_and_cancel_leaves_nothing(
     assert record(product, name) is None
 
 
-@pytest.mark.parametrize(("target", "expected"), [
-    ("no-such-class", "ConvertError: storageclass no-such-class not exists"),
-    ("unsupported-local", "ConvertError: only support convert to storageclass with CSI diskplugin or "
-                          "nasplugin provisioner: unsupported-local uses rancher.io/local-path"),
-    ("alicloud-disk-immediate", "ConvertError: current cluster is multi-zoned: storageclass "
-                                "alicloud-disk-immediate uses volumeBindingMode Immediate"),
-])
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("no-such-class", "ConvertError: storageclass no-such-class not exists"),
+        (
+            "unsupported-local",
+            "ConvertError: only support convert to storageclass with CSI diskplugin or "
+            "nasplugin provisioner: unsupported-local uses rancher.io/local-path",
+        ),
+        (
+            "alicloud-disk-immediate",
+            "ConvertError: current cluster is multi-zoned: storageclass "
+            "alicloud-disk-immediate uses volumeBindingMode Immediate",
+        ),
+    ],
+)
 async def test_bad_target_classes_are_refused_before_anything_is_created(
     product: Product, kube_namespace: str, target: str, expected: str
 ) -> None:
