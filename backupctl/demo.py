@@ -2,9 +2,10 @@
 
 Starts the local environment (Temporal dev server, local Kubernetes, workers), seeds the sample
 application, creates the default file:// vault, backs the application up (resources, disk
-snapshots, NAS files through a node worker, with one node excluded by policy), restores it into
-mapped namespaces, checks every restored file against its digest, deletes the backup, and
-prints what happened and where to look in the Web UI.
+snapshots, NAS files through a node worker, with one node excluded by policy), converts the NAS
+volume to a disk snapshot, restores it into mapped namespaces (the NAS volume as a disk volume from
+the converted snapshot), checks every restored file against its digest, deletes the backup (its
+conversion goes with it), and prints what happened and where to look in the Web UI.
 """
 
 from __future__ import annotations
@@ -26,14 +27,18 @@ from kube.rest import Kube
 from localdev import devenv
 from localdev.kube.seed import seed_sample_app, verify_volume_files
 from schemas.settings import Settings, SettingsProvider
-from schemas.specs import BackupSpec, DeleteSpec, JobKind, RestoreSpec
+from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
 from schemas.status import JobStatus
 from workers.client import connect
 from workflows.backup import BackupWorkflow
+from workflows.convert import ConvertWorkflow
 from workflows.delete import DeleteWorkflow
 from workflows.restore import RestoreWorkflow
 
 VAULT = "default"
+NAS_CLASS = "alibabacloud-cnfs-nas"
+# WaitForFirstConsumer: the local cluster has two zones, where an Immediate disk class is refused.
+DISK_CLASS = "alicloud-disk-topology-alltype"
 
 
 EXCLUDED_LABEL = "backupcenter.io/agent-excluded"
@@ -67,12 +72,37 @@ def _exclude_one_nas_node(kube: Kube, manifest: dict[str, Any]) -> str | None:
     return str(nodes[0])
 
 
-async def _restore(settings: Settings, backup: str, mapping: dict[str, str]) -> JobStatus:
+async def _convert(settings: Settings, backup: str) -> JobStatus:
+    client = await connect(settings)
+    name = f"convert-{backup}"
+    # The shared NAS volume becomes a disk volume: disks attach to one node, hence ReadWriteOnce.
+    spec = ConvertSpec(
+        name=name,
+        backup=backup,
+        vault=VAULT,
+        storage_class_mapping={NAS_CLASS: DISK_CLASS},
+        convert_to_access_modes=["ReadWriteOnce"],
+    )
+    await jobctl.start_job(
+        client, settings, "convert", name, ConvertWorkflow.run, spec, vault=VAULT,
+        summary=f"demo conversion of {backup}: NAS → disk",
+    )
+    return await jobctl.wait_job(client, "convert", name)
+
+
+async def _restore(
+    settings: Settings, backup: str, mapping: dict[str, str], classes: dict[str, str]
+) -> JobStatus:
     client = await connect(settings)
     name = f"restore-{backup}"
     # Same cluster: the originals still hold their node ports, so the copies get new ones.
     spec = RestoreSpec(
-        name=name, backup=backup, vault=VAULT, namespace_mapping=mapping, preserve_node_ports=False
+        name=name,
+        backup=backup,
+        vault=VAULT,
+        namespace_mapping=mapping,
+        storage_class_mapping=classes,
+        preserve_node_ports=False,
     )
     await jobctl.start_job(
         client,
@@ -108,7 +138,8 @@ def demo(
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
 ) -> None:
-    """Run the demo: environment up, sample app, backup, restore into mapped namespaces, verify, delete."""
+    """Run the demo: environment up, sample app, backup, convert NAS → disk, restore into mapped
+    namespaces, verify, delete."""
     state = state_dir()
     console.rule("1. local environment")
     env = devenv.up(state, temporal_port=temporal_port, ui_port=ui_port)
@@ -160,13 +191,22 @@ def demo(
         if excluded:
             kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
 
-    restored = problems = deleted = None
+    restored = problems = deleted = converted = None
     if status.phase.finished and status.phase.value in ("Completed", "PartiallyFailed"):
-        console.rule("5. restore into mapped namespaces")
+        console.rule("5. convert the NAS volume to a disk snapshot")
+        converted = asyncio.run(_convert(settings, name))
+        for step in converted.steps:
+            if step.name.startswith("convert "):
+                console.print(f"{step.name}: {step.message or step.state.value}", soft_wrap=True)
+        # Restored from the converted snapshot as a disk volume; without a conversion, as NAS files.
+        classes = {NAS_CLASS: DISK_CLASS} if converted.phase.value == "Completed" else {}
+        console.rule("6. restore into mapped namespaces")
         mapping = {ns: f"{ns}-restored" for ns in manifest["namespaces"]}
-        restored = asyncio.run(_restore(settings, name, mapping))
+        restored = asyncio.run(_restore(settings, name, mapping, classes))
+        volumes = next((s for s in restored.steps if s.name == "restore volumes"), None)
+        console.print(f"\nrestore volumes: {volumes.message if volumes else '-'}", soft_wrap=True)
         if restored.phase.value in ("Completed", "PartiallyFailed"):
-            console.rule("6. verify every restored file")
+            console.rule("7. verify every restored file")
             moved = {
                 **manifest,
                 "volumes": [{**v, "namespace": mapping[v["namespace"]]} for v in manifest["volumes"]],
@@ -180,7 +220,7 @@ def demo(
                 if problems is not None
                 else ""
             )
-        console.rule("7. delete the backup")
+        console.rule("8. delete the backup (and its conversion)")
         deleted = asyncio.run(_delete(settings, name))
 
     console.print()
@@ -194,10 +234,16 @@ def demo(
             table.add_row(f"  {step.name}", f"{step.state.value} {step.message or ''}")
     if excluded:
         table.add_row("node policy", f"{excluded} labelled {EXCLUDED_LABEL}=true during the backup")
+    if converted is not None:
+        table.add_row("conversion", f"convert-{name}: {converted.phase.value}")
+        for step in converted.steps:
+            if step.name.startswith("convert "):
+                table.add_row(f"  {step.name}", f"{step.state.value} {step.message or ''}")
     if restored is not None:
         table.add_row("restore", f"restore-{name}: {restored.phase.value}")
         for key, value in restored.summary.items():
             table.add_row(f"  {key}", str(value))
+
     if problems is not None:
         table.add_row("volume files", "all match" if not problems else f"{len(problems)} problem(s)")
     if deleted is not None:
@@ -208,7 +254,7 @@ def demo(
     console.print(table)
     failed = [
         j
-        for j in (status, restored, deleted)
+        for j in (status, converted, restored, deleted)
         if j is not None and j.phase.value not in ("Completed", "PartiallyFailed")
     ]
     if not keep:

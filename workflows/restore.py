@@ -1,9 +1,13 @@
 """The restore runbook as a durable workflow.
 
 validate → check vault → discover target API → restore CRDs (wait established) → restore
-namespaces → restore volumes (snapshot data sources, PVs, PVCs, bind, file-level data written by
-the node workers) → config and RBAC → workloads → services and ingresses → other resources →
-finish (temporaries, explanations)
+namespaces → [copy snapshots across regions] → restore volumes (snapshot data sources, PVs, PVCs,
+bind, file-level data written by the node workers) → config and RBAC → workloads → services and
+ingresses → other resources → finish (temporaries, explanations)
+
+With ECS snapshots on and a backup of another region, each disk snapshot the restore needs is copied
+into this cluster's region first (in parallel, bounded), and the volumes restore from the copies;
+a restore that is canceled or fails deletes the copies it made.
 
 Each step is retried for transient faults; a step that still fails waits for the operator
 (``retry``; ``skip`` for the per-phase steps, whose objects then count as failed; ``cancel``).
@@ -21,12 +25,15 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities import backup as backup_acts
+    from activities import ecs as ecs_acts
     from activities import node as node_acts
     from activities import restore as acts
     from kube.restore.order import Phase
+    from schemas.ecs import MAX_LISTED, CopyPlan, CopyRequest, CopyResult
     from schemas.errors import ErrorInfo
     from schemas.restore import (
         ApplyRequest,
@@ -51,6 +58,7 @@ STEP_VAULT = "check vault"
 STEP_DISCOVER = "discover target API"
 STEP_CRDS = "restore CRDs"
 STEP_NAMESPACES = "restore namespaces"
+STEP_COPY = "copy snapshots across regions"
 STEP_VOLUMES = "restore volumes"
 STEP_CONFIG = "restore config and RBAC"
 STEP_WORKLOADS = "restore workloads"
@@ -74,6 +82,9 @@ CANCEL_NOTE = (
     "backupcenter.io/restore={name}); its temporary VolumeSnapshots, contents and fill pods "
     "were removed"
 )
+# Copies heartbeat every second; a short timeout lets a cancel reach them soon (heartbeats are throttled
+# to 80% of it) and a lost worker be noticed.
+COPY_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 @workflow.defn
@@ -81,6 +92,7 @@ class RestoreWorkflow(OperatorControls):
     def __init__(self) -> None:
         self.runner: JobRunner | None = None
         self._status = JobStatus(kind=JobKind.restore, name="")
+        self._copying = False  # cross-region copies may exist: cancel and failure delete them
 
     @workflow.run
     async def run(self, spec: RestoreSpec) -> JobStatus:
@@ -146,6 +158,7 @@ class RestoreWorkflow(OperatorControls):
             if group is None:
                 self._nothing(step)
             elif phase is Phase.storage:
+                await self._copy_snapshots(job, settings)
                 await self._volumes(job, settings, group)
             else:
                 result = await runner.step(
@@ -244,6 +257,100 @@ class RestoreWorkflow(OperatorControls):
         )
         await write_volume_files(settings, target.node, request)
 
+    # --- cross-region: ECS disk snapshots copied into this cluster's region ---------------------
+    async def _copy_snapshots(self, job: RestoreJob, settings: Settings) -> None:
+        """Copy the disk snapshots of a backup of another region into this one, before the volumes
+        step creates its snapshot contents (which then name the copies)."""
+        runner = self.runner
+        assert runner is not None
+        if not settings.enable_ecs_snapshot or not job.spec.volume_data:
+            return
+        runner.add_step(STEP_COPY, before=STEP_VOLUMES)
+        plan: CopyPlan | None = await runner.step(
+            STEP_COPY,
+            lambda: self._act(
+                ecs_acts.plan_snapshot_copies, job, summary="find disk snapshots of another region"
+            ),
+        )
+        step = runner.status.step(STEP_COPY)
+        if plan is None or not plan.cross_region or not plan.items:
+            step.state = StepState.skipped
+            here = plan.target_region if plan is not None else "?"
+            step.message = (
+                f"no disk snapshot to copy into {here}"
+                if plan is not None and plan.cross_region
+                else f"the backup is of this cluster's region {here}"
+            )
+            runner.publish()
+            return
+        self._copying = True
+        copied = await runner.step(STEP_COPY, partial(self._copy_all, job, settings, plan))
+        if copied is None:
+            return
+        ids = [c.copy_id for c in copied]
+        more = f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else ""
+        slowest = max((c.seconds for c in copied), default=0.0)
+        step.message = (
+            f"{len(copied)} snapshots copied from {plan.source_region} to {plan.target_region} "
+            f"(at most {settings.ecs_copy_parallelism} at a time; slowest {slowest:.1f}s)"
+        )
+        runner.status.summary["ecs_copies"] = (
+            f"{len(ids)} in {plan.target_region}: {', '.join(ids[:MAX_LISTED])}{more}"
+        )
+        runner.publish()
+
+    async def _copy_all(self, job: RestoreJob, settings: Settings, plan: CopyPlan) -> list[CopyResult]:
+        """Copy every planned snapshot, at most ``ecs_copy_parallelism`` at a time.  A failed copy
+        cancels the others (and waits until they stopped) so the operator's retry starts clean."""
+        runner = self.runner
+        assert runner is not None
+        pending = list(plan.items)
+        done: list[CopyResult] = []
+        timeout = settings.ecs_copy_timeout
+
+        async def worker() -> None:
+            while pending:
+                item = pending.pop(0)
+                request = CopyRequest(
+                    restore=job.spec.name,
+                    uid=job.uid,
+                    vault=job.spec.vault,
+                    target_region=plan.target_region,
+                    item=item,
+                    timeout_seconds=timeout.total_seconds(),
+                )
+                result: CopyResult = await workflow.execute_activity(
+                    ecs_acts.copy_snapshot_to_region,
+                    request,
+                    start_to_close_timeout=timeout + QUICK,
+                    heartbeat_timeout=min(settings.heartbeat_timeout, COPY_HEARTBEAT_TIMEOUT),
+                    retry_policy=RetryPolicy(
+                        initial_interval=TRANSIENT.initial_interval,
+                        backoff_coefficient=2.0,
+                        maximum_interval=TRANSIENT.maximum_interval,
+                        maximum_attempts=5,
+                    ),
+                    # Cleanup after a cancel must see every copy a running activity may still request.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"copy ECS snapshot {item.snapshot} of {item.key}: "
+                    f"{item.region} → {plan.target_region}",
+                )
+                done.append(result)
+                runner.set_progress(STEP_COPY, len(done), len(plan.items), "snapshots")
+
+        workers = [
+            asyncio.ensure_future(worker())
+            for _ in range(min(settings.ecs_copy_parallelism, len(plan.items)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        return done
+
     async def _volumes(self, job: RestoreJob, settings: Settings, group: GroupPlan) -> None:
         runner = self.runner
         assert runner is not None
@@ -258,7 +365,8 @@ class RestoreWorkflow(OperatorControls):
         step.message = "; ".join(
             [
                 step.message or "",
-                f"{sources.from_snapshot} PVCs from snapshots, {filled} filled by node workers, "
+                f"{sources.from_snapshot} PVCs from snapshots ({sources.from_conversion} converted), "
+                f"{filled} filled by node workers, "
                 f"{sources.without_data} without data",
                 f"{claims.bound} bound, {claims.waiting_total} wait for their first consumer",
             ]
@@ -369,6 +477,20 @@ class RestoreWorkflow(OperatorControls):
             self._status.add_warning(ItemIssue(item="restore", message=note))
         except Exception as err:  # cleanup failure must not hide the job's outcome
             self._status.add_warning(ItemIssue(item="cleanup", message=f"cleanup failed: {err}"))
+        if self._copying:
+            try:
+                deleted = await workflow.execute_activity(
+                    ecs_acts.delete_restore_copies,
+                    job,
+                    start_to_close_timeout=QUICK,
+                    retry_policy=TRANSIENT,
+                    summary="delete this restore's cross-region ECS snapshot copies",
+                )
+                self._status.summary["ecs_copies_deleted"] = deleted.deleted
+            except Exception as err:
+                self._status.add_warning(
+                    ItemIssue(item="cleanup", message=f"ECS snapshot copies not deleted: {err}")
+                )
 
     @workflow.query
     def status(self) -> JobStatus:

@@ -28,6 +28,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "backup" in out and "Completed" in out
     assert "9 of 9 files match their digests" in out
     assert "restore-demo-" in out and "delete backup" in out
+    # The NAS volume was converted to a disk snapshot, and the restore used it (the digests above).
+    assert "convert-demo-" in out and "alicloud-disk-topology-alltype: snapshot s-" in out
+    assert "(1 converted), 0 filled by node workers" in out
     assert f"http://127.0.0.1:{ui_port}" in out
     assert "environment stopped" in out
     assert not port_open("127.0.0.1", temporal_port) and not port_open("127.0.0.1", ui_port)
