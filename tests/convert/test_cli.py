@@ -1,0 +1,103 @@
+"""``backupctl convert`` and ``backupctl delete convert`` as an operator runs them (real processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from typing import Any, NamedTuple
+
+import pytest
+
+from backupctl import jobctl
+from schemas.status import JobPhase
+from tests.conftest import BACKUPCTL
+from tests.convert.test_convert import DISK, NAS, nas_backup
+from tests.product_fixtures import Product
+from tests.restore.helpers import unique, wait_phase
+
+pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
+
+
+class Ran(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+async def test_convert_cli_lifecycle(
+    product: Product, temporal_env: Any, kube_agent: Any, kube_namespace: str
+) -> None:
+    backup_name = await nas_backup(product, kube_agent, kube_namespace)
+    env = dict(
+        os.environ,
+        BACKUPCENTER_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+        COLUMNS="250",
+        BACKUPCENTER_SETTINGS=str(product.settings_path),
+        BACKUPCENTER_STATE_DIR=str(product.ctx.state_dir),
+    )
+
+    async def cli(*args: str) -> Ran:
+        # Asynchronously: this test's event loop also runs the product's worker.
+        proc = await asyncio.create_subprocess_exec(
+            BACKUPCTL, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 180)
+        return Ran(proc.returncode or 0, out.decode(), err.decode())
+
+    bad = await cli(
+        "convert",
+        "create",
+        "c-bad",
+        "--backup",
+        backup_name,
+        "--vault",
+        "main",
+        "--storage-class-mapping",
+        NAS,
+    )
+    assert bad.code == 2 and "is not old:new or old=new" in bad.err, bad
+    name = unique("cc")
+    made = await cli(
+        "convert",
+        "create",
+        name,
+        "--backup",
+        backup_name,
+        "--vault",
+        "main",
+        "--storage-class-mapping",
+        f"{NAS}:{DISK}",
+        "--convert-to-access-modes",
+        "ReadWriteOnce",
+        "--wait",
+    )
+    assert made.code == 0, made.out + made.err
+    again = await cli(
+        "convert",
+        "create",
+        name,
+        "--backup",
+        backup_name,
+        "--vault",
+        "main",
+        "--storage-class-mapping",
+        f"{NAS}:{DISK}",
+    )
+    assert again.code == 1 and f"convert name '{name}' is already in use" in again.err, again
+    described = await cli("convert", "describe", name)
+    assert described.code == 0 and f"convert {kube_namespace}/shared" in described.out, described
+    listed = await cli("convert", "records", "--vault", "main", "--backup", backup_name)
+    assert listed.code == 0 and name in listed.out and "Completed" in listed.out, listed
+    reset = await cli("delete", "convert", name)
+    assert reset.code == 0, reset.out + reset.err
+    listed = await cli("convert", "records", "--vault", "main", "--backup", backup_name)
+    assert name not in listed.out and "0 conversion(s)" in listed.out, listed
+    # A delete of a conversion that does not exist stops at validate, naming it, for the operator.
+    missing = await cli("delete", "convert", "no-such-conversion", "--no-wait")
+    assert missing.code == 0, missing
+    request = re.search(r"delete request (\S+) started", missing.out)
+    assert request is not None, missing.out
+    waiting = await wait_phase(product, "delete", request.group(1), JobPhase.waiting_for_operator)
+    assert waiting.error is not None and waiting.error.message == "conversion 'no-such-conversion' not found"
+    await jobctl.signal_job(product.client, "delete", request.group(1), "cancel")
