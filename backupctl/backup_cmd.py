@@ -11,6 +11,7 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console, load_settings
+from backupctl.job_commands import add_operator_commands
 from schemas.specs import BackupMode, BackupSpec, ClusterResources
 from workflows.backup import BackupWorkflow
 
@@ -88,24 +89,10 @@ def describe(name: Annotated[str, typer.Argument()]) -> None:
     console.print(jobctl.render(status))
 
 
-def _signal(name: str, signal: str) -> None:
-    with_client(lambda client: jobctl.signal_job(client, "backup", name, signal))
-    console.print(f"{signal} sent to backup {name}")
-
-
-@backup_app.command("cancel")
-def cancel(name: Annotated[str, typer.Argument()]) -> None:
-    """Stop the backup and remove what it created (snapshots, uncommitted vault objects)."""
-    _signal(name, "cancel")
-
-
-@backup_app.command("retry")
-def retry(name: Annotated[str, typer.Argument()]) -> None:
-    """Run the failed step again (after fixing its cause)."""
-    _signal(name, "retry")
-
-
-@backup_app.command("skip")
-def skip(name: Annotated[str, typer.Argument()]) -> None:
-    """Give up on the failed per-volume step; the backup ends PartiallyFailed."""
-    _signal(name, "skip")
+add_operator_commands(
+    backup_app,
+    "backup",
+    label="backup",
+    cancel_help="Stop the backup and remove what it created (snapshots, uncommitted vault objects).",
+    skip_help="Give up on the failed per-volume step; the backup ends PartiallyFailed.",
+)

@@ -12,6 +12,7 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
+from backupctl.job_commands import add_operator_commands
 from backupctl.restore_cmd import parse_mapping
 from backupctl.vault_cmd import manager
 from schemas.convert import ConvertedVolume
@@ -82,27 +83,13 @@ def describe(name: Annotated[str, typer.Argument()]) -> None:
     console.print(jobctl.render(status))
 
 
-def _signal(name: str, signal: str) -> None:
-    with_client(lambda client: jobctl.signal_job(client, "convert", name, signal))
-    console.print(f"{signal} sent to conversion {name}")
-
-
-@convert_app.command("cancel")
-def cancel(name: Annotated[str, typer.Argument()]) -> None:
-    """Stop the conversion; its temporary PVCs and pods and the snapshots taken so far are removed."""
-    _signal(name, "cancel")
-
-
-@convert_app.command("retry")
-def retry(name: Annotated[str, typer.Argument()]) -> None:
-    """Run the failed step again (after fixing its cause)."""
-    _signal(name, "retry")
-
-
-@convert_app.command("skip")
-def skip(name: Annotated[str, typer.Argument()]) -> None:
-    """Give up on the failed volume: it counts as failed, the conversion ends PartiallyFailed."""
-    _signal(name, "skip")
+add_operator_commands(
+    convert_app,
+    "convert",
+    label="conversion",
+    cancel_help="Stop the conversion; its temporary PVCs and pods and the snapshots so far are removed.",
+    skip_help="Give up on the failed volume: it counts as failed, the conversion ends PartiallyFailed.",
+)
 
 
 @convert_app.command("records")

@@ -12,6 +12,7 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
+from backupctl.job_commands import add_operator_commands
 from backupctl.vault_cmd import manager
 from kube.restore_records import read_explanations, restore_prefix
 from schemas.errors import BackupCenterError
@@ -172,27 +173,13 @@ def describe(
         _print_missing(status, limit)
 
 
-def _signal(name: str, signal: str) -> None:
-    with_client(lambda client: jobctl.signal_job(client, "restore", name, signal))
-    console.print(f"{signal} sent to restore {name}")
-
-
-@restore_app.command("cancel")
-def cancel(name: Annotated[str, typer.Argument()]) -> None:
-    """Stop the restore; objects it created stay, its temporary snapshot objects are removed."""
-    _signal(name, "cancel")
-
-
-@restore_app.command("retry")
-def retry(name: Annotated[str, typer.Argument()]) -> None:
-    """Run the failed step again (after fixing its cause)."""
-    _signal(name, "retry")
-
-
-@restore_app.command("skip")
-def skip(name: Annotated[str, typer.Argument()]) -> None:
-    """Give up on the failed phase: its objects count as failed, the restore ends PartiallyFailed."""
-    _signal(name, "skip")
+add_operator_commands(
+    restore_app,
+    "restore",
+    label="restore",
+    cancel_help="Stop the restore; objects it created stay, its temporary snapshot objects are removed.",
+    skip_help="Give up on the failed phase: its objects count as failed, the restore ends PartiallyFailed.",
+)
 
 
 @restore_app.command("backups")

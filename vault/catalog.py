@@ -66,11 +66,15 @@ def backup_prefix(name: str) -> str:
     return f"{BACKUPS_PREFIX}{name}/"
 
 
-def _check_name(name: str) -> str:
+def check_record_name(name: str, field: str = "backup name") -> str:
+    """A record name must be a DNS label (it is a key part and a Kubernetes name)."""
     try:
         return check_dns_label(name)
     except ValueError as err:
-        raise BackupCenterError("InvalidSpec", field="backup name", reason=str(err)) from None
+        raise BackupCenterError("InvalidSpec", field=field, reason=str(err)) from None
+
+
+_check_name = check_record_name
 
 
 @contextmanager

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from schemas.common import check_dns_label
 from schemas.convert import ConvertedVolume, ConvertRecord, ConvertState
 from schemas.errors import BackupCenterError, ErrorInfo
+from vault.catalog import check_record_name
 from vault.store import (
     ObjectCorrupt,
     ObjectExists,
@@ -33,10 +33,7 @@ def record_key(name: str) -> str:
 
 
 def _check_name(name: str) -> str:
-    try:
-        return check_dns_label(name)
-    except ValueError as err:
-        raise BackupCenterError("InvalidSpec", field="conversion name", reason=str(err)) from None
+    return check_record_name(name, "conversion name")
 
 
 def _read(store: ObjectStore, key: str) -> ConvertRecord | None:

@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import backup as backup_acts
@@ -31,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, transient
 
 STEP_VALIDATE = "validate"
 STEP_COMMIT = "record in vault"
@@ -201,13 +200,7 @@ class ConvertWorkflow(OperatorControls):
             args=list(args),
             start_to_close_timeout=timeout,
             heartbeat_timeout=timedelta(minutes=1),
-            retry_policy=RetryPolicy(
-                initial_interval=TRANSIENT.initial_interval,
-                backoff_coefficient=2.0,
-                maximum_interval=TRANSIENT.maximum_interval,
-                maximum_attempts=5,
-                non_retryable_error_types=non_retryable or [],
-            ),
+            retry_policy=transient(non_retryable),
             summary=summary,
         )
 

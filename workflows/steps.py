@@ -41,6 +41,19 @@ TRANSIENT = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
 )
+
+
+def transient(non_retryable: list[str] | None = None) -> RetryPolicy:
+    """TRANSIENT, except for the product error codes that no retry can fix (timeouts, say)."""
+    return RetryPolicy(
+        initial_interval=TRANSIENT.initial_interval,
+        backoff_coefficient=TRANSIENT.backoff_coefficient,
+        maximum_interval=TRANSIENT.maximum_interval,
+        maximum_attempts=TRANSIENT.maximum_attempts,
+        non_retryable_error_types=non_retryable or [],
+    )
+
+
 # Start-to-close timeout of quick activities (one API call or a few).
 QUICK = timedelta(minutes=2)
 
