@@ -20,6 +20,7 @@ from temporalio import activity
 from activities import waiting
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
+from alicloud import snapshots as ecs_snapshots
 from kube import discovery
 from kube.export import read_bundle, read_index
 from kube.rest import Kube
@@ -287,7 +288,8 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
             # A claim an earlier attempt of this restore created still needs its data source.
             if found is not None and (found["metadata"].get("labels") or {}).get(RESTORE_LABEL) != spec.name:
                 existing.add(f"{ns}/{name}")
-        records = _volume_records(store, spec.backup)
+        # Snapshots copied into this region for this restore (cross-region) restore from their copies.
+        records = ecs_snapshots.with_copies(_volume_records(store, spec.backup), store, prefix)
         converted = conversions.converted_volumes(store, spec.backup)
         sources = plan_sources(
             pvcs,

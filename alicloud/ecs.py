@@ -167,6 +167,21 @@ class EcsClient:
                 page += 1
         return found
 
+    def find_snapshots(self, *, name: str) -> list[SnapshotInfo]:
+        """Snapshots of this region with exactly this name (a copy whose id an interrupted caller never
+        learnt is found by the name it gave it)."""
+        found: list[SnapshotInfo] = []
+        page = 1
+        ctx = CallContext("DescribeSnapshots", self._region)
+        while True:
+            body = self._call(partial(_named_request, name, page), ctx)
+            items = body.get("Snapshots", {}).get("Snapshot", []) or []
+            found += [_parse_snapshot(item, self._region) for item in items]
+            total = int(body.get("TotalCount", len(items)) or 0)
+            if not items or page * _DESCRIBE_BATCH >= total:
+                return [info for info in found if info.name == name]
+            page += 1
+
     def describe_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """One snapshot; ``EcsSnapshotNotFound`` if it does not exist (expired, deleted)."""
         info = self.describe_snapshots([snapshot_id]).get(snapshot_id)
@@ -339,6 +354,14 @@ class EcsClient:
 def _describe_request(ids: list[str], page: int) -> RpcRequest:
     req = DescribeSnapshotsRequest()
     req.set_SnapshotIds(json.dumps(ids))
+    req.set_PageSize(_DESCRIBE_BATCH)
+    req.set_PageNumber(page)
+    return req
+
+
+def _named_request(name: str, page: int) -> RpcRequest:
+    req = DescribeSnapshotsRequest()
+    req.set_SnapshotName(name)
     req.set_PageSize(_DESCRIBE_BATCH)
     req.set_PageNumber(page)
     return req

@@ -236,8 +236,9 @@ _CROSS_REGION_CODES = frozenset({"EcsPermission", "EcsCredentialsInvalid", "EcsR
 def cross_region_error(err: EcsError, snapshot_id: str) -> BackupCenterError:
     """Turn a failed cross-region CopySnapshot into the restore's ``CrossRegionFailed`` error.
 
-    Permission, credential and region problems become ``RestoreError: snapshot cross region request
-    failed`` with the policy fix; other errors (quota, not found, throttling) keep their own, clearer code.
+    Permission, credential and region problems become ``RestoreError: ECS snapshot cross region
+    request failed`` with the policy fix; other errors (quota, not found, throttling) keep their own,
+    clearer code.
     """
     if err.code in _CROSS_REGION_CODES or (err.ecs_code or "") in COPY_REFUSED_CODES:
         return EcsError(

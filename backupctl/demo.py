@@ -148,6 +148,8 @@ def demo(
     os.environ["KUBECONFIG"] = str(env.kubeconfig)
     console.print(f"Temporal {env.temporal.address}, Web UI {env.temporal.ui_url}")
     console.print(f"Kubernetes: KUBECONFIG={env.kubeconfig}; workers: {', '.join(env.workers)}")
+    if env.ecs_endpoint:
+        console.print(f"ECS (local test double): {env.ecs_endpoint}; disk snapshots are ECS snapshots")
 
     console.rule("2. sample application")
 
@@ -248,6 +250,10 @@ def demo(
         table.add_row("volume files", "all match" if not problems else f"{len(problems)} problem(s)")
     if deleted is not None:
         table.add_row("delete backup", deleted.phase.value)
+        if "ecs_snapshots" in deleted.summary:
+            table.add_row("  ecs_snapshots", str(deleted.summary["ecs_snapshots"]))
+    if env.ecs_endpoint:
+        table.add_row("ECS endpoint", f"{env.ecs_endpoint} (local test double of the ECS API)")
     table.add_row("vault", f"{VAULT} → {vault_dir}")
     table.add_row("Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
     table.add_row("stuck jobs", f"query BackupPhase = 'WaitingForOperator' in {env.temporal.ui_url}")

@@ -56,6 +56,8 @@ def observe(kube: Kube, state: SnapshotState) -> SnapshotState:
     if update["content"]:
         content = kube.get(f"{SNAPSHOT_API}/volumesnapshotcontents/{update['content']}") or {}
         update["handle"] = (content.get("status") or {}).get("snapshotHandle", "")
+        # Retain keeps the cloud snapshot when the content goes: deleting the backup must leave it too.
+        update["deletion_policy"] = (content.get("spec") or {}).get("deletionPolicy", "")
     return state.model_copy(update=update)
 
 

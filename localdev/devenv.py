@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localdev import processes, temporal_server
+from localdev import ecs_process, processes, temporal_server
 from localdev.temporal_server import TemporalDevServer
 
 CONTROL_WORKER = "worker-control"
@@ -20,6 +20,7 @@ class DevEnvironment:
     temporal: TemporalDevServer
     kubeconfig: Path | None = None
     workers: dict[str, int] = field(default_factory=dict)
+    ecs_endpoint: str | None = None  # the local ECS endpoint (a test double) the disk snapshots live in
 
 
 def _cluster_dir(state: Path) -> Path:
@@ -38,11 +39,17 @@ def up(
     env = DevEnvironment(temporal_server.up(state, port=temporal_port, ui_port=ui_port))
     if with_cluster:
         from localdev.kube import devcluster
+        from schemas.settings import SettingsProvider
 
-        devcluster.up(_cluster_dir(state))
+        # Disk snapshots are ECS snapshots of a local endpoint, as on Alibaba Cloud (issue 8).
+        ecs = ecs_process.up(state)
+        devcluster.up(_cluster_dir(state), ecs_endpoint=ecs.endpoint)
         kubeconfig = state / "kubeconfig"
         shutil.copyfile(_cluster_dir(state) / "kubeconfig", kubeconfig)
         env.kubeconfig = kubeconfig
+        namespace = SettingsProvider.from_environment().current().product_namespace
+        ecs_process.install_credentials(kubeconfig, namespace, ecs)
+        env.ecs_endpoint = ecs.endpoint
     if with_workers:
         env.workers = _start_workers(state, env)
     return env
@@ -54,6 +61,11 @@ def _worker_env(state: Path, env: DevEnvironment) -> dict[str, str]:
     child["BACKUPCENTER_STATE_DIR"] = str(state)
     if env.kubeconfig:
         child["KUBECONFIG"] = str(env.kubeconfig)
+    if env.ecs_endpoint:
+        # Defaults only: an operator's own BACKUPCENTER_* choice wins.
+        child.setdefault("BACKUPCENTER_ENABLE_ECS_SNAPSHOT", "true")
+        child.setdefault("BACKUPCENTER_ECS_ENDPOINT", env.ecs_endpoint)
+        child.setdefault("BACKUPCENTER_CLOUD_CREDENTIALS_SECRET", ecs_process.CREDENTIALS_SECRET)
     return child
 
 
@@ -118,6 +130,8 @@ def down(state: Path) -> list[str]:
         if devcluster.status(_cluster_dir(state)).get("running"):
             stopped.append("kubernetes")
         devcluster.down(_cluster_dir(state))
+    if ecs_process.down(state):
+        stopped.append("ecs")
     if temporal_server.down(state):
         stopped.append("temporal")
     return stopped
@@ -125,6 +139,8 @@ def down(state: Path) -> list[str]:
 
 def status(state: Path) -> dict[str, dict[str, str]]:
     result: dict[str, dict[str, str]] = {"temporal": temporal_server.status(state)}
+    if processes.read_record(state, ecs_process.PROCESS_NAME) is not None:
+        result["ecs"] = ecs_process.status(state)
     if _cluster_dir(state).exists():
         from localdev.kube import devcluster
 

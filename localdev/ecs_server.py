@@ -25,6 +25,8 @@ How the local disk driver gets consistent snapshot ids: in process it calls
 :meth:`LocalEcsServer.register_snapshot` (simplest: returns the ``s-...`` id at once); across processes it
 calls the unsigned admin API under ``/__local__/`` (``POST /__local__/snapshots``), or registers a disk
 (``register_disk`` / ``POST /__local__/disks``) and sends a signed ``CreateSnapshot`` through the SDK.
+``GET``/``DELETE /__local__/snapshots/<id>`` read one snapshot of any region (status, ``SourceSnapshotId`` of
+a copy) and release one; :mod:`localdev.kube.agent.ecs` is the agent's side of this.
 
 Run standalone: ``python -m localdev.ecs_server --port 8765 --region cn-hangzhou --region cn-beijing``.
 """
@@ -79,6 +81,10 @@ def _missing(name: str) -> EcsApiError:
         "MissingParameter",
         f'The input parameter "{name}" that is mandatory for processing this request is not supplied.',
     )
+
+
+def _snapshot_not_found() -> EcsApiError:
+    return EcsApiError(404, "InvalidSnapshotId.NotFound", "The specified snapshot does not exist.")
 
 
 THROTTLE_MESSAGES = {
@@ -882,6 +888,21 @@ class LocalEcsServer:
                 return 200, {"SnapshotId": sid}
             if method == "GET" and path == "/__local__/snapshots":
                 return 200, {"Snapshots": self.snapshots()}
+            if path.startswith("/__local__/snapshots/") and method in ("GET", "DELETE"):
+                # One snapshot, in any region: the local disk driver checks status, region and the source
+                # of copies (GET) and releases the snapshot of a deleted content (DELETE), as a CSI driver
+                # calls DescribeSnapshots/DeleteSnapshot.
+                sid = path.removeprefix("/__local__/snapshots/")
+                if method == "DELETE":
+                    with self.state.lock:
+                        gone = self.state.snapshots.pop(sid, None) is None
+                    if gone:
+                        raise _snapshot_not_found()
+                    return 200, {}
+                found = self.snapshot(sid)
+                if found is None:
+                    raise _snapshot_not_found()
+                return 200, found
             if method == "POST" and path == "/__local__/faults":
                 self._apply_faults(payload)
                 return 200, {}
@@ -924,6 +945,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._handle("POST")
+
+    def do_DELETE(self) -> None:  # admin API only: the RPC API is GET/POST
+        self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -970,10 +994,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--region", action="append", dest="regions", help="repeatable; default two regions")
     parser.add_argument("--key", action="append", default=[], help="ACCESS_KEY_ID=SECRET, repeatable")
+    parser.add_argument(
+        "--keys-file",
+        help="JSON object {access key id: secret}; keeps secrets off the command line (visible in ps)",
+    )
     parser.add_argument("--create-speed", type=float, default=20.0, help="GiB per second for CreateSnapshot")
     parser.add_argument("--copy-speed", type=float, default=5.0, help="GiB per second for CopySnapshot")
     args = parser.parse_args(argv)
     keys = dict(k.split("=", 1) for k in args.key)
+    if args.keys_file:
+        with open(args.keys_file) as handle:
+            keys.update({str(k): str(v) for k, v in json.load(handle).items()})
     if not keys:
         # A throwaway key of this local double, printed so scripts can use it.
         keys = {"LTAIlocal" + uuid.uuid4().hex[:12]: uuid.uuid4().hex}
@@ -986,7 +1017,9 @@ def main(argv: list[str] | None = None) -> None:
         copy_gib_per_second=args.copy_speed,
     )
     endpoint = server.start()
-    print(json.dumps({"endpoint": endpoint, "regions": server.regions, "keys": keys}), flush=True)
+    # Keys given in a file stay out of the log; a generated throwaway key is printed so scripts can use it.
+    shown = {k: ("<from --keys-file>" if args.keys_file else v) for k, v in keys.items()}
+    print(json.dumps({"endpoint": endpoint, "regions": server.regions, "keys": shown}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -27,11 +27,18 @@ class SnapshotState(BaseModel):
     restore_size: str = ""
     driver: str = ""
     snapshot_class: str = ""
+    deletion_policy: str = ""  # of the VolumeSnapshotContent: Retain keeps the cloud snapshot
+    # ECS facts of a disk snapshot, recorded when enable_ecs_snapshot is on (the handle is the ECS id).
+    ecs_id: str = ""
+    ecs_region: str = ""
+    size_gib: int | None = None
+    retention_days: int | None = None
 
 
 class VolumeRecords(BaseModel):
     """Written to the vault: how each volume was protected, for restore and delete."""
 
+    region: str = ""  # of the backed-up cluster, when ECS snapshots are on: a restore elsewhere copies
     snapshots: list[SnapshotState] = []
     files: dict[str, str] = {}  # "<ns>/<pvc>" -> data-mover snapshot id
     skipped: dict[str, str] = {}  # "<ns>/<pvc>" -> why

@@ -62,10 +62,21 @@ class Settings(BaseModel):
     agent_excluded_label: str = "backupcenter.io/agent-excluded"
     agent_included_label: str = "backupcenter.io/agent-included"
     enable_ecs_snapshot: bool = False
+    # Alibaba Cloud, for ECS disk snapshots (used when enable_ecs_snapshot is on).  Empty region: the
+    # nodes' topology.kubernetes.io/region label.  Empty endpoint: ALIBABA_CLOUD_ECS_ENDPOINT, else the
+    # SDK's public endpoint of the region (the local environment points it at localdev.ecs_server).
+    # Empty credentials Secret (in product_namespace; keys AccessKeyId, AccessKeySecret, optional
+    # SecurityToken): the ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN environment.
+    region: str = Field("", pattern=r"^([a-z0-9]+(-[a-z0-9]+)+)?$", description="e.g. cn-hangzhou")
+    ecs_endpoint: str = ""
+    cloud_credentials_secret: str = ""
+    ecs_copy_parallelism: int = Field(5, ge=1, le=100, description="Snapshot copies in flight per restore")
 
     # Timeouts.
     export_timeout_minutes: int = Field(60, ge=1, le=7 * 24 * 60, description="velero_timeout_minutes")
     snapshot_ready_timeout: Duration = timedelta(minutes=10)
+    # A cross-region copy of a large disk snapshot takes hours on ECS.
+    ecs_copy_timeout: Duration = timedelta(hours=6)
     pvc_bind_timeout: Duration = timedelta(minutes=5)
     node_pickup_timeout: Duration = timedelta(minutes=2)
     operator_wait_timeout: Duration = timedelta(hours=24)

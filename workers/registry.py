@@ -29,10 +29,11 @@ def control_workflows() -> list[type]:
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup, convert, delete, restore, retention, slots, vault
+    from activities import backup, convert, delete, ecs, restore, retention, slots, vault
 
     found: list[Callable[..., Any]] = []
-    for module in (backup, slots, restore, convert, delete, vault, retention):
+    # ecs: sync activities too (the aliyun SDK blocks), on the worker's thread pool.
+    for module in (backup, slots, restore, convert, delete, vault, retention, ecs):
         found.extend(module.ACTIVITIES)
     return found
 

@@ -22,10 +22,12 @@ from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities import backup as acts
+    from activities import ecs as ecs_acts
     from activities import node as node_acts
     from activities.errors import to_application_error
     from datamover.models import SnapshotSummary
     from schemas.backup import ExportSummary, SnapshotState, VolumeRecords
+    from schemas.ecs import MAX_LISTED, RecordSnapshotsRequest
     from schemas.errors import BackupCenterError, ErrorInfo
     from schemas.settings import Settings
     from schemas.specs import BackupSpec, JobKind
@@ -189,6 +191,14 @@ class BackupWorkflow(OperatorControls):
                 records.skipped[v.ref] = v.reason
                 runner.status.add_warning(_issue(f"persistentvolumeclaims/{v.ref}", v.reason))
 
+        if settings.enable_ecs_snapshot and inventory.volumes:
+            # Recorded with the volumes: a restore in another region copies the disk snapshots there
+            # (and refuses file-level volumes, which cannot cross regions).
+            region = await runner.step(
+                STEP_SNAPSHOT, lambda: self._act(ecs_acts.ecs_cluster_region, summary="this cluster's region")
+            )
+            records.region = region or ""
+
         # Snapshots are created in batches (setting snapshot_batch_size) and waited for.
         states: list[SnapshotState] = []
         batch_size = settings.snapshot_batch_size
@@ -223,12 +233,34 @@ class BackupWorkflow(OperatorControls):
                     summary=f"wait VolumeSnapshot {n} ready (timeout {t})",
                 ),
             )
+            if settings.enable_ecs_snapshot and ready:
+                # Disk snapshots are ECS snapshots: record id, region and size, and give them the
+                # backup's retention (blocking SDK: a sync activity).
+                record = RecordSnapshotsRequest(
+                    backup=spec.name, ttl_seconds=spec.ttl.total_seconds(), states=ready
+                )
+                ready = await runner.step(
+                    STEP_WAIT,
+                    lambda r=record: self._act(  # type: ignore[misc]
+                        ecs_acts.record_ecs_snapshots,
+                        r,
+                        summary=f"look up {len(r.states)} ECS snapshots, set their retention days",
+                    ),
+                ) or ready
             states += ready or []
             runner.set_progress(STEP_WAIT, len(states), len(to_snapshot), "snapshots")
         runner.status.step(
             STEP_SNAPSHOT
         ).message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
         records.snapshots = states
+        ecs_ids = [s.ecs_id for s in states if s.ecs_id]
+        if ecs_ids:
+            more = f" and {len(ecs_ids) - MAX_LISTED} more" if len(ecs_ids) > MAX_LISTED else ""
+            days = sorted({s.retention_days for s in states if s.ecs_id and s.retention_days})
+            runner.status.summary["ecs_snapshots"] = (
+                f"{len(ecs_ids)} in {records.region}: {', '.join(ecs_ids[:MAX_LISTED])}{more}"
+            )
+            runner.status.summary["ecs_retention_days"] = ", ".join(str(d) for d in days) or "none"
         if states:
             handles = ", ".join(f"{s.pvc}={s.handle}" for s in states[:5])
             more = f" and {len(states) - 5} more" if len(states) > 5 else ""

@@ -1,6 +1,6 @@
 """Delete requests as durable workflows: ``backupctl delete backup|restore|convert NAME``.
 
-validate → delete cluster objects → delete vault data → free the name
+validate → [delete ECS snapshots] → delete cluster objects → delete vault data → free the name
 
 A backup deleted on its source cluster loses its VolumeSnapshots (and with them the snapshot
 data), its vault records and data, and its workflow execution, so the name can be used again.
@@ -22,6 +22,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import backup as backup_acts
     from activities import delete as acts
+    from activities import ecs as ecs_acts
     from schemas.errors import ErrorInfo
     from schemas.restore import DeleteTarget
     from schemas.settings import Settings
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 STEP_VALIDATE = "validate"
+STEP_ECS = "delete ECS snapshots"
 STEP_OBJECTS = "delete cluster objects"
 STEP_VAULT = "delete vault data"
 STEP_NAME = "free the name"
@@ -52,7 +54,10 @@ class DeleteWorkflow(OperatorControls):
         )
         runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
         self.runner = runner
-        runner.declare(STEP_VALIDATE, STEP_OBJECTS, STEP_VAULT, STEP_NAME)
+        # With ECS snapshots on, a backup's ECS snapshots (a restore's cross-region copies) are deleted
+        # first, by the ids its vault records hold, before those records go.
+        ecs = settings.enable_ecs_snapshot and spec.target_kind in (JobKind.backup, JobKind.restore)
+        runner.declare(STEP_VALIDATE, *([STEP_ECS] if ecs else []), STEP_OBJECTS, STEP_VAULT, STEP_NAME)
 
         async def limit() -> int:
             latest: Settings = await workflow.execute_activity(
@@ -62,7 +67,7 @@ class DeleteWorkflow(OperatorControls):
 
         try:
             await runner.acquire_slot("delete", limit)
-            await self._body(spec, runner)
+            await self._body(spec, runner, ecs=ecs)
         except (JobCanceled, asyncio.CancelledError):
             # Nothing to undo: what is deleted stays deleted, and a new request finishes the job.
             await runner.slot.release()
@@ -73,7 +78,7 @@ class DeleteWorkflow(OperatorControls):
         await runner.slot.release()
         return runner.finish(JobPhase.completed)
 
-    async def _body(self, spec: DeleteSpec, runner: JobRunner) -> None:
+    async def _body(self, spec: DeleteSpec, runner: JobRunner, *, ecs: bool = False) -> None:
         target: DeleteTarget | None = await runner.step(
             STEP_VALIDATE, lambda: self._act(acts.resolve_delete, spec)
         )
@@ -83,6 +88,21 @@ class DeleteWorkflow(OperatorControls):
         in_vault = f" in vault {target.vault}" if target.vault else ""
         what = f"{spec.target_kind.value} {spec.target}"
         runner.status.step(STEP_VALIDATE).message = f"{what} of {where}{in_vault}"
+
+        if ecs and target.local:
+            done = await runner.step(
+                STEP_ECS,
+                lambda: self._act(
+                    ecs_acts.delete_ecs_snapshots, target, summary=f"delete ECS snapshots of {what}"
+                ),
+            )
+            if done is not None:
+                noun = "ECS snapshots" if spec.target_kind is JobKind.backup else "ECS snapshot copies"
+                message = done.message(noun)
+                runner.status.step(STEP_ECS).message = message
+                runner.status.summary["ecs_snapshots"] = message
+        elif ecs:
+            self._skip(STEP_ECS, f"its ECS snapshots belong to cluster {target.source_cluster}")
 
         if target.local:
             removed = await runner.step(STEP_OBJECTS, lambda: self._act(acts.delete_cluster_objects, target))

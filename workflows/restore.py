@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, transient
 
 
 STEP_VALIDATE = "validate"
@@ -266,38 +266,43 @@ class RestoreWorkflow(OperatorControls):
         if not settings.enable_ecs_snapshot or not job.spec.volume_data:
             return
         runner.add_step(STEP_COPY, before=STEP_VOLUMES)
-        plan: CopyPlan | None = await runner.step(
-            STEP_COPY,
-            lambda: self._act(
-                ecs_acts.plan_snapshot_copies, job, summary="find disk snapshots of another region"
-            ),
-        )
-        step = runner.status.step(STEP_COPY)
-        if plan is None or not plan.cross_region or not plan.items:
-            step.state = StepState.skipped
-            here = plan.target_region if plan is not None else "?"
-            step.message = (
-                f"no disk snapshot to copy into {here}"
-                if plan is not None and plan.cross_region
-                else f"the backup is of this cluster's region {here}"
-            )
-            runner.publish()
+        done = await runner.step(STEP_COPY, partial(self._plan_and_copy, job, settings))
+        if done is None:  # not skippable, so only a bug gets here
             return
-        self._copying = True
-        copied = await runner.step(STEP_COPY, partial(self._copy_all, job, settings, plan))
-        if copied is None:
+        plan, copied = done
+        step = runner.status.step(STEP_COPY)
+        if not copied:
+            step.state = StepState.skipped
+            if plan.cross_region:
+                step.message = f"no disk snapshot to copy into {plan.target_region}"
+            elif plan.source_region:
+                step.message = f"the backup's snapshots are in this cluster's region {plan.target_region}"
+            else:
+                step.message = "the backup holds no ECS snapshots"
+            runner.publish()
             return
         ids = [c.copy_id for c in copied]
         more = f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else ""
-        slowest = max((c.seconds for c in copied), default=0.0)
+        slowest = max(c.seconds for c in copied)
         step.message = (
             f"{len(copied)} snapshots copied from {plan.source_region} to {plan.target_region} "
-            f"(at most {settings.ecs_copy_parallelism} at a time; slowest {slowest:.1f}s)"
+            f"(at most {settings.ecs_copy_parallelism} at a time; slowest {slowest:.1f}s); the copies "
+            f"stay with the restore: `backupctl delete restore {job.spec.name}` deletes them"
         )
         runner.status.summary["ecs_copies"] = (
             f"{len(ids)} in {plan.target_region}: {', '.join(ids[:MAX_LISTED])}{more}"
         )
         runner.publish()
+
+    async def _plan_and_copy(self, job: RestoreJob, settings: Settings) -> tuple[CopyPlan, list[CopyResult]]:
+        """One step, so the operator's retry plans again (a fixed selection) and copies what is missing."""
+        plan: CopyPlan = await self._act(
+            ecs_acts.plan_snapshot_copies, job, summary="find disk snapshots of another region"
+        )
+        if not plan.cross_region or not plan.items:
+            return plan, []
+        self._copying = True
+        return plan, await self._copy_all(job, settings, plan)
 
     async def _copy_all(self, job: RestoreJob, settings: Settings, plan: CopyPlan) -> list[CopyResult]:
         """Copy every planned snapshot, at most ``ecs_copy_parallelism`` at a time.  A failed copy
@@ -453,13 +458,7 @@ class RestoreWorkflow(OperatorControls):
             args=list(args),
             start_to_close_timeout=timeout,
             heartbeat_timeout=timedelta(minutes=1) if timeout > QUICK else None,
-            retry_policy=RetryPolicy(
-                initial_interval=TRANSIENT.initial_interval,
-                backoff_coefficient=2.0,
-                maximum_interval=TRANSIENT.maximum_interval,
-                maximum_attempts=5,
-                non_retryable_error_types=non_retryable or [],
-            ),
+            retry_policy=transient(non_retryable),
             summary=summary,
         )
 

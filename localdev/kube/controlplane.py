@@ -36,7 +36,7 @@ from kube.rest import Kube
 from localdev.kube import procs
 from localdev.kube.agent import Faults, LocalAgent
 from localdev.kube.agent.__main__ import api_client_for
-from localdev.kube.agent.model import AGENT_NAMESPACE, STATUS_CONFIGMAP, Layout
+from localdev.kube.agent.model import AGENT_NAMESPACE, REGION, STATUS_CONFIGMAP, Layout
 from localdev.kube.build import Binaries, ensure_binaries
 from localdev.kube.pki import Pki, ensure_pki, write_kubeconfig
 
@@ -93,6 +93,8 @@ class LocalCluster:
         snapshot_store: Path | None = None,
         detached: bool = False,
         name: str = "backupcenter-local",
+        region: str = REGION,
+        ecs_endpoint: str | None = None,
     ) -> None:
         self._owns_state = state_dir is None
         self.state_dir = (
@@ -103,6 +105,9 @@ class LocalCluster:
         self.agent_mode: AgentMode = agent
         self.want_controller_manager = controller_manager
         self.layout = Layout.of(self.state_dir, snapshot_store)
+        # The cluster's region (node labels) and the local ECS endpoint its disk snapshots live in.
+        self.region = region
+        self.ecs_endpoint = ecs_endpoint
         self.detached = detached
         self.kubeconfig_path = self.state_dir / "kubeconfig"
         self.server = ""
@@ -204,6 +209,8 @@ class LocalCluster:
                     api_client_for(self.kubeconfig_path),
                     self.state_dir,
                     snapshot_store=self.layout.snapshot_store,
+                    region=self.region,
+                    ecs_endpoint=self.ecs_endpoint,
                 )
                 agent.start()  # it retries until the API server answers
                 self.agent = agent
@@ -330,6 +337,10 @@ class LocalCluster:
         ]
         if self.layout.snapshot_store != self.state_dir / "snapshots":
             args += ["--snapshot-store", str(self.layout.snapshot_store)]
+        if self.region != REGION:
+            args += ["--region", self.region]
+        if self.ecs_endpoint:
+            args += ["--ecs-endpoint", self.ecs_endpoint]
         return args
 
     def _check_alive(self) -> None:

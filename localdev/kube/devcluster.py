@@ -59,16 +59,25 @@ def status(state_dir: Path) -> dict[str, Any]:
     }
 
 
-def up(state_dir: Path) -> dict[str, Any]:
-    """Start the dev cluster (or leave a running one alone) and return its status."""
+def _agent_uses(state_dir: Path, ecs_endpoint: str | None) -> bool:
+    """The running agent registers disk snapshots with this ECS endpoint (or with none, as asked)."""
+    pid = (_record(state_dir).get("pids") or {}).get("agent")
+    args = procs.pid_cmdline(int(pid)) if pid else []
+    given = args[args.index("--ecs-endpoint") + 1] if "--ecs-endpoint" in args[:-1] else None
+    return given == ecs_endpoint
+
+
+def up(state_dir: Path, *, ecs_endpoint: str | None = None) -> dict[str, Any]:
+    """Start the dev cluster (or leave a running one alone) and return its status.  A running cluster
+    whose agent uses another ECS endpoint is restarted (its objects and data stay)."""
     state_dir = state_dir.resolve()
     current = status(state_dir)
-    if current["running"]:
+    if current["running"] and _agent_uses(state_dir, ecs_endpoint):
         return current
-    if current["partially_running"]:
+    if current["running"] or current["partially_running"]:
         down(state_dir)
     started = time.monotonic()
-    cluster = LocalCluster(state_dir, detached=True, name="backupcenter-dev")
+    cluster = LocalCluster(state_dir, detached=True, name="backupcenter-dev", ecs_endpoint=ecs_endpoint)
     cluster.start()
     result = status(state_dir)
     result["startup_seconds"] = round(time.monotonic() - started, 2)

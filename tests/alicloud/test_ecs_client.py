@@ -136,7 +136,7 @@ def test_copy_to_unknown_region_is_a_cross_region_failure(
         client.copy_snapshot(source, "eu-nowhere-9", "restore-x")
     err = caught.value
     assert err.code == "CrossRegionFailed"
-    assert err.short().startswith("RestoreError: snapshot cross region request failed")
+    assert err.short().startswith("RestoreError: ECS snapshot cross region request failed")
     assert "eu-nowhere-9" in err.message
 
 

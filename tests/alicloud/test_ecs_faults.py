@@ -39,7 +39,7 @@ def test_permission_denied_on_copy_is_cross_region_failed(
         client.copy_snapshot(source, "cn-beijing", "restore-x")
     err = caught.value
     assert err.code == "CrossRegionFailed" and not err.retryable
-    assert err.short().startswith(f"RestoreError: snapshot cross region request failed: {source}")
+    assert err.short().startswith(f"RestoreError: ECS snapshot cross region request failed: {source}")
     assert "ram policy is missing" in err.message
     assert any("deploy/policies" in fix for fix in err.info().fixes)
 

@@ -4,6 +4,7 @@ nothing running when asked not to keep the environment."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # The NAS volume was converted to a disk snapshot, and the restore used it (the digests above).
     assert "convert-demo-" in out and "alicloud-disk-topology-alltype: snapshot s-" in out
     assert "(1 converted), 0 filled by node workers" in out
+    # Disk snapshots are ECS snapshots of the local endpoint: the backup lists their ids, the delete
+    # request deleted them (the demo's StatefulSet has 2 disk volumes).
+    ecs_ids = re.search(r"ecs_snapshots\W+(\d+) in cn-hangzhou: (s-[a-z0-9]{20})", out)
+    assert ecs_ids is not None, out[-3000:]
+    assert re.search(rf"ecs_snapshots\W+{ecs_ids.group(1)} ECS snapshots deleted", out), out[-3000:]
+    assert "ECS (local test double): http://127.0.0.1:" in out and "ECS endpoint" in out
     assert f"http://127.0.0.1:{ui_port}" in out
     assert "environment stopped" in out
     assert not port_open("127.0.0.1", temporal_port) and not port_open("127.0.0.1", ui_port)

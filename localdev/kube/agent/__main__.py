@@ -13,6 +13,7 @@ from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 
 from localdev.kube.agent.core import LocalAgent
+from localdev.kube.agent.model import REGION
 
 
 def api_client_for(kubeconfig: Path, pool_size: int = 32) -> ApiClient:
@@ -33,12 +34,24 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where snapshot data lives (share it between clusters to restore across them)",
     )
+    parser.add_argument("--region", default=REGION, help="the cluster's region (node labels, ECS snapshots)")
+    parser.add_argument(
+        "--ecs-endpoint",
+        default=None,
+        help="a local ECS endpoint (localdev.ecs_server): disk snapshots become ECS snapshots there",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    agent = LocalAgent(api_client_for(args.kubeconfig), args.state_dir, snapshot_store=args.snapshot_store)
+    agent = LocalAgent(
+        api_client_for(args.kubeconfig),
+        args.state_dir,
+        snapshot_store=args.snapshot_store,
+        region=args.region,
+        ecs_endpoint=args.ecs_endpoint,
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         agent.stop(wait=False)

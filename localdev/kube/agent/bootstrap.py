@@ -30,7 +30,7 @@ def csi_driver(name: str) -> Obj:
     }
 
 
-def storage_classes() -> list[Obj]:
+def storage_classes(region: str = REGION) -> list[Obj]:
     out = []
     for spec in STORAGE_CLASSES:
         obj: Obj = {
@@ -44,7 +44,7 @@ def storage_classes() -> list[Obj]:
             "allowVolumeExpansion": spec.expandable,
         }
         if spec.provisioner == DISK_DRIVER and spec.binding_mode == "Immediate":
-            obj["parameters"]["regionId"] = REGION
+            obj["parameters"]["regionId"] = region
         out.append(obj)
     return out
 
@@ -74,11 +74,11 @@ def _wait_established(kube: Kube, name: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"CRD {name} not established after {timeout:.0f}s")
 
 
-def install(kube: Kube) -> None:
+def install(kube: Kube, region: str = REGION) -> None:
     """Create what is missing; leave what exists (a user may have changed it on purpose)."""
     for driver in CSI_DRIVERS:
         kube.create("/apis/storage.k8s.io/v1/csidrivers", csi_driver(driver), exist_ok=True)
-    for sc in storage_classes():
+    for sc in storage_classes(region):
         kube.create("/apis/storage.k8s.io/v1/storageclasses", sc, exist_ok=True)
     crds = snapshot_crds()
     for crd in crds:

@@ -20,9 +20,17 @@ from kube.rest import Kube, KubeError
 from localdev.kube.agent import bootstrap, nodes
 from localdev.kube.agent.cloud import CloudLoadBalancers
 from localdev.kube.agent.crds import API_VERSION as SNAPSHOT_API
+from localdev.kube.agent.ecs import LocalEcsLink
 from localdev.kube.agent.faults import Faults
 from localdev.kube.agent.kubelet import Kubelet
-from localdev.kube.agent.model import AGENT_NAMESPACE, FAULTS_CONFIGMAP, NODES, STATUS_CONFIGMAP, Layout
+from localdev.kube.agent.model import (
+    AGENT_NAMESPACE,
+    FAULTS_CONFIGMAP,
+    NODES,
+    REGION,
+    STATUS_CONFIGMAP,
+    Layout,
+)
 from localdev.kube.agent.provisioner import Provisioner
 from localdev.kube.agent.scheduler import Scheduler
 from localdev.kube.agent.snapshotter import Snapshotter
@@ -55,16 +63,21 @@ class LocalAgent:
         *,
         snapshot_store: Path | None = None,
         resync: float = 5.0,
+        region: str = REGION,
+        ecs_endpoint: str | None = None,
     ) -> None:
         self.layout = Layout.of(state_dir, snapshot_store)
         self.kube = Kube(api_client)
         self.faults = Faults(self.kube)
+        self.region = region
+        # Disk snapshots are ECS snapshots of this region when an endpoint is given (see agent/ecs.py).
+        self.ecs = LocalEcsLink(ecs_endpoint) if ecs_endpoint else None
         self._resync = resync
         events = Events(self.kube)
-        self._provisioner = Provisioner(self.kube, self.layout, events)
+        self._provisioner = Provisioner(self.kube, self.layout, events, region=region)
         self._scheduler = Scheduler(self.kube)
         self._kubelet = Kubelet(self.kube, self.layout)
-        self._snapshotter = Snapshotter(self.kube, self.layout, events)
+        self._snapshotter = Snapshotter(self.kube, self.layout, events, ecs=self.ecs, region=region)
         self._cloud = CloudLoadBalancers(self.kube)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -125,8 +138,8 @@ class LocalAgent:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                bootstrap.install(self.kube)
-                nodes.register_nodes(self.kube, self.layout)
+                bootstrap.install(self.kube, self.region)
+                nodes.register_nodes(self.kube, self.layout, self.region)
                 self._publish_status()
                 return
             except Exception as exc:  # the API server may still be starting: connection refused, 503, ...
@@ -140,6 +153,8 @@ class LocalAgent:
             "pid": str(os.getpid()),
             "stateDir": str(self.layout.state_dir),
             "snapshotStore": str(self.layout.snapshot_store),
+            "region": self.region,
+            "ecsEndpoint": self.ecs.endpoint if self.ecs else "",
             "kubeletRoots": json.dumps({n.name: str(self.layout.kubelet_root(n.name)) for n in NODES}),
             "heartbeat": rfc3339(),
         }

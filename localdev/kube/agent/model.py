@@ -55,6 +55,16 @@ NODES: tuple[NodeSpec, ...] = (
 DEFAULT_ZONE = NODES[0].zone
 
 
+def zone_in(spec: NodeSpec, region: str) -> str:
+    """The node's zone in the cluster's region: a cluster configured for another region (``--region``)
+    keeps its node names, and its zones are ``<region>-a`` and ``<region>-b`` as on the cloud."""
+    return region + spec.zone.removeprefix(REGION)
+
+
+def default_zone(region: str) -> str:
+    return zone_in(NODES[0], region)
+
+
 @dataclass(frozen=True)
 class StorageClassSpec:
     name: str

@@ -13,6 +13,7 @@ from localdev.kube.agent.model import (
     ZONE_LABEL,
     Layout,
     NodeSpec,
+    zone_in,
 )
 from localdev.kube.agent.util import log, micro_time, random_id, rfc3339
 
@@ -20,15 +21,15 @@ KUBELET_VERSION = "v1.34.4"
 LEASE_SECONDS = 40
 
 
-def node_object(spec: NodeSpec, layout: Layout) -> Obj:
+def node_object(spec: NodeSpec, layout: Layout, region: str = REGION) -> Obj:
     labels = {
         HOSTNAME_LABEL: spec.name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
         "beta.kubernetes.io/arch": "amd64",
-        ZONE_LABEL: spec.zone,
-        REGION_LABEL: REGION,
+        ZONE_LABEL: zone_in(spec, region),
+        REGION_LABEL: region,
         "node.kubernetes.io/instance-type": "ecs.g7.xlarge",
     }
     taints: list[Obj] = []
@@ -50,7 +51,7 @@ def node_object(spec: NodeSpec, layout: Layout) -> Obj:
             "labels": labels,
             "annotations": {KUBELET_ROOT_ANNOTATION: str(layout.kubelet_root(spec.name))},
         },
-        "spec": {"providerID": f"{REGION}.i-{random_id(20)}", "taints": taints},
+        "spec": {"providerID": f"{region}.i-{random_id(20)}", "taints": taints},
     }
 
 
@@ -100,18 +101,23 @@ def node_status(spec: NodeSpec) -> Obj:
     }
 
 
-def register_nodes(kube: Kube, layout: Layout) -> None:
+def register_nodes(kube: Kube, layout: Layout, region: str = REGION) -> None:
     """Create the nodes that do not exist yet and mark all of them Ready."""
     for spec in NODES:
         layout.kubelet_root(spec.name).joinpath("pods").mkdir(parents=True, exist_ok=True)
         existing = kube.get(f"/api/v1/nodes/{spec.name}")
         if existing is None:
-            kube.create("/api/v1/nodes", node_object(spec, layout), exist_ok=True)
+            kube.create("/api/v1/nodes", node_object(spec, layout, region), exist_ok=True)
         else:
-            # A restarted agent may have a new state dir: point the node at it.
+            # A restarted agent may have a new state dir (or region): point the node at it.
             kube.patch(
                 f"/api/v1/nodes/{spec.name}",
-                {"metadata": {"annotations": {KUBELET_ROOT_ANNOTATION: str(layout.kubelet_root(spec.name))}}},
+                {
+                    "metadata": {
+                        "annotations": {KUBELET_ROOT_ANNOTATION: str(layout.kubelet_root(spec.name))},
+                        "labels": {ZONE_LABEL: zone_in(spec, region), REGION_LABEL: region},
+                    }
+                },
             )
         kube.patch(f"/api/v1/nodes/{spec.name}/status", {"status": node_status(spec)})
         # Admission taints new nodes not-ready until the node lifecycle controller sees them Ready; that

@@ -16,7 +16,6 @@ from kubernetes.utils import parse_quantity
 from kube.rest import Kube, KubeError, Obj
 from localdev.kube.agent.crds import GROUP as SNAPSHOT_GROUP
 from localdev.kube.agent.model import (
-    DEFAULT_ZONE,
     DISK_DRIVER,
     DISK_MULTI_NODE_ERROR,
     HOSTNAME_LABEL,
@@ -25,9 +24,11 @@ from localdev.kube.agent.model import (
     PROVISIONED_BY,
     PROVISIONERS,
     PV_FINALIZER,
+    REGION,
     SELECTED_NODE,
     ZONE_LABEL,
     Layout,
+    default_zone,
 )
 from localdev.kube.agent.placement import pod_claims
 from localdev.kube.agent.util import (
@@ -63,10 +64,11 @@ def _request(pvc: Obj) -> str:
 
 
 class Provisioner:
-    def __init__(self, kube: Kube, layout: Layout, events: Events) -> None:
+    def __init__(self, kube: Kube, layout: Layout, events: Events, *, region: str = REGION) -> None:
         self._kube = kube
         self._layout = layout
         self._events = events
+        self._default_zone = default_zone(region)
 
     def reconcile(self, world: World) -> None:
         for pv in list(world.pvs.values()):
@@ -179,9 +181,9 @@ class Provisioner:
         source = self._data_source(world, sc, pvc)
         if source is False:
             return
-        zone = DEFAULT_ZONE
+        zone = self._default_zone
         if node:
-            zone = labels_of(world.nodes[node]).get(ZONE_LABEL, DEFAULT_ZONE)
+            zone = labels_of(world.nodes[node]).get(ZONE_LABEL, self._default_zone)
         elif (sc.get("parameters") or {}).get("zoneId"):
             zone = str(sc["parameters"]["zoneId"]).split(",")[0]
         pv = self._pv_object(sc, pvc, modes, node, zone)

@@ -6,11 +6,16 @@ Dynamic snapshots (source.persistentVolumeClaimName) get a content named snapcon
 pre-provisioned ones (source.volumeSnapshotContentName, content with source.snapshotHandle) become ready
 when the store knows the handle. Contents carry a finalizer so that deleting one with deletionPolicy
 Delete also deletes the data; a content whose snapshot is gone is deleted under that policy.
+
+With a local ECS endpoint (agent/ecs.py), handles are ECS snapshot ids of the cluster's region: a cut
+snapshot is registered there and ready once ECS has accomplished it; a pre-provisioned handle must be an
+ECS snapshot of this region (a cross-region copy is materialised from its source's data).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from datetime import UTC, datetime
@@ -20,7 +25,8 @@ from kubernetes.utils import parse_quantity
 
 from kube.rest import Kube, KubeError, Obj
 from localdev.kube.agent.crds import API_VERSION
-from localdev.kube.agent.model import CONTENT_FINALIZER, CSI_DRIVERS, DISK_DRIVER, Layout
+from localdev.kube.agent.ecs import EcsLinkError, LocalEcsLink
+from localdev.kube.agent.model import CONTENT_FINALIZER, CSI_DRIVERS, DISK_DRIVER, REGION, Layout
 from localdev.kube.agent.provisioner import volume_data_dir
 from localdev.kube.agent.util import (
     Events,
@@ -39,6 +45,11 @@ from localdev.kube.agent.world import World
 
 DEFAULT_CLASS_ANNOTATION = "snapshot.storage.kubernetes.io/is-default-class"
 _BASE = f"/apis/{API_VERSION}"
+# How often a content waits for ECS to finish a snapshot or copy it registered.
+ECS_POLL_SECONDS = 0.5
+# Copies of copies are followed this deep to the snapshot whose data the store holds.
+_MAX_COPY_CHAIN = 8
+_GIB = 1 << 30
 
 
 def _status(obj: Obj) -> dict[str, Any]:
@@ -46,10 +57,20 @@ def _status(obj: Obj) -> dict[str, Any]:
 
 
 class Snapshotter:
-    def __init__(self, kube: Kube, layout: Layout, events: Events) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        layout: Layout,
+        events: Events,
+        *,
+        ecs: LocalEcsLink | None = None,
+        region: str = REGION,
+    ) -> None:
         self._kube = kube
         self._layout = layout
         self._events = events
+        self._ecs = ecs
+        self._region = region
         self._first_seen: dict[str, float] = {}
 
     def reconcile(self, world: World) -> float | None:
@@ -60,7 +81,7 @@ class Snapshotter:
         for content in list(world.contents.values()):
             try:
                 wait = self._reconcile_content(world, content)
-            except (KubeError, OSError) as exc:
+            except (KubeError, OSError, EcsLinkError) as exc:
                 log.warning("snapshot content %s: %s", name_of(content), exc)
                 continue
             if wait is not None:
@@ -248,6 +269,8 @@ class Snapshotter:
         if deleting(content):
             if CONTENT_FINALIZER in finalizers:
                 if spec.get("deletionPolicy") == "Delete" and handle:
+                    if self._ecs is not None:
+                        self._ecs.delete(str(handle))  # already gone is fine: the product may delete first
                     shutil.rmtree(self._layout.snapshot_dir(str(handle)), ignore_errors=True)
                 finalizers.remove(CONTENT_FINALIZER)
                 self._kube.patch(
@@ -290,13 +313,17 @@ class Snapshotter:
                 return remaining
         source = spec.get("source") or {}
         if source.get("volumeHandle"):
-            self._take(world, content, str(source["volumeHandle"]))
+            taken = _status(content).get("snapshotHandle")
+            if taken and self._ecs is not None:
+                return self._await_ecs(content, str(taken))  # cut already: ECS is still working on it
+            return self._take(world, content, str(source["volumeHandle"]))
         elif source.get("snapshotHandle"):
-            self._adopt(content, str(source["snapshotHandle"]))
+            return self._adopt(content, str(source["snapshotHandle"]))
         return None
 
-    def _take(self, world: World, content: Obj, volume_handle: str) -> None:
-        """Cut the snapshot: copy the volume's data into the store under a new handle."""
+    def _take(self, world: World, content: Obj, volume_handle: str) -> float | None:
+        """Cut the snapshot: copy the volume's data into the store under a new handle (an ECS snapshot id
+        when an endpoint is configured; the content is then ready when ECS has accomplished it)."""
         pv = next(
             (
                 p
@@ -310,11 +337,24 @@ class Snapshotter:
             self._content_error(
                 content, f"failed to take snapshot of the volume {volume_handle}: disk not found"
             )
-            return
+            return None
         size = int(
             parse_quantity(str(((pv or {}).get("spec") or {}).get("capacity", {}).get("storage", "0")))
         )
-        handle = f"s-{random_id(20)}"
+        if self._ecs is not None:
+            try:
+                handle = self._ecs.register_snapshot(
+                    self._region,
+                    max(1, math.ceil(size / _GIB)),
+                    disk_id=volume_handle,
+                    name=name_of(content),
+                    retention_days=_retention_days(world, content),
+                )
+            except EcsLinkError as exc:
+                self._content_error(content, f"failed to take snapshot of the volume {volume_handle}: {exc}")
+                return None
+        else:
+            handle = f"s-{random_id(20)}"
         target = self._layout.snapshot_dir(handle)
         target.mkdir(parents=True)
         shutil.copytree(data, target / "data", symlinks=True)
@@ -327,20 +367,98 @@ class Snapshotter:
                     "driver": DISK_DRIVER,
                     "restoreSize": size,
                     "creationTime": taken,
+                    "region": self._region if self._ecs is not None else "",
                 }
             )
         )
-        self._ready(content, handle, size, taken)
+        if self._ecs is None:
+            self._ready(content, handle, size, taken)
+            return None
+        # Like the cloud driver: the handle is known at once, readiness follows the ECS snapshot's status.
+        self._kube.patch(
+            f"{_BASE}/volumesnapshotcontents/{name_of(content)}/status",
+            {
+                "status": {
+                    "snapshotHandle": handle,
+                    "readyToUse": False,
+                    "restoreSize": size,
+                    "creationTime": taken,
+                }
+            },
+        )
+        return ECS_POLL_SECONDS
 
-    def _adopt(self, content: Obj, handle: str) -> None:
+    def _ecs_state(self, content: Obj, handle: str) -> dict[str, Any] | None:
+        """The ECS snapshot if it exists in this region and is accomplished; None otherwise (an error is
+        recorded on the content when it is missing or failed)."""
+        assert self._ecs is not None
+        info = self._ecs.describe(handle)
+        if info is None or info.get("RegionId") != self._region:
+            # DescribeSnapshots in this region does not see other regions' snapshots.
+            self._content_error(
+                content, f"failed to list snapshot {handle}: snapshot not found in region {self._region}"
+            )
+            return None
+        if info.get("Status") == "failed":
+            self._content_error(content, f"snapshot {handle} failed in ECS")
+            return None
+        return info
+
+    def _await_ecs(self, content: Obj, handle: str) -> float | None:
+        info = self._ecs_state(content, handle)
+        if info is None:
+            return None
+        if info.get("Status") != "accomplished":
+            return ECS_POLL_SECONDS
+        status = _status(content)
+        size, taken = int(status.get("restoreSize") or 0), int(status.get("creationTime") or 0)
+        self._ready(content, handle, size, taken)
+        return None
+
+    def _adopt(self, content: Obj, handle: str) -> float | None:
+        if self._ecs is not None:
+            ecs = self._ecs_state(content, handle)
+            if ecs is None:
+                return None
+            if ecs.get("Status") != "accomplished":
+                return ECS_POLL_SECONDS
+            if not (self._layout.snapshot_dir(handle) / "meta.json").exists():
+                self._materialise_copy(handle, ecs)
         try:
             info = json.loads((self._layout.snapshot_dir(handle) / "meta.json").read_text())
         except (OSError, ValueError):
             self._content_error(content, f"failed to list snapshot {handle}: snapshot not found")
-            return
+            return None
         self._ready(
             content, handle, int(info.get("restoreSize", 0)), int(info.get("creationTime", time.time_ns()))
         )
+        return None
+
+    def _materialise_copy(self, handle: str, ecs: dict[str, Any]) -> None:
+        """Give an accomplished ECS copy its own data in the store: that of the snapshot it was copied from
+        (following copies of copies).  Nothing happens when no source with data is found."""
+        assert self._ecs is not None
+        source_id = str(ecs.get("SourceSnapshotId") or "")
+        for _ in range(_MAX_COPY_CHAIN):
+            if not source_id:
+                return
+            source_dir = self._layout.snapshot_dir(source_id)
+            if (source_dir / "meta.json").exists():
+                break
+            upstream = self._ecs.describe(source_id)
+            source_id = str((upstream or {}).get("SourceSnapshotId") or "")
+        else:
+            return
+        meta_data = json.loads((source_dir / "meta.json").read_text())
+        # Build it aside and rename: a half-copied snapshot must never look complete to another agent.
+        staging = self._layout.snapshot_store / f".{handle}.{random_id(6)}"
+        shutil.copytree(source_dir / "data", staging / "data", symlinks=True)
+        meta_data.update(handle=handle, region=str(ecs.get("RegionId") or ""), copiedFrom=source_id)
+        (staging / "meta.json").write_text(json.dumps(meta_data))
+        try:
+            staging.rename(self._layout.snapshot_dir(handle))
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another cluster's agent was quicker: same data
 
     def _ready(self, content: Obj, handle: str, size: int, taken_ns: int) -> None:
         self._kube.patch(
@@ -368,3 +486,14 @@ class Snapshotter:
                 }
             },
         )
+
+
+def _retention_days(world: World, content: Obj) -> int | None:
+    """The snapshot class's ``retentionDays`` parameter, which the cloud driver passes to CreateSnapshot."""
+    cls = world.snapshot_classes.get(str((content.get("spec") or {}).get("volumeSnapshotClassName") or ""))
+    raw = ((cls or {}).get("parameters") or {}).get("retentionDays")
+    try:
+        days = int(str(raw)) if raw not in (None, "") else None
+    except ValueError:
+        return None
+    return days if days is not None and 1 <= days <= 65536 else None

@@ -1,0 +1,237 @@
+"""Activities of the ECS snapshot steps: record a backup's snapshots, delete them, copy them across regions.
+
+All are synchronous: the aliyun SDK blocks (and backs off from throttling with sleeps), so they run on the
+worker's thread pool like the Kubernetes and vault activities.  Each is idempotent: recording sets the
+same retention again, deleting treats "already gone" as done, and a copy is requested with a client token
+derived from the restore run, so a retried activity finds the copy it started instead of a second one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import CancelledError
+
+from activities.context import WorkerContext, current
+from activities.errors import product_errors
+from alicloud import snapshots
+from alicloud.ecs import EcsClient
+from kube.export import read_bundle
+from kube.restore.selection import bundle_resource, item_selected
+from kube.restore_records import restore_prefix
+from kube.restore_run import Plan
+from schemas.backup import SnapshotState
+from schemas.ecs import CopyPlan, CopyRecord, CopyRequest, CopyResult, EcsDeleteResult, RecordSnapshotsRequest
+from schemas.errors import BackupCenterError
+from schemas.restore import DeleteTarget, RestoreJob
+from schemas.specs import JobKind
+from vault import catalog
+from vault.store import ObjectStore, ObjectStoreError, as_product_error
+
+POLL_SECONDS = 1.0
+
+
+def _clients(ctx: WorkerContext) -> Callable[[str], EcsClient]:
+    """ECS clients by region, made once per activity (credentials read once)."""
+    made: dict[str, EcsClient] = {}
+    kube, settings = ctx.kube(), ctx.settings
+
+    def client_for(region: str) -> EcsClient:
+        if region not in made:
+            base = next(iter(made.values()), None)
+            made[region] = base.for_region(region) if base else snapshots.client(kube, settings, region)
+        return made[region]
+
+    return client_for
+
+
+def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
+    try:
+        store: ObjectStore = ctx.vaults().store(vault)
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    return store
+
+
+def _beat(details: dict[str, Any]) -> None:
+    activity.heartbeat(details)
+    if activity.is_cancelled():
+        raise CancelledError("canceled")
+
+
+# --- backup ----------------------------------------------------------------------------------
+@activity.defn
+@product_errors
+def ecs_cluster_region() -> str:
+    """This cluster's region: the setting, else its nodes' topology.kubernetes.io/region label."""
+    ctx = current()
+    return snapshots.cluster_region(ctx.kube(), ctx.settings.region)
+
+
+@activity.defn
+@product_errors
+def record_ecs_snapshots(request: RecordSnapshotsRequest) -> list[SnapshotState]:
+    """Look the batch's disk snapshots up in ECS (id, region, size) and give them the backup's retention."""
+    ctx = current()
+    kube = ctx.kube()
+    region = snapshots.cluster_region(kube, ctx.settings.region)
+    ecs = snapshots.client(kube, ctx.settings, region)
+    ttl = timedelta(seconds=request.ttl_seconds) if request.ttl_seconds > 0 else None
+    return snapshots.record_snapshots(ecs, kube, request.states, ttl)
+
+
+# --- delete ----------------------------------------------------------------------------------
+@activity.defn
+@product_errors
+def delete_ecs_snapshots(target: DeleteTarget) -> EcsDeleteResult:
+    """A backup's ECS snapshots (from its vault records), or the cross-region copies a restore made."""
+    ctx = current()
+    if target.vault is None or target.spec.target_kind not in (JobKind.backup, JobKind.restore):
+        return EcsDeleteResult()
+    store = _store(ctx, target.vault)
+    try:
+        if target.spec.target_kind is JobKind.restore:
+            prefix = restore_prefix(ctx.settings.cluster_id, target.spec.target)
+            return snapshots.delete_copies(_clients(ctx), store, prefix)
+        records = catalog.volume_records(store, target.spec.target)
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    if records is None:
+        return EcsDeleteResult()
+    return snapshots.delete_backup_snapshots(_clients(ctx), records)
+
+
+# --- cross-region restore ------------------------------------------------------------------
+def _selected_claims(store: ObjectStore, prefix: str, job: RestoreJob) -> set[str]:
+    """"<ns>/<pvc>" (as backed up) of the PVCs this restore selects."""
+    plan = Plan(store, prefix, job.spec)
+    bundle = plan.source_bundle("persistentvolumeclaims")
+    if bundle is None:
+        return set()
+    source = bundle_resource(bundle, plan.target)
+    return {
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}"
+        for o in read_bundle(store, bundle.key)
+        if item_selected(o, source, job.spec)
+    }
+
+
+@activity.defn
+@product_errors
+def plan_snapshot_copies(job: RestoreJob) -> CopyPlan:
+    """Which disk snapshots must be copied into this cluster's region (none when the backup is of this
+    region); refuses the restore when a selected volume's data cannot cross regions."""
+    ctx = current()
+    store = _store(ctx, job.spec.vault)
+    prefix = restore_prefix(ctx.settings.cluster_id, job.spec.name)
+    try:
+        records = catalog.volume_records(store, job.spec.backup)
+        selected = _selected_claims(store, prefix, job) if records is not None else set()
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    if records is None or not snapshots.source_region(records):
+        return CopyPlan()  # no ECS snapshots, nothing regional: no need to know this cluster's region
+    return snapshots.plan_copies(records, selected, snapshots.cluster_region(ctx.kube(), ctx.settings.region))
+
+
+def _deadline(timeout: timedelta) -> datetime:
+    """The deadline survives activity retries: it counts from the first attempt."""
+    info = activity.info()
+    started = info.started_time if info.attempt == 1 else (info.scheduled_time or info.started_time)
+    return started + timeout
+
+
+@activity.defn
+@product_errors
+def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
+    """Copy one snapshot into the restore's region and wait until the copy is accomplished, heartbeating
+    its progress in percent.  The copy is recorded in the restore's vault folder before it is requested
+    (by name) and once its id is known, so the restore uses it and a cancel or failure deletes it."""
+    ctx = current()
+    started = time.monotonic()
+    item = request.item
+    store = _store(ctx, request.vault)
+    prefix = restore_prefix(ctx.settings.cluster_id, request.restore)
+    name = snapshots.copy_name(request.restore, request.uid, item.key)
+    source = _clients(ctx)(item.region)
+    try:
+        record = snapshots.read_copy(store, prefix, item.key)
+        if record is None or record.name != name or not record.copy_id:
+            record = CopyRecord(
+                key=item.key,
+                source=item.snapshot,
+                source_region=item.region,
+                target_region=request.target_region,
+                name=name,
+            )
+            snapshots.write_copy(store, prefix, record)
+            # The client token comes from (source, destination, name): a retry gets the same copy.
+            copy_id = source.copy_snapshot(
+                item.snapshot, request.target_region, name, retention_days=item.retention_days
+            )
+            record = record.model_copy(update={"copy_id": copy_id})
+            snapshots.write_copy(store, prefix, record)
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+    dest = source.for_region(request.target_region)
+    deadline = _deadline(timedelta(seconds=request.timeout_seconds))
+    while True:
+        info = dest.describe_snapshots([record.copy_id]).get(record.copy_id)
+        if info is None or info.failed:
+            what = "disappeared from" if info is None else "failed in"
+            raise BackupCenterError(
+                "CrossRegionFailed",
+                snapshot=item.snapshot,
+                reason=f"its copy {record.copy_id} {what} region {request.target_region}",
+            )
+        _beat(
+            {
+                "snapshot": item.snapshot,
+                "copy": record.copy_id,
+                "region": request.target_region,
+                "percent": info.progress,
+            }
+        )
+        if info.ready:
+            seconds = round(time.monotonic() - started, 2)
+            return CopyResult(key=item.key, copy_id=record.copy_id, seconds=seconds)
+        if datetime.now(UTC) >= deadline:
+            raise BackupCenterError(
+                "EcsCopyTimeout",
+                snapshot=item.snapshot,
+                region=request.target_region,
+                timeout=str(timedelta(seconds=int(request.timeout_seconds))),
+                progress=f"copy {record.copy_id} at {info.progress}%",
+            )
+        # Sleeps, but wakes at once when the restore is canceled (a heartbeat answer brings the request).
+        activity.wait_for_cancelled_sync(POLL_SECONDS)
+        if activity.is_cancelled():
+            raise CancelledError("restore canceled")
+
+
+@activity.defn
+@product_errors
+def delete_restore_copies(job: RestoreJob) -> EcsDeleteResult:
+    """After a cancel or failure: delete the copies this restore made (they restore nothing now)."""
+    ctx = current()
+    store = _store(ctx, job.spec.vault)
+    try:
+        return snapshots.delete_copies(
+            _clients(ctx), store, restore_prefix(ctx.settings.cluster_id, job.spec.name)
+        )
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
+ACTIVITIES: list[Callable[..., Any]] = [
+    ecs_cluster_region,
+    record_ecs_snapshots,
+    delete_ecs_snapshots,
+    plan_snapshot_copies,
+    copy_snapshot_to_region,
+    delete_restore_copies,
+]
