@@ -16,8 +16,10 @@ from temporalio import activity
 from activities import waiting
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
+from alicloud import snapshots as ecs_snapshots
 from kube import convert as kconvert
 from kube.export import read_bundle, read_index
+from kube.restore.quantity import GIB, quantity_bytes
 from kube.restore_target import TargetClasses
 from kube.volumes import snapshot_classes_by_driver
 from schemas.backup import VolumeRecords
@@ -169,7 +171,16 @@ def snapshot_converted_volume(request: VolumeRequest) -> ConvertedVolume:
             timeout=str(timeout),
             reason=errors[0] or "not ready yet",
         )
-    return result[0]
+    volume = result[0]
+    ctx = current()
+    if ctx.settings.enable_ecs_snapshot:
+        # The disk driver's handle is an ECS snapshot of this cluster's region.
+        size = quantity_bytes(volume.restore_size) if volume.restore_size else 0
+        volume = volume.model_copy(update={
+            "ecs_region": ecs_snapshots.cluster_region(kube, ctx.settings.region),
+            "size_gib": -(-size // GIB) or None,
+        })
+    return volume
 
 
 @activity.defn

@@ -20,6 +20,7 @@ from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from alicloud import snapshots
 from alicloud.ecs import EcsClient
+from kube.convert import claim_class
 from kube.export import read_bundle
 from kube.restore.selection import bundle_resource, item_selected
 from kube.restore_records import restore_prefix
@@ -29,7 +30,7 @@ from schemas.ecs import CopyPlan, CopyRecord, CopyRequest, CopyResult, EcsDelete
 from schemas.errors import BackupCenterError
 from schemas.restore import DeleteTarget, RestoreJob
 from schemas.specs import JobKind
-from vault import catalog
+from vault import catalog, conversions
 from vault.store import ObjectStore, ObjectStoreError, as_product_error
 
 POLL_SECONDS = 1.0
@@ -106,15 +107,15 @@ def delete_ecs_snapshots(target: DeleteTarget) -> EcsDeleteResult:
 
 
 # --- cross-region restore ------------------------------------------------------------------
-def _selected_claims(store: ObjectStore, prefix: str, job: RestoreJob) -> set[str]:
-    """"<ns>/<pvc>" (as backed up) of the PVCs this restore selects."""
+def _selected_claims(store: ObjectStore, prefix: str, job: RestoreJob) -> dict[str, str]:
+    """"<ns>/<pvc>" (as backed up) -> its storage class, of the PVCs this restore selects."""
     plan = Plan(store, prefix, job.spec)
     bundle = plan.source_bundle("persistentvolumeclaims")
     if bundle is None:
-        return set()
+        return {}
     source = bundle_resource(bundle, plan.target)
     return {
-        f"{o['metadata']['namespace']}/{o['metadata']['name']}"
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}": claim_class(o)
         for o in read_bundle(store, bundle.key)
         if item_selected(o, source, job.spec)
     }
@@ -130,7 +131,12 @@ def plan_snapshot_copies(job: RestoreJob) -> CopyPlan:
     prefix = restore_prefix(ctx.settings.cluster_id, job.spec.name)
     try:
         records = catalog.volume_records(store, job.spec.backup)
-        selected = _selected_claims(store, prefix, job) if records is not None else set()
+        selected = _selected_claims(store, prefix, job) if records is not None else {}
+        if records is not None:
+            # Volumes converted to the mapped class travel as the conversion's snapshots.
+            records = conversions.records_with_conversions(
+                records, selected, dict(job.spec.storage_class_mapping),
+                conversions.converted_volumes(store, job.spec.backup))
     except ObjectStoreError as err:
         raise as_product_error(err) from err
     if records is None or not snapshots.source_region(records):

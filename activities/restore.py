@@ -290,7 +290,8 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
                 existing.add(f"{ns}/{name}")
         # Snapshots copied into this region for this restore (cross-region) restore from their copies.
         records = ecs_snapshots.with_copies(_volume_records(store, spec.backup), store, prefix)
-        converted = conversions.converted_volumes(store, spec.backup)
+        converted = ecs_snapshots.with_copied_conversions(
+            conversions.converted_volumes(store, spec.backup), store, prefix)
         sources = plan_sources(
             pvcs,
             context,

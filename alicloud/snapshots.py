@@ -33,6 +33,7 @@ from kube.rest import Kube
 from kube.restore_records import get_optional, put_json
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import SnapshotState, VolumeRecords
+from schemas.convert import ConvertedVolume
 from schemas.ecs import MAX_LISTED, CopyItem, CopyPlan, CopyRecord, EcsDeleteResult
 from schemas.errors import BackupCenterError
 from schemas.settings import Settings
@@ -260,6 +261,22 @@ def with_copies(records: VolumeRecords, store: ObjectStore, prefix: str) -> Volu
             )
         states.append(state)
     return records.model_copy(update={"snapshots": states})
+
+
+def with_copied_conversions(
+    converted: dict[tuple[str, str], ConvertedVolume], store: ObjectStore, prefix: str
+) -> dict[tuple[str, str], ConvertedVolume]:
+    """Converted snapshots as the restore sees them: one copied into this region restores from its copy."""
+    copies = {c.key: c for c in read_copies(store, prefix) if c.copy_id}
+    if not copies:
+        return converted
+    seen: dict[tuple[str, str], ConvertedVolume] = {}
+    for (key, cls), volume in converted.items():
+        copy = copies.get(key)
+        if copy is not None and copy.source == volume.handle:
+            volume = volume.model_copy(update={"handle": copy.copy_id, "ecs_region": copy.target_region})
+        seen[(key, cls)] = volume
+    return seen
 
 
 def delete_copies(client_for: ClientFor, store: ObjectStore, prefix: str) -> EcsDeleteResult:

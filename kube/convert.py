@@ -67,7 +67,7 @@ def check_targets(spec: ConvertSpec, classes: TargetClasses, zones: set[str]) ->
             raise BackupCenterError("MultiZoneImmediate", name=target)
 
 
-def _claim_class(pvc: Obj) -> str:
+def claim_class(pvc: Obj) -> str:
     spec = pvc.get("spec") or {}
     annotations = (pvc.get("metadata") or {}).get("annotations") or {}
     return str(spec.get("storageClassName") or annotations.get(LEGACY_CLASS_ANNOTATION) or "")
@@ -103,7 +103,7 @@ def plan_conversion(
     snapshots = {f"{s.namespace}/{s.pvc}": s for s in records.snapshots}
     for pvc in sorted(pvcs, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
         ns, name = str(pvc["metadata"]["namespace"]), str(pvc["metadata"]["name"])
-        key, source_class = f"{ns}/{name}", _claim_class(pvc)
+        key, source_class = f"{ns}/{name}", claim_class(pvc)
         target = spec.storage_class_mapping.get(source_class)
         if target is None:
             continue  # its class is not converted

@@ -64,6 +64,10 @@ class ConvertedVolume(BaseModel):
     handle: str = ""
     restore_size: str = ""
     access_modes: list[str] = Field(default_factory=list)
+    # With ECS snapshots on, the handle is an ECS snapshot of this region: a restore in another
+    # region copies it there like the backup's own disk snapshots.
+    ecs_region: str = ""
+    size_gib: int | None = None
 
 
 class ConvertState(StrEnum):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from schemas.backup import SnapshotState, VolumeRecords
 from schemas.convert import ConvertedVolume, ConvertRecord, ConvertState
 from schemas.errors import BackupCenterError, ErrorInfo
 from vault.catalog import check_record_name
@@ -146,3 +147,41 @@ def delete_conversion(store: ObjectStore, name: str) -> bool:
         return True
     except ObjectStoreError as err:
         raise as_product_error(err) from err
+
+
+def records_with_conversions(
+    records: VolumeRecords,
+    claim_classes: dict[str, str],
+    mapping: dict[str, str],
+    converted: dict[tuple[str, str], ConvertedVolume],
+) -> VolumeRecords:
+    """The backup's volume records as a restore with ``mapping`` sees them: a claim ("<ns>/<pvc>" ->
+    its class in the backup) whose mapped class has a conversion is a ready snapshot of that
+    conversion (so a cross-region restore copies it like any disk snapshot)."""
+    used = {
+        key: volume
+        for key, cls in claim_classes.items()
+        if (volume := converted.get((key, mapping.get(cls, cls)))) is not None
+    }
+    if not used:
+        return records
+    states = [s for s in records.snapshots if f"{s.namespace}/{s.pvc}" not in used]
+    for key, volume in sorted(used.items()):
+        namespace, pvc = key.split("/", 1)
+        states.append(
+            SnapshotState(
+                namespace=namespace,
+                pvc=pvc,
+                snapshot=volume.snapshot,
+                ready=True,
+                handle=volume.handle,
+                restore_size=volume.restore_size,
+                driver=volume.driver,
+                snapshot_class=volume.snapshot_class,
+                ecs_id=volume.handle if volume.ecs_region else "",
+                ecs_region=volume.ecs_region,
+                size_gib=volume.size_gib,
+            )
+        )
+    files = {k: v for k, v in records.files.items() if k not in used}
+    return records.model_copy(update={"snapshots": states, "files": files})

@@ -318,7 +318,9 @@ async def test_cross_region_restore_copies_snapshots_and_restores_the_data(
     assert len(copies) == 1
     copy = copies[0]
     assert (copy["SourceSnapshotId"], copy["SourceRegionId"], copy["Status"]) == (
-        source.ecs_id, REGION_A, "accomplished"
+        source.ecs_id,
+        REGION_A,
+        "accomplished",
     )
     assert copy["RetentionDays"] == source.retention_days
     assert final.summary["ecs_copies"] == f"1 in {REGION_B}: {copy['SnapshotId']}"
@@ -475,3 +477,40 @@ async def test_local_driver_releases_the_ecs_snapshot_of_a_deleted_content(
     assert ecs.snapshot(handle) is None
     assert not region_a.cluster.layout.snapshot_dir(handle).exists()
     kube.delete(f"{SNAPSHOTS}/volumesnapshotclasses/keep-9-days-{ns}")
+
+
+async def test_converted_nas_volume_is_copied_and_restored_in_another_region(
+    region_a: Region, region_b: Region, ecs: LocalEcsServer
+) -> None:
+    """NAS files cannot cross regions, a conversion's disk snapshot can: convert in A, restore in B."""
+    from tests.convert.test_convert import FILES, NAS, nas_backup
+    from tests.convert.test_convert import start as start_conversion
+
+    ns = namespace(region_a)
+    name = await nas_backup(region_a.product, region_a.cluster, ns)
+    conversion = await start_conversion(
+        region_a.product,
+        name,
+        storage_class_mapping={NAS: DISK_CLASS},
+        convert_to_access_modes=["ReadWriteOnce"],
+    )
+    converted = await finished(region_a.product, "convert", conversion, 180)
+    assert converted.phase is JobPhase.completed, (converted.error, converted.item_errors)
+    restore_name, _ = await start_restore(region_b.product, name, storage_class_mapping={NAS: DISK_CLASS})
+    final = await finished(region_b.product, "restore", restore_name, 300)
+    assert final.phase is JobPhase.completed, (final.error, final.item_errors, final.render_table())
+    assert (final.step(STEP_COPY).message or "").startswith(
+        f"1 snapshots copied from {REGION_A} to {REGION_B}"
+    )
+    [copy] = copies_named(ecs, restore_name)
+    source = ecs.snapshot(copy["SourceSnapshotId"])
+    assert source is not None and source["RegionId"] == REGION_A
+    assert "1 PVCs from snapshots (1 converted)" in (final.step("restore volumes").message or "")
+    kube = region_b.product.kube
+    running = wait_for(lambda: running_pod(kube, ns, "web"), "restored pod web Running", timeout=60)
+    volume = get(kube, pvc_path(ns, "shared"))["spec"]["volumeName"]
+    mount = csi_mount_path(
+        region_b.cluster.kubelet_root(running["spec"]["nodeName"]), running["metadata"]["uid"], volume
+    )
+    for rel, data in FILES.items():
+        assert (mount / rel).read_bytes() == data, rel
