@@ -4,8 +4,10 @@ Starts the local environment (Temporal dev server, local Kubernetes, workers), s
 application, creates the default file:// vault, backs the application up (resources, disk
 snapshots, NAS files through a node worker, with one node excluded by policy), converts the NAS
 volume to a disk snapshot, restores it into mapped namespaces (the NAS volume as a disk volume from
-the converted snapshot), checks every restored file against its digest, deletes the backup (its
-conversion goes with it), and prints what happened and where to look in the Web UI.
+the converted snapshot), checks every restored file against its digest, restores it again into a
+new cluster of another region (snapshots copied across regions through the ECS API of the local
+endpoint) and checks the files there, deletes the backup (its conversion goes with it), and prints
+what happened and where to look in the Web UI.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,8 +27,10 @@ from backupctl import jobctl
 from backupctl.console import console, state_dir
 from backupctl.vault_cmd import manager as vault_manager
 from kube.rest import Kube
-from localdev import devenv
+from localdev import devenv, ecs_process
 from localdev.kube.seed import seed_sample_app, verify_volume_files
+from localdev.second_cluster import REGION as REGION_B
+from localdev.second_cluster import second_cluster
 from schemas.settings import Settings, SettingsProvider
 from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
 from schemas.status import JobStatus
@@ -84,7 +89,13 @@ async def _convert(settings: Settings, backup: str) -> JobStatus:
         convert_to_access_modes=["ReadWriteOnce"],
     )
     await jobctl.start_job(
-        client, settings, "convert", name, ConvertWorkflow.run, spec, vault=VAULT,
+        client,
+        settings,
+        "convert",
+        name,
+        ConvertWorkflow.run,
+        spec,
+        vault=VAULT,
         summary=f"demo conversion of {backup}: NAS → disk",
     )
     return await jobctl.wait_job(client, "convert", name)
@@ -115,6 +126,48 @@ async def _restore(
         summary=f"demo restore of {backup} into {', '.join(mapping.values())}",
     )
     return await jobctl.wait_job(client, "restore", name)
+
+
+async def _restore_elsewhere(
+    settings: Settings,
+    state: Path,
+    backup: str,
+    classes: dict[str, str],
+    manifest: dict[str, Any],
+    with_ecs: bool,
+) -> tuple[JobStatus, list[str]]:
+    """Restore into a new cluster of another region (as after losing the first) and check the files."""
+    client = await connect(settings)
+    ecs = ecs_process.up(state) if with_ecs else None
+    async with second_cluster(
+        client,
+        vault_name=VAULT,
+        vault_url=f"file://{state / 'vault'}",
+        snapshot_store=devenv.snapshot_store(state),
+        ecs=ecs,
+        product_namespace=settings.product_namespace,
+    ) as other:
+        console.print(
+            f"cluster {other.settings.cluster_id} in region {REGION_B}: workers on "
+            f"{other.settings.task_queue_prefix}-*"
+        )
+        name = f"restore-{backup}-{other.settings.cluster_id}"
+        spec = RestoreSpec(name=name, backup=backup, vault=VAULT, storage_class_mapping=classes)
+        await jobctl.start_job(
+            client,
+            other.settings,
+            "restore",
+            name,
+            RestoreWorkflow.run,
+            spec,
+            vault=VAULT,
+            summary=f"demo restore of {backup} into cluster {other.settings.cluster_id}",
+        )
+        status = await jobctl.wait_job(client, "restore", name)
+        problems: list[str] = []
+        if status.phase.value in ("Completed", "PartiallyFailed"):
+            problems = await asyncio.to_thread(verify_volume_files, other.api_client(), manifest, 120)
+        return status, problems
 
 
 async def _delete(settings: Settings, backup: str) -> JobStatus:
@@ -193,7 +246,8 @@ def demo(
         if excluded:
             kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
 
-    restored = problems = deleted = converted = None
+    restored = problems = deleted = converted = elsewhere = None
+    elsewhere_problems: list[str] = []
     if status.phase.finished and status.phase.value in ("Completed", "PartiallyFailed"):
         console.rule("5. convert the NAS volume to a disk snapshot")
         converted = asyncio.run(_convert(settings, name))
@@ -222,7 +276,20 @@ def demo(
                 if problems is not None
                 else ""
             )
-        console.rule("8. delete the backup (and its conversion)")
+            console.rule(f"8. restore into a new cluster in region {REGION_B}")
+            elsewhere, elsewhere_problems = asyncio.run(
+                _restore_elsewhere(settings, state, name, classes, manifest, bool(env.ecs_endpoint))
+            )
+            copy = next((s for s in elsewhere.steps if s.name.startswith("copy snapshots")), None)
+            if copy is not None:
+                console.print(f"{copy.name}: {copy.message or copy.state.value}", soft_wrap=True)
+            for problem in elsewhere_problems:
+                console.print(f"[red]second cluster: {problem}[/red]")
+            files = sum(len(v["files"]) for v in manifest["volumes"])
+            console.print(
+                f"second cluster: {files - len(elsewhere_problems)} of {files} files match their digests"
+            )
+        console.rule("9. delete the backup (and its conversion)")
         deleted = asyncio.run(_delete(settings, name))
 
     console.print()
@@ -248,6 +315,15 @@ def demo(
 
     if problems is not None:
         table.add_row("volume files", "all match" if not problems else f"{len(problems)} problem(s)")
+    if elsewhere is not None:
+        table.add_row(f"restore in region {REGION_B}", f"{elsewhere.name}: {elsewhere.phase.value}")
+        for key in ("created", "failed", "ecs_copies"):
+            if key in elsewhere.summary:
+                table.add_row(f"  {key}", str(elsewhere.summary[key]))
+        table.add_row(
+            "  volume files",
+            "all match" if not elsewhere_problems else f"{len(elsewhere_problems)} problem(s)",
+        )
     if deleted is not None:
         table.add_row("delete backup", deleted.phase.value)
         if "ecs_snapshots" in deleted.summary:
@@ -260,7 +336,7 @@ def demo(
     console.print(table)
     failed = [
         j
-        for j in (status, converted, restored, deleted)
+        for j in (status, converted, restored, elsewhere, deleted)
         if j is not None and j.phase.value not in ("Completed", "PartiallyFailed")
     ]
     if not keep:
@@ -268,4 +344,4 @@ def demo(
         console.print("environment stopped")
     else:
         console.print("environment left running: `backupctl dev status`, `backupctl dev down`")
-    raise typer.Exit(1 if failed or problems else jobctl.exit_code(status))
+    raise typer.Exit(1 if failed or problems or elsewhere_problems else jobctl.exit_code(status))

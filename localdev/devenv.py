@@ -27,6 +27,13 @@ def _cluster_dir(state: Path) -> Path:
     return state / "cluster"
 
 
+def snapshot_store(state: Path) -> Path:
+    """Where the dev cluster's disk driver keeps snapshot data (another local cluster may share it)."""
+    from localdev.kube.agent.model import Layout
+
+    return Layout.of(_cluster_dir(state).resolve()).snapshot_store
+
+
 def up(
     state: Path,
     *,

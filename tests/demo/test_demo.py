@@ -32,6 +32,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # The NAS volume was converted to a disk snapshot, and the restore used it (the digests above).
     assert "convert-demo-" in out and "alicloud-disk-topology-alltype: snapshot s-" in out
     assert "(1 converted), 0 filled by node workers" in out
+    # A new cluster in another region gets the application back: its 3 disk snapshots (2 backed up,
+    # 1 converted) are copied across regions, and every file matches there too.
+    assert "3 snapshots copied from cn-hangzhou to cn-beijing" in out
+    assert "second cluster: 9 of 9 files match their digests" in out
     # Disk snapshots are ECS snapshots of the local endpoint: the backup lists their ids, the delete
     # request deleted them (the demo's StatefulSet has 2 disk volumes).
     ecs_ids = re.search(r"ecs_snapshots\W+(\d+) in cn-hangzhou: (s-[a-z0-9]{20})", out)
