@@ -6,13 +6,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
-from backupctl.console import BadInput, console, load_settings
-from backupctl.job_commands import add_operator_commands
+from backupctl.console import BadInput, console
+from backupctl.job_commands import add_operator_commands, start_job_command
 from backupctl.restore_cmd import parse_mapping
 from backupctl.vault_cmd import manager
 from schemas.convert import ConvertedVolume
@@ -49,25 +48,16 @@ def create(
         storage_class_mapping=parse_mapping("--storage-class-mapping", storage_class_mapping),
         convert_to_access_modes=opt.split(convert_to_access_modes),
     )
-    settings = load_settings()
-
-    async def go(client: Client) -> int:
-        await jobctl.start_job(
-            client,
-            settings,
-            "convert",
-            name,
-            ConvertWorkflow.run,
-            spec,
-            vault=vault,
-            summary=f"convert {name}: backup {backup} from vault {vault}",
-        )
-        console.print(f"conversion {name} started")
-        if not wait:
-            return 0
-        return jobctl.exit_code(await jobctl.wait_job(client, "convert", name))
-
-    raise typer.Exit(with_client(go))
+    start_job_command(
+        "convert",
+        name,
+        ConvertWorkflow.run,
+        spec,
+        vault=vault,
+        summary=f"convert {name}: backup {backup} from vault {vault}",
+        label="conversion",
+        wait=wait,
+    )
 
 
 @convert_app.command("list")

@@ -1,14 +1,17 @@
-"""The operator's commands every job kind shares: ``cancel``, ``retry`` and ``skip`` signals."""
+"""What every job kind's commands share: ``create`` (start, follow) and the ``cancel``, ``retry`` and
+``skip`` signals."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import BaseModel
+from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl.asyncrun import with_client
-from backupctl.console import console
+from backupctl.console import console, load_settings
 
 
 def add_operator_commands(
@@ -32,3 +35,20 @@ def add_operator_commands(
     app.command("cancel", help=cancel_help)(cancel)
     app.command("retry", help="Run the failed step again (after fixing its cause).")(retry)
     app.command("skip", help=skip_help)(skip)
+
+
+def start_job_command(
+    kind: str, name: str, run: Any, spec: BaseModel, *, vault: str, summary: str, label: str, wait: bool
+) -> NoReturn:
+    """``<kind> create``: start the job under its unique name, then follow it when asked (exit code of
+    its outcome) or return at once."""
+    settings = load_settings()
+
+    async def go(client: Client) -> int:
+        await jobctl.start_job(client, settings, kind, name, run, spec, vault=vault, summary=summary)
+        console.print(f"{label} {name} started")
+        if not wait:
+            return 0
+        return jobctl.exit_code(await jobctl.wait_job(client, kind, name))
+
+    raise typer.Exit(with_client(go))

@@ -6,13 +6,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
-from backupctl.job_commands import add_operator_commands
+from backupctl.job_commands import add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager
 from kube.restore_records import read_explanations, restore_prefix
 from schemas.errors import BackupCenterError
@@ -103,25 +102,16 @@ def create(
         existing_resource_policy=existing_resource_policy,
         volume_data=volume_data,
     )
-    settings = load_settings()
-
-    async def go(client: Client) -> int:
-        await jobctl.start_job(
-            client,
-            settings,
-            "restore",
-            name,
-            RestoreWorkflow.run,
-            spec,
-            vault=vault,
-            summary=f"restore {name}: backup {backup} from vault {vault}",
-        )
-        console.print(f"restore {name} started")
-        if not wait:
-            return 0
-        return jobctl.exit_code(await jobctl.wait_job(client, "restore", name))
-
-    raise typer.Exit(with_client(go))
+    start_job_command(
+        "restore",
+        name,
+        RestoreWorkflow.run,
+        spec,
+        vault=vault,
+        summary=f"restore {name}: backup {backup} from vault {vault}",
+        label="restore",
+        wait=wait,
+    )
 
 
 @restore_app.command("list")

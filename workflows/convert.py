@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, transient
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act
 
 STEP_VALIDATE = "validate"
 STEP_COMMIT = "record in vault"
@@ -187,22 +187,8 @@ class ConvertWorkflow(OperatorControls):
         )
         return volume
 
-    async def _act(
-        self,
-        fn: Any,
-        *args: Any,
-        summary: str | None = None,
-        timeout: timedelta = QUICK,
-        non_retryable: list[str] | None = None,
-    ) -> Any:
-        return await workflow.execute_activity(
-            fn,
-            args=list(args),
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(minutes=1),
-            retry_policy=transient(non_retryable),
-            summary=summary,
-        )
+    async def _act(self, fn: Any, *args: Any, **options: Any) -> Any:
+        return await act(fn, *args, **options)
 
     async def _cleanup(self, job: ConvertJob, error: ErrorInfo | None) -> None:
         try:

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, transient
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act
 
 
 STEP_VALIDATE = "validate"
@@ -453,14 +453,10 @@ class RestoreWorkflow(OperatorControls):
         timeout: timedelta = QUICK,
         non_retryable: list[str] | None = None,
     ) -> Any:
-        return await workflow.execute_activity(
-            fn,
-            args=list(args),
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(minutes=1) if timeout > QUICK else None,
-            retry_policy=transient(non_retryable),
-            summary=summary,
-        )
+        # Long waits heartbeat; quick calls need not.
+        heartbeat = timedelta(minutes=1) if timeout > QUICK else None
+        return await act(fn, *args, summary=summary, timeout=timeout, non_retryable=non_retryable,
+                         heartbeat=heartbeat)
 
     async def _cleanup(self, job: RestoreJob) -> None:
         try:

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -56,6 +56,25 @@ def transient(non_retryable: list[str] | None = None) -> RetryPolicy:
 
 # Start-to-close timeout of quick activities (one API call or a few).
 QUICK = timedelta(minutes=2)
+
+
+async def act(
+    fn: Any,
+    *args: Any,
+    summary: str | None = None,
+    timeout: timedelta = QUICK,
+    non_retryable: list[str] | None = None,
+    heartbeat: timedelta | None = timedelta(minutes=1),
+) -> Any:
+    """One activity of a step: transient faults retried, then the step's operator decides."""
+    return await workflow.execute_activity(
+        fn,
+        args=list(args),
+        start_to_close_timeout=timeout,
+        heartbeat_timeout=heartbeat,
+        retry_policy=transient(non_retryable),
+        summary=summary,
+    )
 
 
 class Decision(StrEnum):
