@@ -129,7 +129,7 @@ async def test_backup_under_the_control_cluster_role(
         kubeconfig=str(kubeconfig),
     )
     name = f"rbac-{uuid.uuid4().hex[:6]}"
-    with ThreadPoolExecutor(8) as executor:
+    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
         async with worker_run.control_worker(product.client, ctx, executor):
             handle = await jobctl.start_job(
                 product.client,
