@@ -10,9 +10,12 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.settings import Settings, SettingsProvider
+
+if TYPE_CHECKING:
+    from vault.store import ObjectStore
 
 
 @dataclass
@@ -94,6 +97,16 @@ class WorkerContext:
             return kube_secret_resolver(CoreV1Api(self.api_client()), settings.product_namespace)(spec)
 
         return VaultManager(registry=registry, cluster_id=settings.cluster_id, resolve_credentials=resolve)
+
+    def store(self, vault: str) -> ObjectStore:
+        """The named vault's object store; store failures become product errors naming the cause."""
+        from vault.store import ObjectStoreError, as_product_error
+
+        try:
+            store: ObjectStore = self.vaults().store(vault)
+        except ObjectStoreError as err:
+            raise as_product_error(err) from err
+        return store
 
 
 # One context per task queue: a process may run several workers (tests do; so could a pod serving

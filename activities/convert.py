@@ -44,11 +44,6 @@ class ConvertValidation(BaseModel):
     failed: list[ItemIssue] = Field(default_factory=list)
 
 
-def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
-    store: ObjectStore = ctx.vaults().store(vault)
-    return store
-
-
 def _backup_pvcs(store: ObjectStore, backup: str) -> list[dict[str, Any]]:
     index = read_index(store, backup)
     bundles = [b for b in index.bundles if (b.group, b.plural) == PVC_RESOURCE]
@@ -81,7 +76,7 @@ def validate_convert(job: ConvertJob) -> ConvertValidation:
     kube = ctx.kube()
     kconvert.check_targets(spec, TargetClasses.read(kube), kconvert.cluster_zones(kube))
     try:
-        store = _store(ctx, spec.vault)
+        store = ctx.store(spec.vault)
         backup = catalog.committed_backup(store, spec.backup, spec.vault)
         assert backup.record is not None
         pvcs = _backup_pvcs(store, spec.backup)
@@ -207,7 +202,7 @@ class CommitRequest(BaseModel):
 def commit_convert(request: CommitRequest) -> int:
     ctx = current()
     spec = request.job.spec
-    store = _store(ctx, spec.vault)
+    store = ctx.store(spec.vault)
     record = conversions.commit_conversion(store, spec.name, request.job.uid, request.volumes)
     return len(record.volumes)
 
@@ -225,7 +220,7 @@ def cleanup_convert(request: CleanupRequest) -> int:
     kube = ctx.kube()
     spec = request.job.spec
     removed = kconvert.delete_temporaries(kube, spec.name) + kconvert.delete_snapshots(kube, spec.name)
-    conversions.fail_conversion(_store(ctx, spec.vault), spec.name, request.job.uid, request.error)
+    conversions.fail_conversion(ctx.store(spec.vault), spec.name, request.job.uid, request.error)
     return removed
 
 

@@ -151,11 +151,6 @@ def delete_cluster_objects(target: DeleteTarget) -> int:
     return snapshots.delete_for_backup(ctx.kube(), name, _backup_snapshot_namespaces(ctx, name))
 
 
-def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
-    store: ObjectStore = ctx.vaults().store(vault)
-    return store
-
-
 def _collect_volume_data(ctx: WorkerContext, store: ObjectStore) -> None:
     """Remove the file-level volume data no backup refers to any more (data-mover gc: packs
     younger than pack_gc_grace stay, and a running backup's lock makes it wait for next time)."""
@@ -189,7 +184,7 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
     if target.vault is None:
         return DeleteOutcome.absent
     try:
-        store = _store(ctx, target.vault)
+        store = ctx.store(target.vault)
         if target.spec.target_kind is JobKind.restore:
             removed = delete_prefix(store, restore_prefix(ctx.settings.cluster_id, target.spec.target))
             return DeleteOutcome.deleted if removed else DeleteOutcome.absent

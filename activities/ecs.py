@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
+from activities import waiting
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from alicloud import snapshots
@@ -50,20 +51,6 @@ def _clients(ctx: WorkerContext) -> Callable[[str], EcsClient]:
     return client_for
 
 
-def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
-    try:
-        store: ObjectStore = ctx.vaults().store(vault)
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
-    return store
-
-
-def _beat(details: dict[str, Any]) -> None:
-    activity.heartbeat(details)
-    if activity.is_cancelled():
-        raise CancelledError("canceled")
-
-
 # --- backup ----------------------------------------------------------------------------------
 @activity.defn
 @product_errors
@@ -93,7 +80,7 @@ def delete_ecs_snapshots(target: DeleteTarget) -> EcsDeleteResult:
     ctx = current()
     if target.vault is None or target.spec.target_kind not in (JobKind.backup, JobKind.restore):
         return EcsDeleteResult()
-    store = _store(ctx, target.vault)
+    store = ctx.store(target.vault)
     try:
         if target.spec.target_kind is JobKind.restore:
             prefix = restore_prefix(ctx.settings.cluster_id, target.spec.target)
@@ -127,7 +114,7 @@ def plan_snapshot_copies(job: RestoreJob) -> CopyPlan:
     """Which disk snapshots must be copied into this cluster's region (none when the backup is of this
     region); refuses the restore when a selected volume's data cannot cross regions."""
     ctx = current()
-    store = _store(ctx, job.spec.vault)
+    store = ctx.store(job.spec.vault)
     prefix = restore_prefix(ctx.settings.cluster_id, job.spec.name)
     try:
         records = catalog.volume_records(store, job.spec.backup)
@@ -144,13 +131,6 @@ def plan_snapshot_copies(job: RestoreJob) -> CopyPlan:
     return snapshots.plan_copies(records, selected, snapshots.cluster_region(ctx.kube(), ctx.settings.region))
 
 
-def _deadline(timeout: timedelta) -> datetime:
-    """The deadline survives activity retries: it counts from the first attempt."""
-    info = activity.info()
-    started = info.started_time if info.attempt == 1 else (info.scheduled_time or info.started_time)
-    return started + timeout
-
-
 @activity.defn
 @product_errors
 def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
@@ -160,7 +140,7 @@ def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
     ctx = current()
     started = time.monotonic()
     item = request.item
-    store = _store(ctx, request.vault)
+    store = ctx.store(request.vault)
     prefix = restore_prefix(ctx.settings.cluster_id, request.restore)
     name = snapshots.copy_name(request.restore, request.uid, item.key)
     source = _clients(ctx)(item.region)
@@ -184,7 +164,7 @@ def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
     except ObjectStoreError as err:
         raise as_product_error(err) from err
     dest = source.for_region(request.target_region)
-    deadline = _deadline(timedelta(seconds=request.timeout_seconds))
+    deadline = waiting.deadline(timedelta(seconds=request.timeout_seconds))
     while True:
         info = dest.describe_snapshots([record.copy_id]).get(record.copy_id)
         if info is None or info.failed:
@@ -194,7 +174,7 @@ def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
                 snapshot=item.snapshot,
                 reason=f"its copy {record.copy_id} {what} region {request.target_region}",
             )
-        _beat(
+        waiting.beat(
             {
                 "snapshot": item.snapshot,
                 "copy": record.copy_id,
@@ -224,7 +204,7 @@ def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
 def delete_restore_copies(job: RestoreJob) -> EcsDeleteResult:
     """After a cancel or failure: delete the copies this restore made (they restore nothing now)."""
     ctx = current()
-    store = _store(ctx, job.spec.vault)
+    store = ctx.store(job.spec.vault)
     try:
         return snapshots.delete_copies(
             _clients(ctx), store, restore_prefix(ctx.settings.cluster_id, job.spec.name)

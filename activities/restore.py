@@ -97,11 +97,6 @@ def _vault_errors() -> Iterator[None]:
         raise as_product_error(err) from err
 
 
-def _store(ctx: WorkerContext, vault: str) -> ObjectStore:
-    store: ObjectStore = ctx.vaults().store(vault)
-    return store
-
-
 def _prefix(ctx: WorkerContext, job: RestoreJob) -> str:
     return restore_prefix(ctx.settings.cluster_id, job.spec.name)
 
@@ -122,7 +117,7 @@ def validate_restore(spec: RestoreSpec) -> RestorePlan:
     ctx = current()
     ctx.vaults().describe(spec.vault)  # NotFound names the vault
     with _vault_errors():
-        store = _store(ctx, spec.vault)
+        store = ctx.store(spec.vault)
         backup = catalog.committed_backup(store, spec.backup, spec.vault)
         assert backup.record is not None
         index = read_index(store, spec.backup)
@@ -146,7 +141,7 @@ def check_restore_vault(job: RestoreJob) -> int:
         raise BackupCenterError("VaultUnavailable", cause=status.cause or "unknown")
     with _vault_errors():
         return claim_prefix(
-            _store(ctx, job.spec.vault), _prefix(ctx, job), RunMarker(uid=job.uid, backup=job.spec.backup)
+            ctx.store(job.spec.vault), _prefix(ctx, job), RunMarker(uid=job.uid, backup=job.spec.backup)
         )
 
 
@@ -159,7 +154,7 @@ def discover_target(job: RestoreJob) -> DiscoverResult:
     found = discovery.discover(kube)
     context = target_context(kube, job.spec, ctx.settings.product_namespace)
     with _vault_errors():
-        store, prefix = _store(ctx, job.spec.vault), _prefix(ctx, job)
+        store, prefix = ctx.store(job.spec.vault), _prefix(ctx, job)
         put_resources(store, prefix + DISCOVERY, found)
         put_json(store, prefix + CONTEXT, context)
         groups = plan_groups(read_index(store, job.spec.backup), job.spec, found)
@@ -185,7 +180,7 @@ def apply_group(request: ApplyRequest) -> GroupResult:
     with _vault_errors():
         return restore_group(
             ctx.kube(),
-            _store(ctx, job.spec.vault),
+            ctx.store(job.spec.vault),
             _prefix(ctx, job),
             job.spec,
             request.group,
@@ -214,7 +209,7 @@ def wait_crds_established(job: RestoreJob) -> int:
     ctx = current()
     kube = ctx.kube()
     with _vault_errors():
-        store, prefix = _store(ctx, job.spec.vault), _prefix(ctx, job)
+        store, prefix = ctx.store(job.spec.vault), _prefix(ctx, job)
         names = [name for _, name in _restored_names(store, prefix, Phase.crds, "CustomResourceDefinition")]
 
     def established(name: str) -> bool:
@@ -273,7 +268,7 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
     kube = ctx.kube()
     spec = job.spec
     with _vault_errors():
-        store, prefix = _store(ctx, spec.vault), _prefix(ctx, job)
+        store, prefix = ctx.store(spec.vault), _prefix(ctx, job)
         plan = Plan(store, prefix, spec)
         context = RestoreContext.model_validate_json(store.get(prefix + CONTEXT))
         bundle = plan.source_bundle("persistentvolumeclaims")
@@ -342,7 +337,7 @@ def wait_volume_sources_ready(request: WaitRequest) -> int:
     ctx = current()
     kube = ctx.kube()
     with _vault_errors():
-        sources = _sources(_store(ctx, request.job.spec.vault), _prefix(ctx, request.job)).with_snapshots()
+        sources = _sources(ctx.store(request.job.spec.vault), _prefix(ctx, request.job)).with_snapshots()
     errors: dict[str, str] = {}
 
     def ready(item: VolumeSource) -> bool:
@@ -373,7 +368,7 @@ def wait_claims_bound(request: WaitRequest) -> ClaimsResult:
     ctx = current()
     kube = ctx.kube()
     with _vault_errors():
-        store, prefix = _store(ctx, request.job.spec.vault), _prefix(ctx, request.job)
+        store, prefix = ctx.store(request.job.spec.vault), _prefix(ctx, request.job)
         claims = _restored_names(store, prefix, Phase.storage, "PersistentVolumeClaim")
     modes = TargetClasses.read(kube).binding_modes
     result = ClaimsResult()
@@ -409,7 +404,7 @@ def start_file_restores(job: RestoreJob) -> list[FileVolume]:
     ctx = current()
     kube = ctx.kube()
     with _vault_errors():
-        store, prefix = _store(ctx, job.spec.vault), _prefix(ctx, job)
+        store, prefix = ctx.store(job.spec.vault), _prefix(ctx, job)
         sources = _sources(store, prefix).with_files()
         created = set(_restored_names(store, prefix, Phase.storage, "PersistentVolumeClaim"))
     return [create_fill_pod(kube, s, job.spec.name) for s in sources if (s.namespace, s.pvc) in created]
@@ -483,7 +478,7 @@ def finish_restore(request: WaitRequest) -> FinishResult:
     kube = ctx.kube()
     spec = request.job.spec
     with _vault_errors():
-        store, prefix = _store(ctx, spec.vault), _prefix(ctx, request.job)
+        store, prefix = ctx.store(spec.vault), _prefix(ctx, request.job)
         sources = _sources(store, prefix).with_snapshots()
     kept = _await_consumers(kube, sources, _deadline(timedelta(seconds=request.timeout_seconds)))
     result = FinishResult()

@@ -10,12 +10,11 @@ from rich.table import Table
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
-from backupctl.console import BadInput, console
+from backupctl.console import console
 from backupctl.job_commands import add_operator_commands, start_job_command
 from backupctl.restore_cmd import parse_mapping
-from backupctl.vault_cmd import manager
+from backupctl.vault_cmd import named_store
 from schemas.convert import ConvertedVolume
-from schemas.errors import BackupCenterError
 from schemas.specs import ConvertSpec
 from vault.conversions import list_conversions
 from workflows.convert import ConvertWorkflow
@@ -88,12 +87,7 @@ def records(
     backup: Annotated[str | None, typer.Option(help="Only conversions of this backup")] = None,
 ) -> None:
     """Conversions recorded in a vault, with their converted snapshots."""
-    try:
-        store = manager().store(vault)
-    except BackupCenterError as err:
-        if err.code == "NotFound":
-            raise BadInput(err.short()) from None
-        raise
+    store = named_store(vault)
     found = list_conversions(store, backup=backup)
     table = Table("conversion", "backup", "cluster", "state", "volume", "class", "snapshot")
     for record in found:

@@ -12,9 +12,8 @@ from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
 from backupctl.job_commands import add_operator_commands, start_job_command
-from backupctl.vault_cmd import manager
+from backupctl.vault_cmd import manager, named_store
 from kube.restore_records import read_explanations, restore_prefix
-from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
 from schemas.status import JobStatus
 from vault.catalog import list_backups
@@ -177,12 +176,7 @@ def backups(
     vault: Annotated[str, typer.Option(help="Vault to list")],
 ) -> None:
     """The backups this cluster can restore from a vault: committed, not deleted, of any cluster."""
-    try:
-        store = manager().store(vault)
-    except BackupCenterError as err:
-        if err.code == "NotFound":
-            raise BadInput(err.short()) from None
-        raise
+    store = named_store(vault)
     found = list_backups(store)
     table = Table("backup", "source cluster", "completed (UTC)", "namespaces", "resources", "volumes")
     for b in found:

@@ -26,6 +26,7 @@ from schemas.vault import SecretRef, VaultBackup, VaultEntry, VaultPhase, VaultS
 from vault.catalog import list_backups
 from vault.lifecycle import VaultManager
 from vault.open import from_validation_error
+from vault.store import ObjectStore
 
 vault_app = typer.Typer(
     help="Backup vaults: where backups live (OSS buckets or local directories).", no_args_is_help=True
@@ -47,6 +48,17 @@ def manager(state: Path | None = None, cluster_id: str | None = None) -> VaultMa
     )
     found: VaultManager = ctx.vaults()
     return replace(found, cluster_id=cluster_id) if cluster_id else found
+
+
+def named_store(vault: str) -> ObjectStore:
+    """The object store of a registered vault; an unknown name is bad input (exit code 2)."""
+    try:
+        store: ObjectStore = manager().store(vault)
+    except BackupCenterError as err:
+        if err.code == "NotFound":
+            raise BadInput(err.short()) from None
+        raise
+    return store
 
 
 # The product's default RAM policy (deploy/policies/oss-vault.json) covers buckets with this prefix.

@@ -21,7 +21,7 @@ from kube.restore.actions_storage import DISK_MINIMUM
 from kube.restore.context import DISK_PROVISIONER, MULTI_NODE_MODES, NAS_PROVISIONER
 from kube.restore.quantity import format_gib, quantity_bytes
 from kube.restore_target import TargetClasses
-from kube.restore_volumes import FILL_IMAGE, plugin_dir
+from kube.restore_volumes import FILL_IMAGE, mount_of
 from kube.snapshots import BACKUP_LABEL
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import VolumeRecords
@@ -209,22 +209,8 @@ def create_temporaries(kube: Kube, convert: str, item: ConvertItem) -> None:
 
 def fill_target(kube: Kube, item: ConvertItem) -> ConvertFillTarget | None:
     """Where the node worker writes, once the pod runs and the PVC is bound; None until then."""
-    pod = kube.get(f"/api/v1/namespaces/{item.namespace}/pods/{item.temp_pvc}") or {}
-    node = (pod.get("spec") or {}).get("nodeName")
-    if (pod.get("status") or {}).get("phase") != "Running" or not node:
-        return None
-    claim = kube.get(f"/api/v1/namespaces/{item.namespace}/persistentvolumeclaims/{item.temp_pvc}") or {}
-    pv_name = (claim.get("spec") or {}).get("volumeName")
-    if (claim.get("status") or {}).get("phase") != "Bound" or not pv_name:
-        return None
-    pv = kube.get(f"/api/v1/persistentvolumes/{pv_name}") or {}
-    return ConvertFillTarget(
-        item=item,
-        node=str(node),
-        pod_uid=str(pod["metadata"]["uid"]),
-        pv=str(pv_name),
-        plugin_dir=plugin_dir(pv),
-    )
+    mount = mount_of(kube, item.namespace, item.temp_pvc, item.temp_pvc)
+    return ConvertFillTarget(item=item, **mount) if mount is not None else None
 
 
 def create_snapshot(kube: Kube, convert: str, backup: str, item: ConvertItem) -> None:

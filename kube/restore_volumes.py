@@ -289,19 +289,26 @@ def plugin_dir(pv: Obj) -> str:
     return CSI_PLUGIN_DIR
 
 
-def fill_target(kube: Kube, volume: FileVolume) -> FileTarget | None:
-    """Where to write, once the fill pod runs and its claim is bound; None until then."""
-    pod = kube.get(f"/api/v1/namespaces/{volume.namespace}/pods/{volume.pod}") or {}
+def mount_of(kube: Kube, namespace: str, pod_name: str, claim_name: str) -> dict[str, str] | None:
+    """Where a node worker finds a claim mounted by a pod: node, pod_uid, pv and plugin_dir, once the
+    pod runs and the claim is bound; None until then."""
+    pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{pod_name}") or {}
     node = (pod.get("spec") or {}).get("nodeName")
     if (pod.get("status") or {}).get("phase") != "Running" or not node:
         return None
-    claim = kube.get(f"/api/v1/namespaces/{volume.namespace}/persistentvolumeclaims/{volume.pvc}") or {}
+    claim = kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim_name}") or {}
     pv_name = (claim.get("spec") or {}).get("volumeName")
     if (claim.get("status") or {}).get("phase") != "Bound" or not pv_name:
         return None
     pv = kube.get(f"/api/v1/persistentvolumes/{pv_name}") or {}
-    return FileTarget(**volume.model_dump(), node=str(node), pod_uid=str(pod["metadata"]["uid"]),
-                      pv=str(pv_name), plugin_dir=plugin_dir(pv))
+    return {"node": str(node), "pod_uid": str(pod["metadata"]["uid"]), "pv": str(pv_name),
+            "plugin_dir": plugin_dir(pv)}
+
+
+def fill_target(kube: Kube, volume: FileVolume) -> FileTarget | None:
+    """Where to write, once the fill pod runs and its claim is bound; None until then."""
+    mount = mount_of(kube, volume.namespace, volume.pod, volume.pvc)
+    return FileTarget(**volume.model_dump(), **mount) if mount is not None else None
 
 
 def delete_fill_pods(kube: Kube, restore: str) -> int:

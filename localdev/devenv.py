@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localdev import ecs_process, processes, temporal_server
 from localdev.temporal_server import TemporalDevServer
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from activities.context import WorkerContext
 
 CONTROL_WORKER = "worker-control"
 NODE_WORKER_PREFIX = "worker-node-"
@@ -167,3 +176,25 @@ def status(state: Path) -> dict[str, dict[str, str]]:
                 "log": record.log,
             }
     return result
+
+
+@asynccontextmanager
+async def workers_in_process(
+    client: Client, ctx: WorkerContext, *, control: bool = True
+) -> AsyncIterator[None]:
+    """The product's workers for ctx's cluster in this process: the control worker (unless
+    ``control`` is False) and one node worker per node, reading that node's kubelet root, as the
+    DaemonSet would.  For tests and the demo's second cluster."""
+    from dataclasses import replace
+
+    from workers import run as worker_run
+
+    assert ctx.kubeconfig, "in-process workers need the cluster's kubeconfig"
+    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
+        async with AsyncExitStack() as stack:
+            if control:
+                await stack.enter_async_context(worker_run.control_worker(client, ctx, executor))
+            for node, root in node_kubelet_roots(Path(ctx.kubeconfig)).items():
+                node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
+                await stack.enter_async_context(worker_run.node_worker(client, node_ctx, node, executor))
+            yield

@@ -12,9 +12,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes.client import ApiClient
@@ -22,10 +21,9 @@ from temporalio.client import Client
 
 from activities import context
 from localdev import ecs_process
-from localdev.devenv import node_kubelet_roots
+from localdev.devenv import workers_in_process
 from localdev.kube.controlplane import LocalCluster
 from schemas.settings import Settings, SettingsProvider
-from workers import run as worker_run
 
 CLUSTER_ID = "second"
 REGION = "cn-beijing"
@@ -85,14 +83,7 @@ async def second_cluster(
             )
             # The new cluster attaches to the same vault location: the first cluster's backups show up.
             ctx.vaults().create({"name": vault_name, "url": vault_url})
-            with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
-                async with AsyncExitStack() as stack:
-                    await stack.enter_async_context(worker_run.control_worker(client, ctx, executor))
-                    for node, root in node_kubelet_roots(cluster.kubeconfig_path).items():
-                        node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
-                        await stack.enter_async_context(
-                            worker_run.node_worker(client, node_ctx, node, executor)
-                        )
-                    yield SecondCluster(cluster, ctx.settings)
+            async with workers_in_process(client, ctx):
+                yield SecondCluster(cluster, ctx.settings)
     finally:
         shutil.rmtree(state, ignore_errors=True)

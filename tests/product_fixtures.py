@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import context
 from kube.rest import Kube
-from localdev.devenv import node_kubelet_roots
+from localdev.devenv import workers_in_process
 from schemas.settings import Settings, SettingsProvider
-from workers import run as worker_run
 
 SETTINGS = """
 cluster_id: {cluster}
@@ -64,20 +61,12 @@ def product_state(tmp_path_factory: pytest.TempPathFactory, kube_cluster: Any) -
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def product(temporal_env: WorkflowEnvironment, product_state: dict[str, Any]) -> AsyncIterator[Product]:
     ctx = product_state["ctx"]
-    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(worker_run.control_worker(temporal_env.client, ctx, executor))
-            # One node worker per simulated node, reading that node's kubelet root, as the DaemonSet would.
-            for node, root in node_kubelet_roots(Path(ctx.kubeconfig)).items():
-                node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
-                await stack.enter_async_context(
-                    worker_run.node_worker(temporal_env.client, node_ctx, node, executor)
-                )
-            yield Product(
-                temporal_env.client,
-                ctx,
-                "main",
-                product_state["vault_dir"],
-                ctx.kube(),
-                product_state["settings_path"],
-            )
+    async with workers_in_process(temporal_env.client, ctx):
+        yield Product(
+            temporal_env.client,
+            ctx,
+            "main",
+            product_state["vault_dir"],
+            ctx.kube(),
+            product_state["settings_path"],
+        )

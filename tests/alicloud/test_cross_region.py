@@ -14,9 +14,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import context
 from backupctl import jobctl
 from kube.rest import Kube
-from localdev.devenv import node_kubelet_roots
+from localdev.devenv import workers_in_process
 from localdev.ecs_server import LocalEcsServer
 from localdev.kube.agent import csi_mount_path
 from localdev.kube.controlplane import LocalCluster
@@ -51,7 +49,6 @@ from tests.localcluster.helpers import (
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, delete, finished, start_restore, unique, wait_phase
 from vault import catalog
-from workers import run as worker_run
 from workflows.ids import job_id
 from workflows.restore import STEP_COPY
 
@@ -143,14 +140,8 @@ async def _product(
         kubeconfig=str(cluster.kubeconfig_path),
     )
     ctx.vaults().create({"name": "main", "url": f"file://{shared['vault']}"})
-    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(worker_run.control_worker(temporal.client, ctx, executor))
-            for node, root in node_kubelet_roots(cluster.kubeconfig_path).items():
-                node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
-                node_worker = worker_run.node_worker(temporal.client, node_ctx, node, executor)
-                await stack.enter_async_context(node_worker)
-            yield Product(temporal.client, ctx, "main", shared["vault"], ctx.kube(), settings_path)
+    async with workers_in_process(temporal.client, ctx):
+        yield Product(temporal.client, ctx, "main", shared["vault"], ctx.kube(), settings_path)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

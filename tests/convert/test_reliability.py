@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest_asyncio
 
 from activities import context
 from backupctl import jobctl
-from localdev.devenv import node_kubelet_roots
+from localdev.devenv import workers_in_process
 from schemas.convert import ConvertState
 from schemas.settings import SettingsProvider
 from schemas.specs import ConvertSpec
@@ -25,7 +22,6 @@ from tests.backup.test_reliability import WorkerProcess
 from tests.convert.test_convert import DISK, NAS, nas_backup, record, snapshots_of, temporaries
 from tests.product_fixtures import Product
 from tests.restore.helpers import unique
-from workers import run as worker_run
 from workflows.convert import ConvertWorkflow
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -47,16 +43,10 @@ async def node_workers(
     ctx = context.WorkerContext(
         settings_provider=SettingsProvider.from_file(worker_process.settings_path, min_interval=0),
         state_dir=product.ctx.state_dir,
-        kubeconfig=str(product.ctx.kubeconfig),
+        kubeconfig=str(kube_cluster.kubeconfig_path),
     )
-    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
-        async with AsyncExitStack() as stack:
-            for node, root in node_kubelet_roots(kube_cluster.kubeconfig_path).items():
-                node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
-                await stack.enter_async_context(
-                    worker_run.node_worker(product.client, node_ctx, node, executor)
-                )
-            yield
+    async with workers_in_process(product.client, ctx, control=False):
+        yield
 
 
 async def test_worker_killed_while_the_tmp_pvc_binds(

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,11 +13,10 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities import context
-from localdev.devenv import node_kubelet_roots
+from localdev.devenv import workers_in_process
 from localdev.kube.controlplane import LocalCluster
 from schemas.settings import SettingsProvider
 from tests.product_fixtures import SETTINGS, Product
-from workers import run as worker_run
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +40,5 @@ async def product_b(temporal_env: WorkflowEnvironment, cluster_b: LocalCluster, 
     )
     # Cluster B attaches to the same location: the vault is shared, its backups are offered here.
     ctx.vaults().create({"name": "main", "url": f"file://{product_state['vault_dir']}"})
-    with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(worker_run.control_worker(temporal_env.client, ctx, executor))
-            # Cluster B's node workers, one per node, as its DaemonSet would run them.
-            for node, root in node_kubelet_roots(cluster_b.kubeconfig_path).items():
-                node_ctx = replace(ctx, node_name=node, kubelet_root_override=root)
-                node_worker = worker_run.node_worker(temporal_env.client, node_ctx, node, executor)
-                await stack.enter_async_context(node_worker)
-            yield Product(temporal_env.client, ctx, "main", product_state["vault_dir"], ctx.kube(),
-                          settings_path)
+    async with workers_in_process(temporal_env.client, ctx):
+        yield Product(temporal_env.client, ctx, "main", product_state["vault_dir"], ctx.kube(), settings_path)
