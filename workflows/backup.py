@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workers.placement import Placement, explain, place
     from workers.task_queues import node_queue as node_queue_name
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, setting_limit
 
 
 STEP_VALIDATE = "validate"
@@ -79,14 +79,9 @@ class BackupWorkflow(OperatorControls):
         uid = workflow.info().workflow_id + "/" + workflow.info().run_id
         namespaces: list[str] = []
 
-        async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(
-                acts.load_settings, start_to_close_timeout=QUICK
-            )
-            return latest.backup_max_workers
 
         try:
-            await runner.acquire_slot("backup", limit)
+            await runner.acquire_slot("backup", setting_limit("backup_max_workers"))
             await self._body(spec, settings, runner, uid, namespaces)
         except (JobCanceled, asyncio.CancelledError):
             await self._cleanup(spec, uid, namespaces, canceled=True)

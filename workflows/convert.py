@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act, setting_limit
 
 STEP_VALIDATE = "validate"
 STEP_COMMIT = "record in vault"
@@ -73,14 +73,9 @@ class ConvertWorkflow(OperatorControls):
             stamp=now.strftime("%Y%m%d%H%M"),
         )
 
-        async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(
-                backup_acts.load_settings, start_to_close_timeout=QUICK
-            )
-            return latest.convert_max_workers
 
         try:
-            await runner.acquire_slot("convert", limit)
+            await runner.acquire_slot("convert", setting_limit("convert_max_workers"))
             await self._body(job, settings, runner)
         except (JobCanceled, asyncio.CancelledError):
             await self._cleanup(job, None)

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.specs import DeleteSpec, JobKind
     from schemas.status import JobPhase, JobStatus, StepState
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, setting_limit
 
 
 STEP_VALIDATE = "validate"
@@ -59,14 +59,9 @@ class DeleteWorkflow(OperatorControls):
         ecs = settings.enable_ecs_snapshot and spec.target_kind in (JobKind.backup, JobKind.restore)
         runner.declare(STEP_VALIDATE, *([STEP_ECS] if ecs else []), STEP_OBJECTS, STEP_VAULT, STEP_NAME)
 
-        async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(
-                backup_acts.load_settings, start_to_close_timeout=QUICK
-            )
-            return latest.delete_max_workers
 
         try:
-            await runner.acquire_slot("delete", limit)
+            await runner.acquire_slot("delete", setting_limit("delete_max_workers"))
             await self._body(spec, runner, ecs=ecs)
         except (JobCanceled, asyncio.CancelledError):
             # Nothing to undo: what is deleted stays deleted, and a new request finishes the job.

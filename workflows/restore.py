@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from workflows.node_work import write_volume_files
     from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act
+    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act, setting_limit
 
 
 STEP_VALIDATE = "validate"
@@ -109,14 +109,9 @@ class RestoreWorkflow(OperatorControls):
         info = workflow.info()
         job = RestoreJob(spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now())
 
-        async def limit() -> int:
-            latest: Settings = await workflow.execute_activity(
-                backup_acts.load_settings, start_to_close_timeout=QUICK
-            )
-            return latest.restore_max_workers
 
         try:
-            await runner.acquire_slot("restore", limit)
+            await runner.acquire_slot("restore", setting_limit("restore_max_workers"))
             await self._body(job, settings, runner)
         except (JobCanceled, asyncio.CancelledError):
             await self._cleanup(job)

@@ -28,6 +28,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.backup import load_settings
     from schemas.errors import ErrorInfo
     from schemas.status import ItemIssue, JobPhase, JobStatus, Progress, StepState, StepStatus
     from workflows import search_attributes as sa
@@ -56,6 +57,17 @@ def transient(non_retryable: list[str] | None = None) -> RetryPolicy:
 
 # Start-to-close timeout of quick activities (one API call or a few).
 QUICK = timedelta(minutes=2)
+
+
+def setting_limit(name: str) -> Callable[[], Awaitable[int]]:
+    """A job-slot limit read from the latest settings (``backup_max_workers``, say), so a changed
+    limit applies without restarting anything."""
+
+    async def limit() -> int:
+        latest = await workflow.execute_activity(load_settings, start_to_close_timeout=QUICK)
+        return int(getattr(latest, name))
+
+    return limit
 
 
 async def act(
