@@ -192,9 +192,48 @@ def remove_temporary_pods(backup: str, namespaces: list[str]) -> int:
 
 @activity.defn
 @product_errors
-def create_snapshots(backup: str, plans: list[VolumePlan]) -> list[SnapshotState]:
+def create_snapshots(backup: str, plans: list[VolumePlan], uid: str = "") -> list[SnapshotState]:
     kube = current().kube()
-    return [snapshots.create(kube, backup, plan) for plan in plans]
+    run = snapshots.run_label(uid) if uid else ""
+    return [snapshots.create(kube, backup, plan, run) for plan in plans]
+
+
+class OwnSnapshots(BaseModel):
+    backup: str
+    uid: str
+    states: list[SnapshotState]
+
+
+def owner_labels(backup: str, uid: str) -> dict[str, str]:
+    return {snapshots.BACKUP_LABEL: backup, snapshots.RUN_LABEL: snapshots.run_label(uid)}
+
+
+@activity.defn
+@product_errors
+def own_snapshots(request: OwnSnapshots) -> list[SnapshotState]:
+    """The backup takes its ready snapshots over from the application namespaces: each content becomes
+    Retain and labelled with the backup, each VolumeSnapshot goes (kube.snapshots.take_ownership)."""
+    kube = current().kube()
+    labels = owner_labels(request.backup, request.uid)
+    out: list[SnapshotState] = []
+    for done, state in enumerate(request.states):
+        if state.owned or not state.ready or not state.content:
+            out.append(state)
+            continue
+        owned = snapshots.take_ownership(kube, state.namespace, state.snapshot, state.content, labels)
+        out.append(
+            state.model_copy(
+                update={
+                    "owned": True,
+                    "deletion_policy": owned.deletion_policy,
+                    "source_volume_mode": owned.source_volume_mode,
+                    "handle": state.handle or owned.handle,
+                    "driver": state.driver or owned.driver,
+                }
+            )
+        )
+        activity.heartbeat({"owned": done + 1, "total": len(request.states)})
+    return out
 
 
 class WaitSnapshots(BaseModel):
@@ -286,12 +325,15 @@ def cleanup_backup(request: CleanupInput) -> int:
     failure record, so the name stays taken until the operator deletes the backup.
     """
     ctx = current()
-    removed = snapshots.delete_for_backup(ctx.kube(), request.spec.name, request.namespaces)
-    temp_pods.remove(ctx.kube(), request.spec.name, request.namespaces)
+    kube = ctx.kube()
+    removed = snapshots.delete_for_backup(kube, request.spec.name, request.namespaces)
+    temp_pods.remove(kube, request.spec.name, request.namespaces)
     try:
         store = ctx.vaults().store(request.spec.vault)
     except BackupCenterError:
-        return removed  # the vault itself is gone or unreachable: nothing more we can remove
+        # The vault is gone or unreachable: whether the run committed is unknown, so the snapshots
+        # it took over stay (a leak is better than deleting a committed backup's data).
+        return removed
     prefix = catalog.backup_prefix(request.spec.name)
     claim = (
         catalog.get_backup(store, request.spec.name).claim if store.exists(prefix + catalog.LOCK) else None
@@ -300,6 +342,17 @@ def cleanup_backup(request: CleanupInput) -> int:
         return removed  # the name belongs to another run: never touch its objects
     if store.exists(prefix + catalog.RECORD):
         return removed  # committed after all: keep it
+    # The snapshots this run already took over (labelled with the run, not only the name).
+    labels = owner_labels(request.spec.name, request.uid)
+    owned = snapshots.owned_contents(kube, ",".join(f"{k}={v}" for k, v in labels.items()))
+    released = snapshots.release(
+        kube,
+        owned,
+        labels=labels,
+        product_namespace=ctx.settings.product_namespace,
+        beat=activity.heartbeat,
+    )
+    removed += released.contents_removed
     for entry in list(store.list(prefix)):
         key = entry if isinstance(entry, str) else entry.key
         if key.endswith(catalog.LOCK):
@@ -335,6 +388,7 @@ ACTIVITIES = [
     remove_temporary_pods,
     create_snapshots,
     wait_snapshots_ready,
+    own_snapshots,
     commit_backup,
     cleanup_backup,
 ]

@@ -18,7 +18,9 @@ from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from alicloud import snapshots as ecs_snapshots
 from kube import convert as kconvert
+from kube import snapshots as ksnapshots
 from kube.export import read_bundle, read_index
+from kube.rest import Kube
 from kube.restore.quantity import GIB, quantity_bytes
 from kube.restore_target import TargetClasses
 from kube.volumes import snapshot_classes_by_driver
@@ -146,6 +148,9 @@ def snapshot_converted_volume(request: VolumeRequest) -> ConvertedVolume:
     """Snapshot the filled temporary PVC and wait until the snapshot is ready."""
     kube = current().kube()
     item, spec = request.item, request.job.spec
+    taken = kconvert.owned_volume(kube, spec.name, item)
+    if taken is not None:  # an earlier attempt cut and took it over
+        return _with_ecs_facts(kube, taken)
     kconvert.create_snapshot(kube, spec.name, spec.backup, item)
     result: list[ConvertedVolume] = []
     errors: list[str] = [""]
@@ -166,7 +171,11 @@ def snapshot_converted_volume(request: VolumeRequest) -> ConvertedVolume:
             timeout=str(timeout),
             reason=errors[0] or "not ready yet",
         )
-    volume = result[0]
+    # Taken over from the namespace at once: deleting it must not lose the converted data.
+    return _with_ecs_facts(kube, kconvert.own_snapshot(kube, spec.name, spec.backup, result[0]))
+
+
+def _with_ecs_facts(kube: Kube, volume: ConvertedVolume) -> ConvertedVolume:
     ctx = current()
     if ctx.settings.enable_ecs_snapshot:
         # The disk driver's handle is an ECS snapshot of this cluster's region.
@@ -220,6 +229,12 @@ def cleanup_convert(request: CleanupRequest) -> int:
     kube = ctx.kube()
     spec = request.job.spec
     removed = kconvert.delete_temporaries(kube, spec.name) + kconvert.delete_snapshots(kube, spec.name)
+    labels = {kconvert.CONVERT_LABEL: spec.name}
+    owned = ksnapshots.owned_contents(kube, f"{kconvert.CONVERT_LABEL}={spec.name}")
+    released = ksnapshots.release(
+        kube, owned, labels=labels, product_namespace=ctx.settings.product_namespace, beat=activity.heartbeat
+    )
+    removed += released.contents_removed
     conversions.fail_conversion(ctx.store(spec.vault), spec.name, request.job.uid, request.error)
     return removed
 

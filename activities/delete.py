@@ -27,7 +27,8 @@ from kube import snapshots
 from kube.restore_records import delete_prefix, restore_prefix
 from kube.restore_volumes import delete_temporaries
 from kube.volumes import SNAPSHOT_API
-from schemas.convert import ConvertRecord
+from schemas.backup import SnapshotState
+from schemas.convert import ConvertedVolume, ConvertRecord
 from schemas.errors import BackupCenterError
 from schemas.restore import DeleteOutcome, DeleteTarget
 from schemas.specs import DeleteSpec, JobKind
@@ -135,20 +136,73 @@ def _backup_snapshot_namespaces(ctx: WorkerContext, backup: str) -> list[str]:
     return sorted({item["metadata"]["namespace"] for item in items})
 
 
+def _owned(volumes: list[SnapshotState] | list[ConvertedVolume]) -> list[snapshots.OwnedContent]:
+    return [
+        snapshots.OwnedContent(
+            content=v.content,
+            handle=v.handle,
+            driver=v.driver,
+            deletion_policy=v.deletion_policy or snapshots.DELETE,
+            source_volume_mode=v.source_volume_mode,
+            snapshot_class=v.snapshot_class,
+        )
+        for v in volumes
+        if v.owned and v.handle
+    ]
+
+
+def _recorded_snapshots(ctx: WorkerContext, target: DeleteTarget) -> list[snapshots.OwnedContent]:
+    """The snapshots a backup (with its conversions) or a conversion owns, from its vault records:
+    they are released even when this cluster no longer has their contents."""
+    if target.vault is None or not target.in_vault:
+        return []
+    store = ctx.store(target.vault)
+    name = target.spec.target
+    try:
+        if target.spec.target_kind is JobKind.convert:
+            record = conversions.get_conversion(store, name)
+            return _owned(record.volumes) if record is not None else []
+        records = catalog.volume_records(store, name)
+        owned = _owned(records.snapshots) if records is not None else []
+        for conversion in conversions.list_conversions(store, backup=name):
+            owned += _owned(conversion.volumes)
+        return owned
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
 @activity.defn
 @product_errors
 def delete_cluster_objects(target: DeleteTarget) -> int:
-    """A backup's VolumeSnapshots (their contents and cloud snapshots follow by deletion policy),
-    or a restore's leftover temporary snapshot objects.  Restored objects stay."""
+    """A backup's (or conversion's) snapshots, or a restore's leftover temporary snapshot objects.
+    Restored objects stay.
+
+    Snapshots the backup owns (kube.snapshots.take_ownership) are released by the product: from the
+    vault records and the contents labelled with the backup, honouring a Retain snapshot class.  The
+    VolumeSnapshots of backups made before that are deleted, and their data follows by policy."""
     ctx = current()
+    kube = ctx.kube()
     name = target.spec.target
     if target.spec.target_kind is JobKind.restore:
-        return delete_temporaries(ctx.kube(), name)
+        return delete_temporaries(kube, name)
     if target.spec.target_kind is JobKind.convert:
-        kube = ctx.kube()
-        return kconvert.delete_temporaries(kube, name) + kconvert.delete_snapshots(kube, name)
-    # Found by label in every namespace: a failed backup recorded no namespaces.
-    return snapshots.delete_for_backup(ctx.kube(), name, _backup_snapshot_namespaces(ctx, name))
+        removed = kconvert.delete_temporaries(kube, name) + kconvert.delete_snapshots(kube, name)
+        labels = {kconvert.CONVERT_LABEL: name}
+    else:
+        # Found by label in every namespace: a failed backup recorded no namespaces.
+        removed = snapshots.delete_for_backup(kube, name, _backup_snapshot_namespaces(ctx, name))
+        labels = {snapshots.BACKUP_LABEL: name}
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    owned = _recorded_snapshots(ctx, target) + snapshots.owned_contents(kube, selector)
+    released = snapshots.release(
+        kube, owned, labels=labels, product_namespace=ctx.settings.product_namespace, beat=activity.heartbeat
+    )
+    activity.logger.info(
+        "%s %s: %d contents removed, %d snapshots deleted, %d already gone, %d kept (Retain class)",
+        target.spec.target_kind.value, name, released.contents_removed, released.deleted,
+        released.already_gone, len(released.kept),
+    )
+    return removed + released.deleted + released.already_gone + len(released.kept)
 
 
 def _collect_volume_data(ctx: WorkerContext, store: ObjectStore) -> None:

@@ -51,12 +51,14 @@ from kube.restore_volumes import (
     create_fill_pod,
     create_temporaries,
     delete_fill_pods,
+    delete_source_temporaries,
     delete_temporaries,
     fill_pods_left,
     fill_target,
     has_consumer,
     plan_sources,
     snapshot_classes,
+    snapshot_gone,
     snapshot_ready,
 )
 from schemas.backup import VolumeRecords
@@ -334,19 +336,41 @@ class WaitRequest(BaseModel):
 @activity.defn
 @product_errors
 def wait_volume_sources_ready(request: WaitRequest) -> int:
+    """Wait for the snapshot data sources; one whose snapshot is gone for good (the driver says not
+    found) fails its PVC at once, with the cause, and the others go on.  Returns how many failed."""
     ctx = current()
     kube = ctx.kube()
+    spec = request.job.spec
     with _vault_errors():
-        sources = _sources(ctx.store(request.job.spec.vault), _prefix(ctx, request.job)).with_snapshots()
+        store, prefix = ctx.store(spec.vault), _prefix(ctx, request.job)
+        plan = _sources(store, prefix)
+    sources = plan.with_snapshots()
     errors: dict[str, str] = {}
+    gone: list[VolumeSource] = []
 
     def ready(item: VolumeSource) -> bool:
         ok, error = snapshot_ready(kube, item)
         errors[item.source] = error
+        if not ok and snapshot_gone(error):
+            gone.append(item)
+            return True  # done waiting: it fails below
         return ok
 
     timeout = timedelta(seconds=request.timeout_seconds)
     late = _poll(sources, ready, _deadline(timeout), "snapshots ready")
+    if gone:
+        for item in gone:
+            plan.sources[item.source].error = BackupCenterError(
+                "RestoreSnapshotGone",
+                backup=spec.backup,
+                pvc=item.target,
+                handle=item.handle,
+                reason=f"the driver reports: {errors.get(item.source)}",
+            ).info()
+            delete_source_temporaries(kube, item)
+        # The PVCs of these sources fail when they are applied, with this error (data_source_preparer).
+        with _vault_errors():
+            put_json(store, prefix + SOURCES, plan)
     if late:
         first: VolumeSource = late[0]
         raise BackupCenterError(
@@ -357,7 +381,7 @@ def wait_volume_sources_ready(request: WaitRequest) -> int:
             timeout=f"{int(request.timeout_seconds)}s",
             reason=errors.get(first.source) or f"{len(sources) - len(late)} of {len(sources)} ready",
         )
-    return len(sources)
+    return len(gone)
 
 
 @activity.defn

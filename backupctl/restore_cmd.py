@@ -70,8 +70,14 @@ def create(
     ] = None,
     preserve_node_ports: Annotated[
         bool,
-        typer.Option(help="Keep NodePort ports (and healthCheckNodePort of LoadBalancer/Local services)"),
-    ] = True,
+        typer.Option(
+            help="Keep every node port of NodePort and LoadBalancer services as in the backup, "
+            "auto-assigned ones included (and healthCheckNodePort of LoadBalancer/Local services); "
+            "they fail where the ports are taken, e.g. in the source cluster. Without it, only node "
+            "ports set explicitly (kubectl apply, server-side apply, Helm) are kept and the others "
+            "are allocated anew"
+        ),
+    ] = False,
     existing_resource_policy: Annotated[
         ExistingResourcePolicy,
         typer.Option(

@@ -22,7 +22,7 @@ from kube.restore.context import DISK_PROVISIONER, MULTI_NODE_MODES, NAS_PROVISI
 from kube.restore.quantity import format_gib, quantity_bytes
 from kube.restore_target import TargetClasses
 from kube.restore_volumes import FILL_IMAGE, mount_of
-from kube.snapshots import BACKUP_LABEL
+from kube.snapshots import BACKUP_LABEL, POLICY_ANNOTATION, take_ownership
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import VolumeRecords
 from schemas.convert import ConvertedVolume, ConvertFillTarget, ConvertItem, ConvertPlan
@@ -31,6 +31,7 @@ from schemas.specs import ConvertSpec
 
 CONVERT_LABEL = "backupcenter.io/convert"
 TEMPORARY_LABEL = "backupcenter.io/convert-temporary"
+CONVERTS_ANNOTATION = "backupcenter.io/converts"  # "<ns>/<pvc>" of the backup a temporary stands for
 ZONE_LABEL = "topology.kubernetes.io/zone"
 TARGET_PROVISIONERS = (DISK_PROVISIONER, NAS_PROVISIONER)
 LEGACY_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
@@ -174,7 +175,7 @@ def create_temporaries(kube: Kube, convert: str, item: ConvertItem) -> None:
             "metadata": {
                 "name": item.temp_pvc,
                 "labels": labels,
-                "annotations": {"backupcenter.io/converts": item.source},
+                "annotations": {CONVERTS_ANNOTATION: item.source},
             },
             "spec": {
                 "storageClassName": item.target_class,
@@ -224,7 +225,7 @@ def create_snapshot(kube: Kube, convert: str, backup: str, item: ConvertItem) ->
             "metadata": {
                 "name": item.temp_pvc,
                 "labels": labels,
-                "annotations": {"backupcenter.io/converts": item.source},
+                "annotations": {CONVERTS_ANNOTATION: item.source},
             },
             "spec": {
                 "volumeSnapshotClassName": item.snapshot_class,
@@ -256,10 +257,61 @@ def observe_snapshot(kube: Kube, item: ConvertItem) -> tuple[ConvertedVolume | N
         driver=item.driver,
         snapshot_class=item.snapshot_class,
         snapshot=f"{item.namespace}/{item.temp_pvc}",
+        content=str(content_name),
         handle=handle,
         restore_size=str(status.get("restoreSize") or ""),
         access_modes=item.access_modes,
     ), error
+
+
+def own_snapshot(kube: Kube, convert: str, backup: str, volume: ConvertedVolume) -> ConvertedVolume:
+    """Like a backup's snapshots, the converted one is taken over: content Retain, labelled with the
+    conversion and its backup, VolumeSnapshot removed (deleting the namespace cannot lose it)."""
+    namespace, _, snapshot = volume.snapshot.partition("/")
+    owned = take_ownership(
+        kube,
+        namespace,
+        snapshot,
+        volume.content,
+        {CONVERT_LABEL: convert, BACKUP_LABEL: backup},
+        {CONVERTS_ANNOTATION: volume.source},
+    )
+    return volume.model_copy(
+        update={
+            "owned": True,
+            "deletion_policy": owned.deletion_policy,
+            "source_volume_mode": owned.source_volume_mode,
+        }
+    )
+
+
+def owned_volume(kube: Kube, convert: str, item: ConvertItem) -> ConvertedVolume | None:
+    """The converted snapshot an earlier attempt already took over, so a retry cuts no second one."""
+    selector = f"{CONVERT_LABEL}={convert}"
+    contents, _ = kube.list(f"{SNAPSHOT_API}/volumesnapshotcontents", labelSelector=selector)
+    for content in contents:
+        meta, status = content.get("metadata") or {}, content.get("status") or {}
+        converts = (meta.get("annotations") or {}).get(CONVERTS_ANNOTATION)
+        if converts != item.source or not status.get("readyToUse"):
+            continue
+        spec = content.get("spec") or {}
+        size = status.get("restoreSize")
+        return ConvertedVolume(
+            source=item.source,
+            source_class=item.source_class,
+            target_class=item.target_class,
+            driver=item.driver,
+            snapshot_class=item.snapshot_class,
+            snapshot=f"{item.namespace}/{item.temp_pvc}",
+            content=str(meta["name"]),
+            handle=str(status.get("snapshotHandle") or ""),
+            restore_size=str(size) if size is not None else "",
+            access_modes=item.access_modes,
+            owned=True,
+            deletion_policy=str((meta.get("annotations") or {}).get(POLICY_ANNOTATION) or ""),
+            source_volume_mode=str(spec.get("sourceVolumeMode") or ""),
+        )
+    return None
 
 
 def delete_temporaries(kube: Kube, convert: str) -> int:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from kube.discovery import NEVER_BACKED_UP, ApiResource, matches
 from kube.rest import Kube
+from kube.restore.actions_service import record_explicit_node_ports
 from schemas.backup import ExportSummary
 from schemas.specs import BackupMode, ClusterResources
 from vault.store import ObjectStore
@@ -112,6 +113,10 @@ def _clean(item: dict[str, Any], resource: ApiResource) -> dict[str, Any]:
     # List items carry no kind/apiVersion; managedFields is bookkeeping that restore drops anyway.
     item["apiVersion"] = resource.group_version
     item["kind"] = resource.kind
+    if resource.kind == "Service" and not resource.group:
+        # The one fact restore needs from managedFields: which node ports a user set (a manager
+        # owns them) rather than the allocator; recorded as an annotation (see actions_service).
+        record_explicit_node_ports(item)
     item.get("metadata", {}).pop("managedFields", None)
     return item
 

@@ -18,6 +18,7 @@ persists :class:`ApiUnavailable` stops the whole run, and the caller's retry sta
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -47,6 +48,10 @@ DEFAULT_PARALLELISM = 16
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 REQUEST_ATTEMPTS = 4
 TICK_SECONDS = 1.0
+# How the API server's port allocator refuses a node port (or healthCheckNodePort) in use.
+ALLOCATED_PORT = re.compile(
+    r"spec\.(?:ports\[\d+\]\.nodePort|healthCheckNodePort): Invalid value: (\d+): provided port is already "
+    r"allocated")
 
 Obj = dict[str, Any]
 # Adjusts one object about to be created (e.g. a PVC's data source); an ActionResult with an
@@ -95,7 +100,25 @@ def _item_error(obj: Obj, reason: str) -> ErrorInfo:
     return BackupCenterError("RestoreItemFailed", item=describe(obj), reason=reason).info()
 
 
+def node_port_taken(obj: Obj, err: KubeError) -> ErrorInfo | None:
+    """The catalogued error for a Service whose node port is held in the target, e.g. 422
+    ``Service "web" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is
+    already allocated``; None for any other refusal."""
+    if obj.get("kind") != "Service" or err.status != 422:
+        return None
+    ports = [m.group(1) for m in ALLOCATED_PORT.finditer(err.message)]
+    if not ports:
+        return None
+    meta = _meta(obj)
+    service = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    return BackupCenterError("NodePortTaken", service=service, port=", ".join(dict.fromkeys(ports)),
+                             detail=f"{err.status} {err.reason}: {err.message}").info()
+
+
 def _refused(obj: Obj, err: KubeError) -> ErrorInfo:
+    taken = node_port_taken(obj, err)
+    if taken is not None:
+        return taken
     why = f"{err.status} {err.reason}: {err.message}" if err.reason else f"{err.status}: {err.message}"
     return _item_error(obj, f"the API server refused it: {why}")
 

@@ -16,6 +16,7 @@ without data in the backup is restored empty (a new volume), with a warning.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
@@ -57,6 +58,7 @@ class VolumeSource(BaseModel):
     handle: str = ""
     driver: str = ""
     snapshot_class: str = ""
+    source_volume_mode: str = ""  # recorded with the backup: the re-created content states it
     files_snapshot: str = ""  # data mover snapshot of a file-level backup
     converted_to: str = ""  # the snapshot is a conversion's, to this class
     error: ErrorInfo | None = None
@@ -132,7 +134,8 @@ def plan_sources(
             source = source.model_copy(update={
                 "kind": SourceKind.snapshot, "snapshot": snap_name, "content": content,
                 "handle": conversion.handle, "driver": conversion.driver,
-                "snapshot_class": conversion.snapshot_class, "converted_to": conversion.target_class})
+                "snapshot_class": conversion.snapshot_class, "converted_to": conversion.target_class,
+                "source_volume_mode": conversion.source_volume_mode})
         elif record is not None and record.ready and record.handle:
             provisioner = ctx.storage_classes.get(cls or "", "")
             if provisioner and record.driver and provisioner != record.driver:
@@ -143,7 +146,8 @@ def plan_sources(
                 source = source.model_copy(update={
                     "kind": SourceKind.snapshot, "snapshot": snap_name, "content": content,
                     "handle": record.handle, "driver": record.driver,
-                    "snapshot_class": record.snapshot_class})
+                    "snapshot_class": record.snapshot_class,
+                    "source_volume_mode": record.source_volume_mode})
         elif key in files:
             source.kind = SourceKind.files
             source.files_snapshot = files[key]
@@ -190,6 +194,8 @@ def create_temporaries(kube: Kube, source: VolumeSource, restore: str, snapshot_
     }
     if source.snapshot_class in snapshot_classes:
         content_spec["volumeSnapshotClassName"] = source.snapshot_class
+    if source.source_volume_mode:
+        content_spec["sourceVolumeMode"] = source.source_volume_mode
     kube.create(f"{SNAPSHOT_API}/volumesnapshotcontents", {
         "apiVersion": f"{SNAPSHOT_GROUP}/v1", "kind": "VolumeSnapshotContent",
         "metadata": {"name": source.content, "labels": _labels(restore)}, "spec": content_spec,
@@ -214,11 +220,28 @@ def snapshot_ready(kube: Kube, source: VolumeSource) -> tuple[bool, str]:
     if snap is None:
         return False, "the VolumeSnapshot was deleted"
     status = snap.get("status") or {}
-    error = (status.get("error") or {}).get("message", "")
-    if not error:
-        content = kube.get(f"{SNAPSHOT_API}/volumesnapshotcontents/{source.content}") or {}
-        error = ((content.get("status") or {}).get("error") or {}).get("message", "")
-    return bool(status.get("readyToUse")), str(error)
+    if status.get("readyToUse"):
+        return True, ""
+    # The content's error is the driver's word on the handle; the snapshot's may only mirror it.
+    content = kube.get(f"{SNAPSHOT_API}/volumesnapshotcontents/{source.content}") or {}
+    error = ((content.get("status") or {}).get("error") or {}).get("message", "")
+    return False, str(error or (status.get("error") or {}).get("message", ""))
+
+
+# What CSI drivers say when a snapshot handle names nothing they can find: final, never transient.
+_GONE = re.compile(r"not\s*found|does\s*not\s*exist|no\s+such\s+snapshot|InvalidSnapshotId", re.IGNORECASE)
+
+
+def snapshot_gone(error: str) -> bool:
+    """Whether a snapshot's (or its content's) error says the snapshot data no longer exists."""
+    # "VolumeSnapshotContent x not found" is about the restore's own temporary, not the data.
+    return bool(error) and "VolumeSnapshotContent" not in error and bool(_GONE.search(error))
+
+
+def delete_source_temporaries(kube: Kube, source: VolumeSource) -> int:
+    """One source's temporary VolumeSnapshot and content (its PVC will not use them)."""
+    removed = kube.delete(f"{SNAPSHOT_API}/namespaces/{source.namespace}/volumesnapshots/{source.snapshot}")
+    return removed + kube.delete(f"{SNAPSHOT_API}/volumesnapshotcontents/{source.content}")
 
 
 def delete_temporaries(kube: Kube, restore: str, keep: set[str] | None = None) -> int:

@@ -1,13 +1,19 @@
-"""CSI VolumeSnapshots taken by a backup: create (idempotently), check readiness, remove."""
+"""CSI VolumeSnapshots taken by a backup: create (idempotently), check readiness, take the data over
+from the application namespace, and release it when the backup goes."""
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from typing import Any
+
+from pydantic import BaseModel
 
 from kube.rest import Kube, KubeError
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import SnapshotState
+from schemas.errors import BackupCenterError
 from schemas.volumes import VolumePlan
 
 BACKUP_LABEL = "backupcenter.io/backup"
@@ -20,12 +26,13 @@ def snapshot_name(backup: str, plan: VolumePlan) -> str:
     return f"{base}-{digest}"
 
 
-def create(kube: Kube, backup: str, plan: VolumePlan) -> SnapshotState:
+def create(kube: Kube, backup: str, plan: VolumePlan, run: str = "") -> SnapshotState:
     name = snapshot_name(backup, plan)
+    labels = {BACKUP_LABEL: backup, **({RUN_LABEL: run} if run else {})}
     body = {
         "apiVersion": "snapshot.storage.k8s.io/v1",
         "kind": "VolumeSnapshot",
-        "metadata": {"name": name, "namespace": plan.namespace, "labels": {BACKUP_LABEL: backup}},
+        "metadata": {"name": name, "namespace": plan.namespace, "labels": labels},
         "spec": {
             "volumeSnapshotClassName": plan.snapshot_class,
             "source": {"persistentVolumeClaimName": plan.pvc},
@@ -76,3 +83,202 @@ def delete_for_backup(kube: Kube, backup: str, namespaces: list[str]) -> int:
                 if err.status != 404:
                     raise
     return removed
+
+
+# --- ownership: a backup's snapshot data outlives the application namespace -------------------
+# The namespaced VolumeSnapshot only serves to cut the snapshot.  Once it is ready the backup takes
+# the data over: the content becomes Retain (the class's policy is kept in an annotation, honoured
+# when the backup is deleted), is labelled with the backup, and the VolumeSnapshot is removed.  From
+# then on deleting the namespace, every VolumeSnapshot, or the cluster cannot delete the data; only
+# delete backup, retention and the failure cleanup do (``release``).  Velero's CSI plugin does the same.
+POLICY_ANNOTATION = "backupcenter.io/deletion-policy"
+RUN_LABEL = "backupcenter.io/backup-run"
+RETAIN, DELETE = "Retain", "Delete"
+# The VolumeSnapshot named in a content made only to delete a snapshot: it never exists.
+RELEASE_PREFIX = "backupcenter-release-"
+RELEASE_TIMEOUT_SECONDS = 90.0
+
+
+def run_label(uid: str) -> str:
+    """A label value for one backup run (uids hold '/' and can be longer than a label)."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:16]
+
+
+class OwnedContent(BaseModel):
+    """What the product needs to delete (or re-create) a snapshot it owns, cluster or no cluster."""
+
+    content: str = ""  # the retained VolumeSnapshotContent, while this cluster has it
+    handle: str
+    driver: str
+    deletion_policy: str = DELETE  # of the snapshot class: Retain keeps the data when the backup goes
+    source_volume_mode: str = ""
+    snapshot_class: str = ""
+
+
+def _content_path(name: str) -> str:
+    return f"{SNAPSHOT_API}/volumesnapshotcontents/{name}"
+
+
+def take_ownership(
+    kube: Kube,
+    namespace: str,
+    snapshot: str,
+    content: str,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> OwnedContent:
+    """Make the product the owner of a ready snapshot's data (idempotent: a retry after the
+    VolumeSnapshot is gone finds the content by name and its original policy in the annotation)."""
+    path = _content_path(content)
+    found = kube.get(path)
+    if found is None:
+        raise BackupCenterError(
+            "SnapshotFailed",
+            snapshot=f"{namespace}/{snapshot}",
+            pvc=f"{namespace}/{snapshot}",
+            reason=f"its VolumeSnapshotContent {content} was deleted before the backup took it over",
+        )
+    meta = found.get("metadata") or {}
+    spec = found.get("spec") or {}
+    recorded = (meta.get("annotations") or {}).get(POLICY_ANNOTATION)
+    policy = str(recorded or spec.get("deletionPolicy") or DELETE)
+    kube.patch(
+        path,
+        {
+            "metadata": {"labels": labels, "annotations": {**(annotations or {}), POLICY_ANNOTATION: policy}},
+            "spec": {"deletionPolicy": RETAIN},
+        },
+    )
+    # Never remove the VolumeSnapshot before the content is Retain: that would delete the data.
+    after = kube.get(path) or {}
+    if (after.get("spec") or {}).get("deletionPolicy") != RETAIN:
+        raise BackupCenterError(
+            "SnapshotFailed",
+            snapshot=f"{namespace}/{snapshot}",
+            pvc=f"{namespace}/{snapshot}",
+            reason=f"VolumeSnapshotContent {content} did not take deletionPolicy Retain",
+        )
+    try:
+        kube.delete(f"{SNAPSHOT_API}/namespaces/{namespace}/volumesnapshots/{snapshot}")
+    except KubeError as err:
+        if err.status != 404:
+            raise
+    return OwnedContent(
+        content=content,
+        handle=str((after.get("status") or {}).get("snapshotHandle") or ""),
+        driver=str(spec.get("driver") or ""),
+        deletion_policy=policy,
+        source_volume_mode=str(spec.get("sourceVolumeMode") or ""),
+        snapshot_class=str(spec.get("volumeSnapshotClassName") or ""),
+    )
+
+
+def owned_contents(kube: Kube, selector: str) -> list[OwnedContent]:
+    """The retained contents in this cluster that carry the label selector."""
+    found = []
+    for item in kube.list(f"{SNAPSHOT_API}/volumesnapshotcontents", labelSelector=selector)[0]:
+        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+        if str(meta.get("name", "")).startswith(RELEASE_PREFIX):
+            continue
+        handle = (item.get("status") or {}).get("snapshotHandle") or (spec.get("source") or {}).get(
+            "snapshotHandle"
+        )
+        found.append(
+            OwnedContent(
+                content=str(meta["name"]),
+                handle=str(handle or ""),
+                driver=str(spec.get("driver") or ""),
+                deletion_policy=str((meta.get("annotations") or {}).get(POLICY_ANNOTATION) or RETAIN),
+                source_volume_mode=str(spec.get("sourceVolumeMode") or ""),
+                snapshot_class=str(spec.get("volumeSnapshotClassName") or ""),
+            )
+        )
+    return found
+
+
+def release_name(handle: str) -> str:
+    return RELEASE_PREFIX + hashlib.sha256(handle.encode()).hexdigest()[:24]
+
+
+class ReleaseResult(BaseModel):
+    contents_removed: int = 0  # retained contents deleted (their data stays or goes below)
+    deleted: int = 0  # snapshots whose data the driver deleted
+    kept: list[str] = []  # handles kept by a Retain snapshot class
+    already_gone: int = 0
+
+
+def release(
+    kube: Kube,
+    owned: list[OwnedContent],
+    *,
+    labels: dict[str, str],
+    product_namespace: str,
+    beat: Callable[[dict[str, Any]], None] = lambda _: None,
+    timeout_seconds: float = RELEASE_TIMEOUT_SECONDS,
+) -> ReleaseResult:
+    """Delete the data of snapshots the product owns, the way CSI deletes a snapshot it did not cut:
+    a content naming the handle with deletionPolicy Delete and no bound VolumeSnapshot, which the
+    driver's snapshotter deletes with its data once it has seen it.  Works whether or not this cluster
+    still has the retained content (it is removed too: as Retain, that never touches the data), so a
+    backup of a lost cluster is deleted from another one.  A Retain snapshot class keeps the data."""
+    result = ReleaseResult()
+    by_handle: dict[str, OwnedContent] = {}
+    for item in owned:
+        if item.content and kube.delete(_content_path(item.content)):
+            result.contents_removed += 1
+        if item.handle and item.driver:
+            by_handle.setdefault(item.handle, item)
+    pending: dict[str, OwnedContent] = {}
+    for handle, item in sorted(by_handle.items()):
+        if item.deletion_policy == RETAIN:
+            result.kept.append(handle)
+            continue
+        name = release_name(handle)
+        spec: dict[str, Any] = {
+            "deletionPolicy": DELETE,
+            "driver": item.driver,
+            "source": {"snapshotHandle": handle},
+            "volumeSnapshotRef": {"name": name, "namespace": product_namespace},
+        }
+        if item.source_volume_mode:
+            spec["sourceVolumeMode"] = item.source_volume_mode
+        kube.create(
+            f"{SNAPSHOT_API}/volumesnapshotcontents",
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotContent",
+                "metadata": {"name": name, "labels": labels},
+                "spec": spec,
+            },
+            exist_ok=True,
+        )
+        pending[name] = item
+    # The driver must have seen each content (ready, or an error such as "not found") before it
+    # goes: a content deleted unseen would leave the snapshot behind.
+    deadline = time.monotonic() + timeout_seconds
+    seen: set[str] = set()
+    while True:
+        for name in sorted(set(pending) - seen):
+            found = kube.get(_content_path(name))
+            status = (found or {}).get("status") or {}
+            if found is None or status.get("readyToUse") or status.get("error"):
+                seen.add(name)
+                if found is not None and not status.get("readyToUse"):
+                    result.already_gone += 1
+                kube.delete(_content_path(name))
+        left = [n for n in pending if kube.get(_content_path(n)) is not None]
+        beat({"releasing": len(left), "total": len(pending)})
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            first = pending[left[0]]
+            raise BackupCenterError(
+                "SnapshotReleaseTimeout",
+                content=left[0],
+                handle=first.handle,
+                driver=first.driver,
+                timeout=f"{int(timeout_seconds)}s",
+            )
+        time.sleep(0.5)
+    result.deleted = len(pending) - result.already_gone
+    return result

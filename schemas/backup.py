@@ -27,7 +27,11 @@ class SnapshotState(BaseModel):
     restore_size: str = ""
     driver: str = ""
     snapshot_class: str = ""
-    deletion_policy: str = ""  # of the VolumeSnapshotContent: Retain keeps the cloud snapshot
+    deletion_policy: str = ""  # of the snapshot class: Retain keeps the cloud snapshot when the backup goes
+    # True once the backup owns the data (content Retain and labelled, VolumeSnapshot removed): nothing
+    # done to the application namespace can delete it.  False in records of backups made before.
+    owned: bool = False
+    source_volume_mode: str = ""  # Filesystem or Block, for re-creating a content from the handle
     # ECS facts of a disk snapshot, recorded when enable_ecs_snapshot is on (the handle is the ECS id).
     ecs_id: str = ""
     ecs_region: str = ""

@@ -64,6 +64,12 @@ class ConvertedVolume(BaseModel):
     handle: str = ""
     restore_size: str = ""
     access_modes: list[str] = Field(default_factory=list)
+    # As for a backup's snapshots: the retained content the conversion owns (the VolumeSnapshot is
+    # removed once ready), the class's deletion policy, and what re-creates a content from the handle.
+    content: str = ""
+    deletion_policy: str = ""
+    owned: bool = False
+    source_volume_mode: str = ""
     # With ECS snapshots on, the handle is an ECS snapshot of this region: a restore in another
     # region copies it there like the backup's own disk snapshots.
     ecs_region: str = ""

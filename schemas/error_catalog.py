@@ -450,6 +450,26 @@ register(
         ),
     ),
     E(
+        code="NodePortTaken",
+        kind="RestoreError",
+        template="Service {service}: node port {port} is already allocated in the target cluster",
+        causes=(
+            "Another Service of the target cluster holds the port; in a restore into the cluster the "
+            "backup was taken from (a mapped namespace), that is the original service.",
+            "The restore keeps a node port that was set explicitly (kubectl apply, server-side apply, "
+            "Helm), and every node port when it runs with --preserve-node-ports.",
+        ),
+        fixes=(
+            "Free the port in the target cluster (delete the Service holding it, or give that one another "
+            "nodePort), then restore the failed item again with a new restore narrowed by "
+            "--include-namespaces and --include-resources services.",
+            "Restore without --preserve-node-ports: auto-assigned node ports are then allocated anew.",
+            "A port set explicitly is always kept: restore into another cluster (or a namespace whose "
+            "application is gone), or create the service after the restore with another nodePort, or "
+            "none to get one assigned.",
+        ),
+    ),
+    E(
         code="RestoreSnapshotNotReady",
         kind="RestoreError",
         template=(
@@ -464,6 +484,42 @@ register(
         fixes=(
             "`kubectl describe volumesnapshotcontent` of the named snapshot for the driver's error; "
             "restore from another backup or in the backup's region, then `backupctl restore retry`.",
+        ),
+        retryable=True,
+    ),
+    E(
+        code="RestoreSnapshotGone",
+        kind="RestoreError",
+        template=(
+            "the snapshot of backup {backup} for PVC {pvc} no longer exists (handle {handle}): {reason}"
+        ),
+        causes=(
+            "The snapshot was deleted outside the product: with the application namespace or its "
+            "VolumeSnapshot, by a backup made before snapshots were owned by the backup, or at the cloud "
+            "provider (console, expired retention).",
+            "The handle belongs to another region or account than this cluster's driver sees.",
+        ),
+        fixes=(
+            "Restore this volume without its data (`--no-volume-data`) or from another backup; the rest of "
+            "the restore is not affected.",
+            "For a backup of another region, restore with ECS snapshots on so the snapshot is copied here.",
+        ),
+    ),
+    E(
+        code="SnapshotReleaseTimeout",
+        kind="DeleteError",
+        template=(
+            "snapshot {handle} (driver {driver}) was not released: VolumeSnapshotContent {content} "
+            "was not seen by the driver within {timeout}"
+        ),
+        causes=(
+            "The CSI snapshotter sidecar of the driver is not running, or lacks permission on "
+            "VolumeSnapshotContents.",
+        ),
+        fixes=(
+            "Check the driver's csi-snapshotter container (`kubectl describe volumesnapshotcontent "
+            "<content>` shows its events), then request the delete again (`backupctl delete backup <name>`): "
+            "it finishes the job.",
         ),
         retryable=True,
     ),

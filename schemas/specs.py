@@ -103,7 +103,12 @@ class RestoreSpec(NamespaceSelection):
     storage_class_mapping: dict[K8sObjectName, K8sObjectName] = Field(default_factory=dict)
     image_registry_mapping: dict[str, str] = Field(default_factory=dict)
     convert_to_access_modes: list[str] = Field(default_factory=list)
-    preserve_node_ports: bool = True
+    preserve_node_ports: bool = Field(
+        default=False,
+        description="Keep every node port of NodePort and LoadBalancer services (and healthCheckNodePort "
+        "of LoadBalancer/Local ones); by default only node ports set explicitly are kept, auto-assigned "
+        "ones are allocated anew",
+    )
     existing_resource_policy: ExistingResourcePolicy = ExistingResourcePolicy.none
     volume_data: bool = True
 

@@ -48,6 +48,8 @@ STEP_SNAPSHOT = "snapshot volumes"
 STEP_WAIT = "wait snapshots ready"
 STEP_FILES = "file-level volumes"
 STEP_COMMIT = "commit"
+# Runs started before backups owned their snapshots replay without the ownership step.
+OWNERSHIP_PATCH = "snapshot-ownership"
 
 
 @workflow.defn
@@ -140,7 +142,7 @@ class BackupWorkflow(OperatorControls):
 
         volume_records = VolumeRecords()
         if spec.volume_data:
-            await self._volumes(spec, settings, runner, namespaces, volume_records)
+            await self._volumes(spec, settings, runner, namespaces, volume_records, uid)
         else:
             for step in (STEP_SNAPSHOT, STEP_WAIT, STEP_FILES):
                 runner.status.step(step).state = runner.status.step(step).state.skipped
@@ -167,6 +169,7 @@ class BackupWorkflow(OperatorControls):
         runner: JobRunner,
         namespaces: list[str],
         records: VolumeRecords,
+        uid: str,
     ) -> None:
         inventory = await runner.step(STEP_SNAPSHOT, lambda: self._act(acts.plan_volumes, spec, namespaces))
         if inventory is None:
@@ -207,6 +210,7 @@ class BackupWorkflow(OperatorControls):
                     acts.create_snapshots,
                     spec.name,
                     b,  # type: ignore[misc]
+                    uid,
                     summary=f"create {len(b)} VolumeSnapshots",
                 ),
             )
@@ -215,17 +219,8 @@ class BackupWorkflow(OperatorControls):
             request = acts.WaitSnapshots(states=created or [], timeout_seconds=timeout.total_seconds())
             names = ", ".join(f"{s.namespace}/{s.snapshot}" for s in request.states[:3])
             ready = await runner.step(
-                STEP_WAIT,
-                lambda r=request, n=names, t=timeout: workflow.execute_activity(  # type: ignore[misc]
-                    acts.wait_snapshots_ready,
-                    r,
-                    start_to_close_timeout=t + timedelta(minutes=1),
-                    heartbeat_timeout=settings.heartbeat_timeout,
-                    # The activity owns its deadline; retries only cover a lost worker.
-                    retry_policy=RetryPolicy(
-                        maximum_attempts=3, non_retryable_error_types=["SnapshotNotReady", "SnapshotFailed"]
-                    ),
-                    summary=f"wait VolumeSnapshot {n} ready (timeout {t})",
+                STEP_WAIT, lambda r=request, n=names, t=timeout: self._wait_and_own(  # type: ignore[misc]
+                    spec.name, uid, r, n, t, settings
                 ),
             )
             if settings.enable_ecs_snapshot and ready:
@@ -399,6 +394,40 @@ class BackupWorkflow(OperatorControls):
             )
         )
 
+    async def _wait_and_own(
+        self,
+        backup: str,
+        uid: str,
+        request: acts.WaitSnapshots,
+        names: str,
+        timeout: timedelta,
+        settings: Settings,
+    ) -> list[SnapshotState]:
+        """Wait for the batch's snapshots, then take them over (one step: `retry` runs both, each
+        idempotent)."""
+        ready: list[SnapshotState] = await workflow.execute_activity(
+            acts.wait_snapshots_ready,
+            request,
+            start_to_close_timeout=timeout + timedelta(minutes=1),
+            heartbeat_timeout=settings.heartbeat_timeout,
+            # The activity owns its deadline; retries only cover a lost worker.
+            retry_policy=RetryPolicy(
+                maximum_attempts=3, non_retryable_error_types=["SnapshotNotReady", "SnapshotFailed"]
+            ),
+            summary=f"wait VolumeSnapshot {names} ready (timeout {timeout})",
+        )
+        if not ready or not workflow.patched(OWNERSHIP_PATCH):
+            return ready
+        # The backup takes the data over: deleting the application namespace (or its
+        # VolumeSnapshots) must never delete a backup's snapshots.
+        own = acts.OwnSnapshots(backup=backup, uid=uid, states=ready)
+        owned: list[SnapshotState] = await self._act(
+            acts.own_snapshots,
+            own,
+            summary=f"take over {len(ready)} snapshots (contents Retain, VolumeSnapshots go)",
+        )
+        return owned
+
     async def _act(self, fn: Callable[..., Any], *args: Any, summary: str | None = None) -> Any:
         return await workflow.execute_activity(
             fn, args=list(args), start_to_close_timeout=QUICK, retry_policy=TRANSIENT, summary=summary
@@ -425,9 +454,11 @@ class BackupWorkflow(OperatorControls):
             removed = await workflow.execute_activity(
                 acts.cleanup_backup,
                 request,
-                start_to_close_timeout=QUICK,
+                # Releasing snapshots the run took over waits for the driver (bounded, heartbeating).
+                start_to_close_timeout=QUICK * 3,
+                heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=TRANSIENT,
-                summary="remove this run's VolumeSnapshots and uncommitted vault objects",
+                summary="remove this run's snapshots and uncommitted vault objects",
             )
             self._status.summary["snapshots_removed"] = removed
         except Exception as err:

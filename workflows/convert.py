@@ -190,7 +190,9 @@ class ConvertWorkflow(OperatorControls):
             removed = await workflow.execute_activity(
                 acts.cleanup_convert,
                 acts.CleanupRequest(job=job, error=error),
-                start_to_close_timeout=QUICK,
+                # Releasing snapshots taken over waits for the driver (bounded, heartbeating).
+                start_to_close_timeout=QUICK * 3,
+                heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=TRANSIENT,
                 summary="remove temporary PVCs, pods and the snapshots taken so far",
             )

@@ -100,10 +100,17 @@ class DeleteWorkflow(OperatorControls):
             self._skip(STEP_ECS, f"its ECS snapshots belong to cluster {target.source_cluster}")
 
         if target.local:
-            removed = await runner.step(STEP_OBJECTS, lambda: self._act(acts.delete_cluster_objects, target))
+            # Releasing owned snapshots waits for the driver to see each release (bounded, heartbeating).
+            removed = await runner.step(
+                STEP_OBJECTS,
+                lambda: self._act(
+                    acts.delete_cluster_objects, target, summary=f"delete the snapshots of {what}",
+                    timeout=QUICK * 3,
+                ),
+            )
             what = {
-                JobKind.backup: "VolumeSnapshots",
-                JobKind.convert: "converted VolumeSnapshots and temporary PVCs/pods",
+                JobKind.backup: "snapshots",
+                JobKind.convert: "converted snapshots and temporary PVCs/pods",
             }.get(spec.target_kind, "temporary snapshot objects")
             runner.status.step(STEP_OBJECTS).message = f"{removed or 0} {what} deleted"
         else:

@@ -31,7 +31,7 @@ class RestoreContext(BaseModel):
     image_registry_mapping: dict[str, str] = Field(default_factory=dict)
     image_rules: ImageRules = Field(default_factory=ImageRules)
     convert_to_access_modes: tuple[str, ...] = ()
-    preserve_node_ports: bool = True
+    preserve_node_ports: bool = False  # False: keep explicitly set node ports only (RestoreSpec)
     storage_classes: dict[str, str] = Field(
         default_factory=dict, description="The target cluster's storage classes: name -> provisioner"
     )

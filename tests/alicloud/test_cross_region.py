@@ -505,3 +505,75 @@ async def test_converted_nas_volume_is_copied_and_restored_in_another_region(
     )
     for rel, data in FILES.items():
         assert (mount / rel).read_bytes() == data, rel
+
+
+# --- the disaster: the namespace is deleted, the backup's ECS snapshots stay ---------------------------
+async def delete_namespace(region: Region, ns: str) -> None:
+    kube = region.product.kube
+    kube.delete(f"/api/v1/namespaces/{ns}")
+    await until(lambda: kube.get(f"/api/v1/namespaces/{ns}") is None, f"namespace {ns} gone", timeout=120)
+
+
+async def test_namespace_deleted_then_restored_with_its_ecs_snapshot(
+    region_a: Region, ecs: LocalEcsServer
+) -> None:
+    ns = namespace(region_a)
+    try:
+        blob = disk_app(region_a, ns)
+        name = await backup(region_a.product, ns)
+        state = records(region_a, name).snapshots[0]
+        assert state.owned and state.ecs_id
+        await delete_namespace(region_a, ns)
+        # Deleting the namespace deleted no ECS snapshot: the backup owns it, not the namespace.
+        assert ecs.snapshot(state.ecs_id) is not None
+
+        restore_name, _ = await start_restore(region_a.product, name)
+        final = await finished(region_a.product, "restore", restore_name, 300)
+        assert final.phase is JobPhase.completed, (final.error, final.item_errors, final.render_table())
+        assert restored_bytes(region_a, ns) == blob
+
+        done = await delete(region_a.product, "backup", name)
+        assert done.phase is JobPhase.completed, done.error
+        assert ecs.snapshot(state.ecs_id) is None
+        assert not region_a.cluster.layout.snapshot_dir(state.ecs_id).exists()
+        labelled = region_a.product.kube.list(
+            f"{SNAPSHOTS}/volumesnapshotcontents", labelSelector=f"backupcenter.io/backup={name}"
+        )[0]
+        assert labelled == []
+    finally:
+        region_a.product.kube.delete(f"/api/v1/namespaces/{ns}")
+
+
+async def test_ecs_snapshot_deleted_out_of_band_fails_the_volume_at_once(
+    region_a: Region, ecs: LocalEcsServer
+) -> None:
+    from alicloud import snapshots as ecs_snapshots
+
+    ns = namespace(region_a)
+    target = f"{ns}-r"
+    product = region_a.product
+    original = product.settings_path.read_text()
+    try:
+        disk_app(region_a, ns)
+        create(product.kube, ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})
+        name = await backup(product, ns)
+        state = records(region_a, name).snapshots[0]
+        client = ecs_snapshots.client(product.kube, product.settings, REGION_A)
+        assert client.delete_snapshot(state.ecs_id, missing_ok=True)
+        longer = original.replace("snapshot_ready_timeout: 60s", "snapshot_ready_timeout: 10m")
+        product.settings_path.write_text(longer)
+
+        started = asyncio.get_running_loop().time()
+        restore_name, _ = await start_restore(product, name, namespace_mapping={ns: target})
+        final = await finished(product, "restore", restore_name, 300)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert final.phase is JobPhase.partially_failed, (final.error, final.render_table())
+        assert elapsed < 90, f"{elapsed:.0f}s: the restore waited for the readiness timeout"
+        [error] = [e for e in final.item_errors if "persistentvolumeclaims" in e.item]
+        assert f"the snapshot of backup {name} for PVC {target}/data no longer exists" in error.message
+        assert f"snapshot not found in region {REGION_A}" in error.message
+        assert get(product.kube, f"/api/v1/namespaces/{target}/configmaps/cfg")
+    finally:
+        product.settings_path.write_text(original)
+        product.kube.delete(f"/api/v1/namespaces/{ns}")
+        product.kube.delete(f"/api/v1/namespaces/{target}")

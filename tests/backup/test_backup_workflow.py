@@ -14,7 +14,17 @@ from localdev.kube.agent import csi_mount_path
 from schemas.errors import BackupCenterError
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus, StepState
-from tests.localcluster.helpers import SNAPSHOTS, create, get, pod, pvc, pvc_path, running_pod, wait_for
+from tests.localcluster.helpers import (
+    SNAPSHOTS,
+    create,
+    get,
+    owned_contents,
+    pod,
+    pvc,
+    pvc_path,
+    running_pod,
+    wait_for,
+)
 from tests.product_fixtures import Product
 from vault import catalog
 from workflows.backup import BackupWorkflow
@@ -82,10 +92,16 @@ async def wait_phase(product: Product, name: str, phase: JobPhase, timeout: floa
 
 
 def snapshots_of(product: Product, ns: str, backup: str) -> list[dict[str, Any]]:
+    """The backup's VolumeSnapshots in the application namespace (only while they are cut)."""
     items, _ = product.kube.list(
         f"{SNAPSHOTS}/namespaces/{ns}/volumesnapshots", labelSelector=f"backupcenter.io/backup={backup}"
     )
     return items
+
+
+def owned_of(product: Product, backup: str) -> list[dict[str, Any]]:
+    """The snapshot contents the backup took over (Retain, labelled with it)."""
+    return owned_contents(product.kube, f"backupcenter.io/backup={backup}")
 
 
 async def test_backup_completes_with_resources_and_snapshots(
@@ -122,8 +138,15 @@ async def test_backup_completes_with_resources_and_snapshots(
         and "managedFields" not in dep["metadata"]
     )
 
-    (snap,) = snapshots_of(product, ns, name)
-    assert snap["status"]["readyToUse"] is True
+    # The backup owns its snapshot: the content is Retain (the class's Delete is kept for deleting
+    # the backup), and the VolumeSnapshot in the application namespace is gone.
+    assert snapshots_of(product, ns, name) == []
+    (content,) = owned_of(product, name)
+    assert content["status"]["readyToUse"] is True and content["spec"]["deletionPolicy"] == "Retain"
+    assert content["metadata"]["annotations"]["backupcenter.io/deletion-policy"] == "Delete"
+    (state,) = catalog.volume_records(store, name).snapshots  # type: ignore[union-attr]
+    assert state.owned and state.content == content["metadata"]["name"]
+    assert (state.handle, state.source_volume_mode) == (content["status"]["snapshotHandle"], "Filesystem")
     assert result.step("wait snapshots ready").progress is not None
 
     # The name is taken now, in Temporal and in the vault.
@@ -187,6 +210,6 @@ async def test_cancel_removes_snapshots_and_vault_objects(
     finally:
         kube_agent.faults.snapshots_never_ready(False)
     assert result.phase is JobPhase.canceled
-    assert snapshots_of(product, ns, name) == []
+    assert snapshots_of(product, ns, name) == [] and owned_of(product, name) == []
     assert list(store.list(catalog.backup_prefix(name))) == []
     assert result.step("commit").state is StepState.canceled

@@ -22,7 +22,7 @@ from localdev.kube import bulk
 from schemas.settings import Settings, SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
-from tests.backup.test_backup_workflow import seed, snapshots_of
+from tests.backup.test_backup_workflow import owned_of, seed, snapshots_of
 from tests.conftest import BACKUPCTL
 from tests.product_fixtures import Product
 from vault import catalog
@@ -181,4 +181,5 @@ async def test_worker_killed_during_snapshot_wait_leaks_nothing(
     assert result.phase is JobPhase.completed, result.error
     assert worker_process.proc is not None
     assert (await _completed_by(handle, "wait_snapshots_ready")).startswith(f"{worker_process.proc.pid}@")
-    assert len(snapshots_of(product, ns, name)) == 1  # the retry found its snapshot, made no second
+    # The retry found its snapshot and made no second; the backup took it over.
+    assert snapshots_of(product, ns, name) == [] and len(owned_of(product, name)) == 1

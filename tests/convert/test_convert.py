@@ -16,7 +16,7 @@ from localdev.kube.agent import csi_mount_path
 from schemas.convert import ConvertState
 from schemas.specs import ConvertSpec
 from schemas.status import JobPhase, JobStatus
-from tests.localcluster.helpers import create, get, pod, pvc, pvc_path, running_pod, wait_for
+from tests.localcluster.helpers import create, get, owned_contents, pod, pvc, pvc_path, running_pod, wait_for
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, delete, finished, restore, unique, wait_phase
 from vault import conversions
@@ -71,7 +71,9 @@ def temporaries(product: Product, name: str) -> list[str]:
 
 
 def snapshots_of(product: Product, name: str) -> list[dict[str, Any]]:
-    return product.kube.list(f"{SNAPSHOT_API}/volumesnapshots", labelSelector=f"{CONVERT_LABEL}={name}")[0]
+    """The conversion's snapshots: contents it took over (its VolumeSnapshots are removed once ready)."""
+    selector = f"{CONVERT_LABEL}={name}"
+    return owned_contents(product.kube, selector)
 
 
 def record(product: Product, name: str) -> Any:
@@ -98,7 +100,10 @@ async def test_nas_volume_converted_to_disk_then_restored_from_the_snapshot(
     ]
     assert re.fullmatch(rf"{source}/shared-for-convert\d{{12}}", converted.snapshot)
     [snap] = snapshots_of(product, name)
-    assert snap["status"]["readyToUse"] is True
+    assert snap["status"]["readyToUse"] is True and snap["spec"]["deletionPolicy"] == "Retain"
+    assert converted.owned and converted.content == snap["metadata"]["name"]
+    # Owned by the conversion, not the namespace: no VolumeSnapshot is left there.
+    assert kube.list(f"{SNAPSHOT_API}/namespaces/{source}/volumesnapshots")[0] == []
     assert temporaries(product, name) == []  # temporary PVC and pod are gone
 
     target = f"{source}-c"

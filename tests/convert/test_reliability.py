@@ -101,8 +101,8 @@ async def test_worker_killed_while_the_tmp_pvc_binds(
     assert status.phase is JobPhase.completed, (status.error, status.item_errors)
     [temp] = first
     assert seen <= {first[temp]}, "the retried activity created a second tmp PVC"
-    [snap] = snapshots_of(product, name)
-    assert snap["spec"]["source"]["persistentVolumeClaimName"] == temp
+    [snap] = snapshots_of(product, name)  # one snapshot, taken over from the namespace
+    assert snap["spec"]["volumeSnapshotRef"]["name"] == temp
     assert temporaries(product, name) == []
     saved = record(product, name)
     assert saved.state is ConvertState.committed and len(saved.volumes) == 1

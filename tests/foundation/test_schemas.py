@@ -112,7 +112,8 @@ def test_backup_spec_validation_names_the_field() -> None:
 
 def test_other_specs() -> None:
     r = RestoreSpec(name="r", backup="b", vault="v", namespace_mapping={"app": "app-copy"})
-    assert r.preserve_node_ports and r.existing_resource_policy.value == "none"
+    # Only explicitly set node ports are kept by default (auto-assigned ones are taken at the source).
+    assert not r.preserve_node_ports and r.existing_resource_policy.value == "none"
     with pytest.raises(ValidationError, match="at least one"):
         ConvertSpec(name="c", backup="b", vault="v", storage_class_mapping={})
     plan = PlanSpec(name="p", cycle="6h30m", template={"vault": "v"})

@@ -136,3 +136,10 @@ def http_status(call: Callable[[], Any]) -> int:
     except KubeError as exc:
         return exc.status
     return 200
+
+
+def owned_contents(kube: Kube, selector: str) -> list[Obj]:
+    """VolumeSnapshotContents the product owns (taken over by a backup or conversion) with the label
+    selector; the short-lived contents it makes to release snapshots are not counted."""
+    items, _ = kube.list(f"{SNAPSHOTS}/volumesnapshotcontents", labelSelector=selector)
+    return [i for i in items if not i["metadata"]["name"].startswith("backupcenter-release-")]

@@ -13,8 +13,8 @@ from kube.restore_records import restore_prefix
 from schemas.errors import BackupCenterError
 from schemas.specs import DeleteSpec, JobKind
 from schemas.status import JobPhase, StepState
-from tests.backup.test_backup_workflow import seed, snapshots_of
-from tests.localcluster.helpers import wait_for
+from tests.backup.test_backup_workflow import owned_of, seed
+from tests.localcluster.helpers import SNAPSHOTS
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, delete, restore, wait_phase
 from vault import catalog
@@ -29,13 +29,18 @@ async def test_delete_backup_frees_the_name_and_removes_its_snapshots(
     ns = kube_namespace
     seed(product, kube_agent, ns, configmaps=1)
     name = await backup(product, ns)
-    assert snapshots_of(product, ns, name)
+    [content] = owned_of(product, name)
+    data = kube_agent.layout.snapshot_dir(content["status"]["snapshotHandle"])
+    assert (data / "data" / "rows.db").is_file()
 
     status = await delete(product, "backup", name)
     assert status.phase is JobPhase.completed, status.error
     assert [s.state for s in status.steps] == [StepState.succeeded] * 4
-    assert status.step("delete cluster objects").message == "1 VolumeSnapshots deleted"
-    wait_for(lambda: snapshots_of(product, ns, name) == [], "the backup's VolumeSnapshots gone")
+    assert status.step("delete cluster objects").message == "1 snapshots deleted"
+    # The retained content and the short-lived one that released the data are gone, and so is the data.
+    assert owned_of(product, name) == [] and not data.exists()
+    selector = f"backupcenter.io/backup={name}"
+    assert product.kube.list(f"{SNAPSHOTS}/volumesnapshotcontents", labelSelector=selector)[0] == []
     store = product.ctx.vaults().store(product.vault)
     assert list(store.list(catalog.backup_prefix(name))) == []
     with pytest.raises(BackupCenterError, match="not found"):

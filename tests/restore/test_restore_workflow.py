@@ -13,7 +13,17 @@ from kube.restore_volumes import TEMPORARY_LABEL
 from localdev.kube.agent import csi_mount_path
 from schemas.status import JobPhase, StepState
 from tests.backup.test_backup_workflow import seed
-from tests.localcluster.helpers import SNAPSHOTS, create, get, pod, pvc, pvc_path, running_pod, wait_for
+from tests.localcluster.helpers import (
+    SNAPSHOTS,
+    create,
+    get,
+    owned_contents,
+    pod,
+    pvc,
+    pvc_path,
+    running_pod,
+    wait_for,
+)
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, by_name, outcomes, restore
 
@@ -53,7 +63,10 @@ async def test_restore_into_mapped_namespace(product: Product, kube_agent: Any, 
 
     target = f"{source}-m"
     try:
-        status = await restore(product, backup_name, namespace_mapping={source: target})
+        # preserve_node_ports keeps the allocated ports too, not only the explicitly set one.
+        status = await restore(
+            product, backup_name, namespace_mapping={source: target}, preserve_node_ports=True
+        )
         assert status.phase is JobPhase.completed, (status.error, status.item_errors)
         assert all(s.state in (StepState.succeeded, StepState.skipped) for s in status.steps), status.steps
         assert status.step("restore CRDs").state is StepState.skipped
@@ -90,8 +103,7 @@ async def test_restore_into_mapped_namespace(product: Product, kube_agent: Any, 
         for path in (f"{SNAPSHOTS}/namespaces/{target}/volumesnapshots",
                      f"{SNAPSHOTS}/volumesnapshotcontents"):
             assert kube.list(path, labelSelector=f"{TEMPORARY_LABEL}={restore_name}")[0] == []
-        assert kube.list(f"{SNAPSHOTS}/namespaces/{source}/volumesnapshots",
-                         labelSelector=f"backupcenter.io/backup={backup_name}")[0]
+        assert owned_contents(kube, f"backupcenter.io/backup={backup_name}")
 
         # Every outcome is in the vault, and the status counts agree with it.
         items = outcomes(product, restore_name)

@@ -16,7 +16,7 @@ def test_from_spec_and_serialization() -> None:
         storage_class_mapping={"alicloud-nas": "alicloud-disk-essd"},
         image_registry_mapping={"docker.io/library/": "registry.example.com/lib/"},
         convert_to_access_modes=["ReadWriteOnce"],
-        preserve_node_ports=False,
+        preserve_node_ports=True,
     )
     ctx = RestoreContext.from_spec(
         spec,
@@ -27,7 +27,7 @@ def test_from_spec_and_serialization() -> None:
     )
     assert ctx.restore_name == "r1" and ctx.backup_name == "b1"
     assert ctx.convert_to_access_modes == ("ReadWriteOnce",)
-    assert ctx.preserve_node_ports is False
+    assert ctx.preserve_node_ports is True
     assert ctx.map_namespace("shop") == "shop2" and ctx.map_namespace("web") == "web"
     assert ctx.is_disk_class("alicloud-disk-essd") and not ctx.is_disk_class("alicloud-nas")
     assert not ctx.is_disk_class(None) and not ctx.knows_class("")
@@ -37,4 +37,8 @@ def test_from_spec_and_serialization() -> None:
 
 
 def test_defaults_preserve_node_ports() -> None:
-    assert RestoreContext(restore_name="r", backup_name="b").preserve_node_ports is True
+    # By default only explicitly set node ports are kept (the spec and the context agree).
+    assert RestoreContext(restore_name="r", backup_name="b").preserve_node_ports is False
+    spec = RestoreSpec(name="r", backup="b", vault="v")
+    assert spec.preserve_node_ports is False
+    assert RestoreContext.from_spec(spec).preserve_node_ports is False

@@ -44,6 +44,7 @@ from localdev.kube.agent.util import (
 from localdev.kube.agent.world import World
 
 DEFAULT_CLASS_ANNOTATION = "snapshot.storage.kubernetes.io/is-default-class"
+BEING_DELETED_ANNOTATION = "snapshot.storage.kubernetes.io/volumesnapshot-being-deleted"
 _BASE = f"/apis/{API_VERSION}"
 # How often a content waits for ECS to finish a snapshot or copy it registered.
 ECS_POLL_SECONDS = 0.5
@@ -268,7 +269,7 @@ class Snapshotter:
         handle = _status(content).get("snapshotHandle") or (spec.get("source") or {}).get("snapshotHandle")
         if deleting(content):
             if CONTENT_FINALIZER in finalizers:
-                if spec.get("deletionPolicy") == "Delete" and handle:
+                if spec.get("deletionPolicy") == "Delete" and handle and _should_delete_data(content):
                     if self._ecs is not None:
                         self._ecs.delete(str(handle))  # already gone is fine: the product may delete first
                     shutil.rmtree(self._layout.snapshot_dir(str(handle)), ignore_errors=True)
@@ -299,6 +300,9 @@ class Snapshotter:
             and spec.get("deletionPolicy") == "Delete"
             and not any(uid_of(s) == ref["uid"] for s in world.snapshots)
         ):
+            # The common controller marks the content before deleting it: that mark is what lets the
+            # driver's sidecar delete the data of a content that was bound to a snapshot.
+            self._kube.patch(path, {"metadata": {"annotations": {BEING_DELETED_ANNOTATION: "yes"}}})
             self._kube.delete(path)
             return None
         if _status(content).get("readyToUse"):
@@ -486,6 +490,18 @@ class Snapshotter:
                 }
             },
         )
+
+
+def _should_delete_data(content: Obj) -> bool:
+    """The csi-snapshotter sidecar's rule (shouldDelete): it deletes the snapshot of a content being
+    deleted only when the content is pre-provisioned and not bound to a snapshot, or when the common
+    controller marked it while deleting its snapshot.  Deleting a dynamically provisioned content by
+    hand, after its snapshot went with deletionPolicy Retain, leaves the snapshot at the provider."""
+    spec = content.get("spec") or {}
+    ref = spec.get("volumeSnapshotRef") or {}
+    if (spec.get("source") or {}).get("snapshotHandle") and not ref.get("uid"):
+        return True
+    return BEING_DELETED_ANNOTATION in annotations_of(content)
 
 
 def _retention_days(world: World, content: Obj) -> int | None:
