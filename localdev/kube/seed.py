@@ -3,6 +3,9 @@ in its volumes, so a demo can prove a restore brought back the same bytes.
 
     manifest = seed_sample_app(api_client)        # or: python -m localdev.kube.seed --kubeconfig KUBECONFIG
     problems = verify_volume_files(api_client, manifest)   # [] when every file is back, byte for byte
+    remove_sample_app(api_client)                  # the sample namespaces, their restored copies, the CRD
+
+Seeding is idempotent, and waits for a sample namespace still being deleted to be gone first.
 
 Files are written where the kubelet mounted each volume (the node's kubelet root, from its
 localdev.backupcenter.io/kubelet-root annotation), so this works against a detached dev cluster too.
@@ -34,8 +37,13 @@ IMAGE_DB = "docker.io/library/postgres:16"
 IMAGE_TOOLS = "docker.io/library/busybox:1.36"
 
 
+SEED_LABEL = "demo.backupcenter.io/seed"
+SAMPLE_NAMESPACES = (APP_NS, WEB_NS)
+WIDGET_CRD = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{WIDGET_GROUP}"
+
+
 def _labels(app: str) -> dict[str, str]:
-    return {"app": app, "demo.backupcenter.io/seed": "true"}
+    return {"app": app, SEED_LABEL: "true"}
 
 
 def _container(name: str, image: str, mounts: list[Obj] | None = None, port: int | None = None) -> Obj:
@@ -85,8 +93,8 @@ def _objects() -> list[tuple[str, Obj]]:
     ns_path = "/api/v1/namespaces"
     app, web = f"{ns_path}/{APP_NS}", f"{ns_path}/{WEB_NS}"
     return [
-        (ns_path, {"metadata": {"name": APP_NS, "labels": {"demo.backupcenter.io/seed": "true"}}}),
-        (ns_path, {"metadata": {"name": WEB_NS, "labels": {"demo.backupcenter.io/seed": "true"}}}),
+        (ns_path, {"metadata": {"name": APP_NS, "labels": {SEED_LABEL: "true"}}}),
+        (ns_path, {"metadata": {"name": WEB_NS, "labels": {SEED_LABEL: "true"}}}),
         ("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", widget_crd),
         (
             f"{app}/configmaps",
@@ -352,6 +360,41 @@ def _wait(what: str, probe: Any, timeout: float) -> Any:
         time.sleep(0.2)
 
 
+def wait_gone(kube: Kube, paths: list[str], timeout: float) -> None:
+    """Wait until every object is really gone (404), not just marked for deletion."""
+    _wait(
+        f"{', '.join(p.rsplit('/', 1)[-1] for p in paths)} to be gone",
+        lambda: all(kube.get(p) is None for p in paths),
+        timeout,
+    )
+
+
+def remove_sample_app(
+    api_client: ApiClient, *, namespaces: list[str] | tuple[str, ...] = (), timeout: float = 300.0
+) -> list[str]:
+    """Delete what seeding (and restoring the sample) created: the sample namespaces, every namespace
+    carrying the seed label (restored copies keep it), the given ``namespaces`` and the Widget CRD;
+    wait until they are gone. Returns the names of the namespaces that were there."""
+    kube = Kube(api_client)
+    labelled, _ = kube.list("/api/v1/namespaces", labelSelector=f"{SEED_LABEL}=true")
+    wanted = {*SAMPLE_NAMESPACES, *namespaces, *(n["metadata"]["name"] for n in labelled)}
+    paths = [f"/api/v1/namespaces/{ns}" for ns in sorted(wanted)]
+    present = [p.rsplit("/", 1)[-1] for p in paths if _delete(kube, p)]
+    _delete(kube, WIDGET_CRD)
+    wait_gone(kube, [*paths, WIDGET_CRD], timeout)
+    return present
+
+
+def _delete(kube: Kube, path: str) -> bool:
+    """Delete; False when already gone. A namespace still terminating answers 409: it is on its way."""
+    try:
+        return kube.delete(path)
+    except KubeError as exc:
+        if exc.status == 409:
+            return True
+        raise
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -363,6 +406,14 @@ def seed_sample_app(
     manifest: {"namespaces", "objects", "volumes": [{"namespace", "claim", "storageClass", "files":
     {path: sha256}}]}."""
     kube = Kube(api_client)
+    # A sample namespace (or the CRD) still being deleted refuses new objects: let it go first.
+    terminating = [
+        path
+        for path in (*(f"/api/v1/namespaces/{ns}" for ns in SAMPLE_NAMESPACES), WIDGET_CRD)
+        if ((kube.get(path) or {}).get("metadata") or {}).get("deletionTimestamp")
+    ]
+    if terminating:
+        wait_gone(kube, terminating, timeout)
     objects = _create_all(kube, _objects())
     objects += _create_all(kube, _widgets())
     volumes = []
@@ -422,8 +473,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-files", action="store_true", help="create the objects only")
     parser.add_argument("--verify", type=Path, help="check the volumes against a manifest written earlier")
     parser.add_argument("--output", type=Path, help="write the manifest here (default: stdout)")
+    parser.add_argument(
+        "--remove", action="store_true", help="delete the sample app and its restored copies instead"
+    )
     args = parser.parse_args(argv)
     client = api_client_for(args.kubeconfig)
+    if args.remove:
+        removed = remove_sample_app(client)
+        print(f"removed namespaces: {', '.join(removed) or 'none'}")
+        return 0
     if args.verify:
         problems = verify_volume_files(client, json.loads(args.verify.read_text()))
         for problem in problems:
