@@ -42,6 +42,7 @@ from kube.restore_records import (
     restore_prefix,
 )
 from kube.restore_run import Plan, explain_restore, restore_group
+from kube.restore_run import skip_group as skip_restore_group
 from kube.restore_target import TargetClasses, check_class_mapping, plan_groups, target_context
 from kube.restore_volumes import (
     SourceKind,
@@ -75,6 +76,7 @@ from schemas.restore import (
     GroupResult,
     RestoreJob,
     RestorePlan,
+    SkipRequest,
     VolumeSourcesResult,
 )
 from schemas.specs import RestoreSpec
@@ -189,6 +191,17 @@ def apply_group(request: ApplyRequest) -> GroupResult:
             options,
             progress=progress,
         )
+
+
+@activity.defn
+@product_errors
+def skip_group(request: SkipRequest) -> GroupResult:
+    """After the operator skipped a phase: its objects count as failed (kube.restore_run.skip_group)."""
+    ctx = current()
+    job = request.job
+    with _vault_errors():
+        return skip_restore_group(ctx.store(job.spec.vault), _prefix(ctx, job), job.spec, request.group,
+                                  request.error)
 
 
 def _restored_names(store: ObjectStore, prefix: str, phase: Phase, kind: str) -> list[tuple[str, str]]:
@@ -503,7 +516,10 @@ def finish_restore(request: WaitRequest) -> FinishResult:
     spec = request.job.spec
     with _vault_errors():
         store, prefix = ctx.store(spec.vault), _prefix(ctx, request.job)
-        sources = _sources(store, prefix).with_snapshots()
+        restored = set(_restored_names(store, prefix, Phase.storage, "PersistentVolumeClaim"))
+        # A claim this restore did not create (failed, or its phase was skipped) will never bind:
+        # its temporaries go, and its outcome (not a "not bound yet") says why.
+        sources = [s for s in _sources(store, prefix).with_snapshots() if (s.namespace, s.pvc) in restored]
     kept = _await_consumers(kube, sources, _deadline(timedelta(seconds=request.timeout_seconds)))
     result = FinishResult()
     keep = {f"{s.namespace}/{s.snapshot}" for s in kept}
@@ -539,6 +555,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     check_restore_vault,
     discover_target,
     apply_group,
+    skip_group,
     wait_crds_established,
     prepare_volume_sources,
     wait_volume_sources_ready,

@@ -11,7 +11,7 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console, load_settings
-from backupctl.job_commands import add_operator_commands
+from backupctl.job_commands import KeepFollowing, add_operator_commands
 from schemas.specs import BackupMode, BackupSpec, ClusterResources
 from workflows.backup import BackupWorkflow
 
@@ -32,6 +32,7 @@ def create(
     volume_data: opt.VolumeData = True,
     ttl: opt.Ttl = "30d",
     wait: Annotated[bool, typer.Option(help="Follow progress until the backup finishes")] = False,
+    keep_following: KeepFollowing = False,
 ) -> None:
     """Start a backup."""
     spec = BackupSpec.model_validate(
@@ -68,7 +69,7 @@ def create(
         console.print(f"backup {name} started")
         if not wait:
             return 0
-        status = await jobctl.wait_job(client, "backup", name)
+        status = await jobctl.wait_job(client, "backup", name, through_operator_waits=keep_following)
         return jobctl.exit_code(status)
 
     raise typer.Exit(with_client(go))

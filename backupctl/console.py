@@ -22,5 +22,14 @@ def state_dir() -> Path:
     return Path(os.environ.get("BACKUPCENTER_STATE_DIR", ".dev")).absolute()
 
 
+def settings_provider() -> SettingsProvider:
+    """``BACKUPCENTER_SETTINGS`` when set; else the local environment's settings file, when `backupctl
+    dev up` made one in the state directory (so the CLI sees what the local workers see)."""
+    if os.environ.get("BACKUPCENTER_SETTINGS"):
+        return SettingsProvider.from_environment()
+    local = state_dir() / "settings.yaml"
+    return SettingsProvider.from_file(local) if local.is_file() else SettingsProvider.from_environment()
+
+
 def load_settings() -> Settings:
-    return SettingsProvider.from_environment().current()
+    return settings_provider().current()

@@ -11,7 +11,7 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console
-from backupctl.job_commands import add_operator_commands, start_job_command
+from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from backupctl.restore_cmd import parse_mapping
 from backupctl.vault_cmd import named_store
 from schemas.convert import ConvertedVolume
@@ -38,6 +38,7 @@ def create(
         str | None, typer.Option(help="Access modes of the converted volumes, e.g. ReadWriteOnce")
     ] = None,
     wait: Annotated[bool, typer.Option(help="Follow progress until the conversion finishes")] = False,
+    keep_following: KeepFollowing = False,
 ) -> None:
     """Start a conversion."""
     spec = ConvertSpec(
@@ -56,6 +57,7 @@ def create(
         summary=f"convert {name}: backup {backup} from vault {vault}",
         label="conversion",
         wait=wait,
+        keep_following=keep_following,
     )
 
 

@@ -6,16 +6,22 @@ after a failure is always possible; the target's name is free once a request com
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Annotated
 
 import typer
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from backupctl import jobctl
 from backupctl.asyncrun import with_client
-from backupctl.console import console, load_settings
+from backupctl.console import BadInput, console, load_settings
+from backupctl.job_commands import add_operator_commands
+from backupctl.vault_cmd import manager, named_store
+from schemas.errors import BackupCenterError
 from schemas.specs import DeleteSpec, JobKind
+from vault import catalog, conversions
 from workflows.delete import DeleteWorkflow
 from workflows.ids import job_id
 
@@ -34,11 +40,53 @@ def request_name(kind: JobKind, target: str) -> str:
     return f"{head}-{suffix}"
 
 
+async def _job_exists(client: Client, kind: JobKind, name: str) -> bool:
+    try:
+        await client.get_workflow_handle(job_id(kind.value, name)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+def _in_a_vault(kind: JobKind, target: str, vault: str | None) -> bool:
+    """Whether the named vault (or any registered one) holds the backup or conversion."""
+    vaults = manager()
+    names = [vault] if vault else [entry.name for entry in vaults.list()]
+    for name in names:
+        store = named_store(name) if vault else vaults.store(name)
+        if kind is JobKind.convert:
+            if conversions.get_conversion(store, target) is not None:
+                return True
+            continue
+        try:
+            catalog.get_backup(store, target)
+            return True
+        except BackupCenterError as err:
+            if err.code != "NotFound":
+                raise
+    return False
+
+
+async def _check_target(client: Client, kind: JobKind, target: str, vault: str | None) -> None:
+    """Refuse, before a delete request starts, a target that exists nowhere (exit 2, nothing started)."""
+    if await _job_exists(client, kind, target):
+        return
+    if kind is not JobKind.restore and await asyncio.to_thread(_in_a_vault, kind, target, vault):
+        return
+    noun = {JobKind.backup: "backup", JobKind.restore: "restore", JobKind.convert: "conversion"}[kind]
+    where = f"vault {vault}" if vault else "any vault" if kind is not JobKind.restore else "this cluster"
+    raise BadInput(f"{noun} {target!r} not found (no {kind.value} job of that name, nothing in {where}); "
+                   f"`backupctl {kind.value} list` shows what exists")
+
+
 def _run(kind: JobKind, target: str, vault: str | None, wait: bool) -> None:
     spec = DeleteSpec(name=request_name(kind, target), target_kind=kind, target=target, vault=vault)
     settings = load_settings()
 
     async def go(client: Client) -> int:
+        await _check_target(client, kind, target, vault)
         await jobctl.start_job(
             client,
             settings,
@@ -52,7 +100,8 @@ def _run(kind: JobKind, target: str, vault: str | None, wait: bool) -> None:
         console.print(f"delete request {spec.name} started (workflow {job_id('delete', spec.name)})")
         if not wait:
             return 0
-        return jobctl.exit_code(await jobctl.wait_job(client, "delete", spec.name))
+        status = await jobctl.wait_job(client, "delete", spec.name)
+        return jobctl.exit_code(status)
 
     raise typer.Exit(with_client(go))
 
@@ -90,3 +139,13 @@ def delete_convert(
     """Reset a conversion: remove its converted snapshots, leftover temporaries and vault record, and
     free the name so it can run again."""
     _run(JobKind.convert, name, vault, wait)
+
+
+# A delete request waiting for an operator is steered like every job, by its request name.
+add_operator_commands(
+    delete_app,
+    "delete",
+    label="delete request",
+    cancel_help="Stop the delete request (what is deleted stays deleted; request it again to finish).",
+    skip_help="Not used by delete requests: their steps are not per-item.",
+)

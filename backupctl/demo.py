@@ -31,14 +31,14 @@ from rich.table import Table
 from temporalio.client import Client
 
 from backupctl import jobctl
-from backupctl.console import console, state_dir
+from backupctl.console import console, settings_provider, state_dir
 from backupctl.vault_cmd import manager as vault_manager
 from kube.rest import Kube
 from localdev import devenv, ecs_process
 from localdev.kube.seed import remove_sample_app, seed_sample_app, verify_volume_files, wait_gone
 from localdev.second_cluster import REGION as REGION_B
 from localdev.second_cluster import second_cluster
-from schemas.settings import Settings, SettingsProvider
+from schemas.settings import Settings
 from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
 from schemas.status import JobStatus
 from workers.client import connect
@@ -342,7 +342,7 @@ def demo(
     excluded = _exclude_one_nas_node(kube, manifest)
     name = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}"
     spec = BackupSpec(name=name, vault=VAULT, include_namespaces=manifest["namespaces"])
-    settings = SettingsProvider.from_environment().current()
+    settings = settings_provider().current()
 
     async def run_backup() -> JobStatus:
         client: Client = await connect(settings)

@@ -39,6 +39,8 @@ def up(
         console.print(f"Kubernetes:          export KUBECONFIG={env.kubeconfig}")
     for name, pid in env.workers.items():
         console.print(f"Worker {name}: pid {pid}")
+    if env.settings is not None:
+        console.print(f"Settings:            {env.settings} (edit it: the workers re-read it, no restart)")
 
 
 @dev_app.command("down")

@@ -37,11 +37,29 @@ def add_operator_commands(
     app.command("skip", help=skip_help)(skip)
 
 
+KeepFollowing = Annotated[
+    bool,
+    typer.Option(
+        help="With --wait, keep following while the job waits for an operator (else --wait returns "
+        f"then, with exit code {jobctl.EXIT_WAITING})"
+    ),
+]
+
+
 def start_job_command(
-    kind: str, name: str, run: Any, spec: BaseModel, *, vault: str, summary: str, label: str, wait: bool
+    kind: str,
+    name: str,
+    run: Any,
+    spec: BaseModel,
+    *,
+    vault: str,
+    summary: str,
+    label: str,
+    wait: bool,
+    keep_following: bool = False,
 ) -> NoReturn:
     """``<kind> create``: start the job under its unique name, then follow it when asked (exit code of
-    its outcome) or return at once."""
+    its outcome, or of a wait for an operator) or return at once."""
     settings = load_settings()
 
     async def go(client: Client) -> int:
@@ -49,6 +67,7 @@ def start_job_command(
         console.print(f"{label} {name} started")
         if not wait:
             return 0
-        return jobctl.exit_code(await jobctl.wait_job(client, kind, name))
+        status = await jobctl.wait_job(client, kind, name, through_operator_waits=keep_following)
+        return jobctl.exit_code(status)
 
     raise typer.Exit(with_client(go))

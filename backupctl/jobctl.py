@@ -23,6 +23,7 @@ from workflows import search_attributes as sa
 from workflows.ids import job_id
 
 EXIT_PARTIAL = 3  # PartiallyFailed: usable, but some items failed
+EXIT_WAITING = 4  # --wait returned while the job waits for an operator (retry, skip or cancel it)
 
 
 async def start_job(
@@ -149,19 +150,34 @@ def render(status: JobStatus) -> Group:
     return Group(*parts)
 
 
-async def wait_job(client: Client, kind: str, name: str, *, live: bool = True) -> JobStatus:
-    """Follow a job until it finishes, showing its step table as it changes."""
+async def wait_job(
+    client: Client, kind: str, name: str, *, live: bool = True, through_operator_waits: bool = False
+) -> JobStatus:
+    """Follow a job until it finishes, showing its step table as it changes.  A job that waits for an
+    operator is returned as it is (a script must not hang on it), unless ``through_operator_waits``."""
+
+    def done(status: JobStatus) -> bool:
+        waiting = status.phase is JobPhase.waiting_for_operator and not through_operator_waits
+        return status.phase.finished or waiting
+
     status = await job_status(client, kind, name)
     if not live:
-        while not status.phase.finished:
+        while not done(status):
             await asyncio.sleep(0.5)
             status = await job_status(client, kind, name)
         return status
     with Live(render(status), console=console, refresh_per_second=4, transient=False) as view:
-        while not status.phase.finished:
+        while not done(status):
             await asyncio.sleep(0.5)
             status = await job_status(client, kind, name)
             view.update(render(status))
+    if status.phase is JobPhase.waiting_for_operator:
+        console.print(
+            f"{kind} {name} waits for an operator at step {status.current_step!r}: "
+            f"`backupctl {kind} describe {name}`, then `backupctl {kind} retry|skip|cancel {name}` "
+            f"(exit code {EXIT_WAITING}; --keep-following waits through it)",
+            soft_wrap=True,
+        )
     return status
 
 
@@ -170,6 +186,8 @@ def exit_code(status: JobStatus) -> int:
         return 0
     if status.phase is JobPhase.partially_failed:
         return EXIT_PARTIAL
+    if status.phase is JobPhase.waiting_for_operator:
+        return EXIT_WAITING
     return 1
 
 

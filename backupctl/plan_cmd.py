@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -192,8 +193,12 @@ def describe(name: Annotated[str, typer.Argument()]) -> None:
     info = desc.info  # type: ignore[attr-defined]
     console.print(f"plan {name}: {describe_cycle(schedule.spec)}")
     console.print(f"state: {'paused' if schedule.state.paused else 'active'}")
-    for when in info.next_action_times[:3]:
-        console.print(f"next run: {when:%Y-%m-%d %H:%M:%S} UTC")
+    if schedule.state.paused:
+        # The server still computes the calendar's next times; a paused plan starts none of them.
+        console.print(f"next run: none while paused (`backupctl plan resume {name}`)")
+    else:
+        for when in info.next_action_times[:3]:
+            console.print(f"next run: {when:%Y-%m-%d %H:%M:%S} UTC")
     for action in info.recent_actions[-5:]:
         console.print(f"ran: {action.started_at:%Y-%m-%d %H:%M:%S} UTC  workflow {action.action.workflow_id}")
     console.print(f"runs: {info.num_actions} started, {info.num_actions_skipped_overlap} skipped (overlap)")
@@ -213,11 +218,37 @@ def resume(name: Annotated[str, typer.Argument()]) -> None:
     console.print(f"plan {name} resumed")
 
 
+TRIGGER_SETTLE_SECONDS = 10.0
+
+
+async def _trigger(client: Client, name: str) -> tuple[str, str]:
+    """Trigger one run and tell what became of it: ("started", workflow id) or ("skipped", why)."""
+    before: Any = await _handle_call(client, name, "describe")
+    started, skipped = before.info.num_actions, before.info.num_actions_skipped_overlap
+    await _handle_call(client, name, "trigger")
+    deadline = asyncio.get_running_loop().time() + TRIGGER_SETTLE_SECONDS
+    while True:
+        now: Any = await _handle_call(client, name, "describe")
+        if now.info.num_actions > started:
+            recent = now.info.recent_actions[-1].action.workflow_id if now.info.recent_actions else ""
+            return "started", recent
+        if now.info.num_actions_skipped_overlap > skipped:
+            running = ", ".join(a.workflow_id for a in now.info.running_actions) or "an earlier run"
+            return "skipped", f"{running} is still going (a plan runs one backup at a time)"
+        if asyncio.get_running_loop().time() > deadline:
+            return "unknown", f"the schedule reported no new run within {TRIGGER_SETTLE_SECONDS:.0f} s"
+        await asyncio.sleep(0.2)
+
+
 @plan_app.command("trigger")
 def trigger(name: Annotated[str, typer.Argument()]) -> None:
-    """Start one run now (skipped if a run is still going)."""
-    with_client(lambda client: _handle_call(client, name, "trigger"))
-    console.print(f"plan {name} triggered")
+    """Start one run now; says so when it is skipped because a run is still going (exit 1)."""
+    outcome, what = with_client(lambda client: _trigger(client, name))
+    if outcome == "started":
+        console.print(f"plan {name} triggered: workflow {what}")
+        return
+    console.print(f"plan {name}: trigger {outcome}: {what}", soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @plan_app.command("delete")

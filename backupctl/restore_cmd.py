@@ -11,12 +11,13 @@ from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
-from backupctl.job_commands import add_operator_commands, start_job_command
+from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager, named_store
 from kube.restore_records import read_explanations, restore_prefix
+from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
 from schemas.status import JobStatus
-from vault.catalog import list_backups
+from vault.catalog import committed_backup, list_backups
 from workflows.restore import RestoreWorkflow
 
 restore_app = typer.Typer(
@@ -44,6 +45,17 @@ def parse_mapping(option: str, value: str | None, *, separators: str = ":=") -> 
             raise BadInput(f"{option}: {old!r} is mapped twice")
         result[old] = new
     return result
+
+
+def _check_backup(backup: str, vault: str) -> None:
+    """Refuse, before anything starts, a backup that is not restorable from the vault (exit 2)."""
+    try:
+        committed_backup(named_store(vault), backup, vault)
+    except BackupCenterError as err:
+        if err.code in ("NotFound", "BackupNotInVault", "InvalidSpec"):
+            raise BadInput(f"{err.short()}; `backupctl restore backups --vault {vault}` lists what can be "
+                           "restored") from None
+        raise
 
 
 @restore_app.command("create")
@@ -87,8 +99,10 @@ def create(
     ] = ExistingResourcePolicy.none,
     volume_data: Annotated[bool, typer.Option(help="Restore volume data (else volumes start empty)")] = True,
     wait: Annotated[bool, typer.Option(help="Follow progress until the restore finishes")] = False,
+    keep_following: KeepFollowing = False,
 ) -> None:
     """Start a restore."""
+    _check_backup(backup, vault)
     spec = RestoreSpec(
         name=name,
         backup=backup,
@@ -116,6 +130,7 @@ def create(
         summary=f"restore {name}: backup {backup} from vault {vault}",
         label="restore",
         wait=wait,
+        keep_following=keep_following,
     )
 
 

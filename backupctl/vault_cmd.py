@@ -19,9 +19,8 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from activities.context import WorkerContext
-from backupctl.console import BadInput, console, err_console, state_dir
+from backupctl.console import BadInput, console, err_console, settings_provider, state_dir
 from schemas.errors import BackupCenterError
-from schemas.settings import SettingsProvider
 from schemas.vault import SecretRef, VaultBackup, VaultEntry, VaultPhase, VaultSpec, VaultStatus
 from vault.catalog import list_backups
 from vault.lifecycle import VaultManager
@@ -42,7 +41,7 @@ def manager(state: Path | None = None, cluster_id: str | None = None) -> VaultMa
     """The CLI's VaultManager (also used by tests and the demo): the same registry and credential
     resolution as the workers, per the settings."""
     ctx = WorkerContext(
-        SettingsProvider.from_environment(),
+        settings_provider(),
         state_dir=state if state is not None else state_dir(),
         kubeconfig=os.environ.get("KUBECONFIG"),
     )

@@ -37,6 +37,7 @@ from kube.restore_records import (
     read_owners,
 )
 from kube.restore_volumes import VolumeSources, data_source_preparer
+from schemas.errors import ErrorInfo
 from schemas.restore import GroupPlan, GroupResult, Samples
 from schemas.specs import RestoreSpec
 from schemas.status import ItemIssue
@@ -159,3 +160,44 @@ def explain_restore(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSp
         raise
     return counts, samples
 
+
+
+def skip_group(store: ObjectStore, prefix: str, spec: RestoreSpec, group: GroupPlan,
+               error: ErrorInfo | None) -> GroupResult:
+    """The operator skipped a phase: every selected object of it without an outcome counts as failed,
+    with the step's error, so the summary's ``failed`` and ``describe --missing`` account for them.
+    Objects an attempt already restored keep their outcomes."""
+    plan = Plan(store, prefix, spec)
+    phase = Phase(group.phase)
+    ctx = RestoreContext.model_validate_json(store.get(prefix + CONTEXT))
+    earlier = list(read_outcomes(store, prefix, phase))
+    known = {o.key() for o in earlier}
+    reason = f"not restored: its restore step was skipped after {error.short() if error else 'a failure'}"
+    spool = JsonLinesSpool()
+    counts: dict[str, int] = {}
+    try:
+        for item in earlier:
+            spool.write(item)
+            counts[item.status.value] = counts.get(item.status.value, 0) + 1
+        for resource in group.resources:
+            bundle = plan.source_bundle(resource)
+            if bundle is None:
+                continue
+            source = bundle_resource(bundle, plan.target)
+            for obj in read_bundle(store, bundle.key):
+                if not item_selected(obj, source, spec):
+                    continue
+                meta = obj.get("metadata") or {}
+                source_ns = str(meta.get("namespace") or "")
+                namespace = ctx.map_namespace(source_ns) if source_ns else ""
+                outcome = ItemOutcome(resource=resource, kind=str(obj.get("kind", "")), namespace=namespace,
+                                      name=str(meta.get("name", "")), status=ItemStatus.failed, reason=reason)
+                if outcome.key() in known:
+                    continue
+                spool.write(outcome)
+                counts[ItemStatus.failed.value] = counts.get(ItemStatus.failed.value, 0) + 1
+        spool.upload(store, outcomes_key(prefix, phase))
+    except BaseException:
+        spool.discard()
+        raise
+    return GroupResult(phase=group.phase, counts=counts)

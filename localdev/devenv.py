@@ -30,6 +30,29 @@ class DevEnvironment:
     kubeconfig: Path | None = None
     workers: dict[str, int] = field(default_factory=dict)
     ecs_endpoint: str | None = None  # the local ECS endpoint (a test double) the disk snapshots live in
+    settings: Path | None = None  # the settings file the workers read (and re-read on change)
+
+
+SETTINGS_FILE = "settings.yaml"
+SETTINGS_TEMPLATE = """\
+# Settings of the local environment's workers; every setting and its default: schemas/settings.py.
+# Edit and save: the workers re-read this file within seconds, no restart needed.  For example:
+#   snapshot_ready_timeout: 20m
+#   backup_max_workers: 5
+# BACKUPCENTER_<SETTING> variables set before `backupctl dev up` override what is here.
+"""
+
+
+def settings_file(state: Path) -> Path:
+    """The settings file of the local environment: ``BACKUPCENTER_SETTINGS`` when it is set, else
+    ``<state>/settings.yaml``, created (commented, all defaults) the first time."""
+    configured = os.environ.get("BACKUPCENTER_SETTINGS")
+    if configured:
+        return Path(configured).absolute()
+    path = (state / SETTINGS_FILE).absolute()
+    if not path.exists():
+        path.write_text(SETTINGS_TEMPLATE)
+    return path
 
 
 def _cluster_dir(state: Path) -> Path:
@@ -53,6 +76,7 @@ def up(
 ) -> DevEnvironment:
     state.mkdir(parents=True, exist_ok=True)
     env = DevEnvironment(temporal_server.up(state, port=temporal_port, ui_port=ui_port))
+    env.settings = settings_file(state)
     if with_cluster:
         from localdev.kube import devcluster
         from schemas.settings import SettingsProvider
@@ -75,6 +99,8 @@ def _worker_env(state: Path, env: DevEnvironment) -> dict[str, str]:
     child = dict(os.environ)
     child["BACKUPCENTER_TEMPORAL_ADDRESS"] = env.temporal.address
     child["BACKUPCENTER_STATE_DIR"] = str(state)
+    if env.settings is not None:
+        child["BACKUPCENTER_SETTINGS"] = str(env.settings)
     if env.kubeconfig:
         child["KUBECONFIG"] = str(env.kubeconfig)
     if env.ecs_endpoint:

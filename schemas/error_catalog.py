@@ -18,6 +18,7 @@ register(
         template="invalid {field}: {reason}",
         causes=("The job spec or setting has a value the product cannot accept.",),
         fixes=("Correct the named field and submit again.",),
+        final=True,
     ),
     E(
         code="NameInUse",
@@ -35,6 +36,7 @@ register(
         template="{kind} {name!r} not found",
         causes=("The named object does not exist, or was deleted.",),
         fixes=("List what exists with `backupctl <kind> list` and use one of those names.",),
+        final=True,
     ),
     # --- vault -------------------------------------------------------------------------------
     E(
@@ -126,7 +128,12 @@ register(
             "Every namespace the backup (or its plan) includes has been deleted, "
             "or the exclude list leaves nothing.",
         ),
-        fixes=("Update the plan's namespaces, or delete the plan if the application is gone.",),
+        fixes=(
+            "Nothing to back up: the run ends Failed and the plan's later runs go on. If the application "
+            "moved, replace the plan (`backupctl plan delete <plan>`, then `backupctl plan create` with "
+            "the new --include-namespaces); if it is gone, delete the plan.",
+        ),
+        final=True,
     ),
     E(
         code="BackupProcessTimeout",

@@ -31,6 +31,11 @@ class ErrorCode(BaseModel):
     retryable: bool = Field(
         default=False, description="Whether running the same step again may succeed without a change"
     )
+    final: bool = Field(
+        default=False,
+        description="No operator action can mend it within the job (its spec is fixed): the job ends "
+        "Failed at once instead of waiting for an operator",
+    )
 
     def placeholders(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
@@ -45,6 +50,7 @@ class ErrorInfo(BaseModel):
     causes: list[str] = Field(default_factory=list)
     fixes: list[str] = Field(default_factory=list)
     retryable: bool = False
+    final: bool = False  # see ErrorCode.final
     detail: str | None = Field(default=None, description="Lower-level cause, e.g. the API server's reply")
 
     def short(self) -> str:
@@ -111,5 +117,6 @@ class BackupCenterError(Exception):
             causes=list(self.entry.causes),
             fixes=list(self.entry.fixes),
             retryable=self.entry.retryable,
+            final=self.entry.final,
             detail=self.detail,
         )

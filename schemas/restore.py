@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from schemas.errors import ErrorInfo
 from schemas.specs import DeleteSpec, RestoreSpec
 from schemas.status import ItemIssue
 
@@ -51,6 +52,14 @@ class DiscoverResult(BaseModel):
 class ApplyRequest(BaseModel):
     job: RestoreJob
     group: GroupPlan
+
+
+class SkipRequest(BaseModel):
+    """A phase the operator skipped, with the error of its step."""
+
+    job: RestoreJob
+    group: GroupPlan
+    error: ErrorInfo | None = None
 
 
 class Samples(BaseModel):

@@ -65,15 +65,22 @@ async def serve_control() -> None:
     client = await connect(ctx.settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
         worker = control_worker(client, ctx, executor)
-        # Vault availability is re-checked by a long-running workflow, not a cron in a pod.
-        from workflows.vault_check import ensure_started
+        # Vault availability and backup retention are long-running workflows, not crons in a pod;
+        # each worker start makes sure this cluster's run (idempotent: an existing one stays).
+        from workflows import retention, vault_check
 
         settings = ctx.settings
-        await ensure_started(
+        await vault_check.ensure_started(
             client,
             task_queue=worker.task_queue,
             interval=settings.vault_check_interval,
             workflow_id=f"vault-availability-{settings.cluster_id}",
+        )
+        await retention.ensure_started(
+            client,
+            task_queue=worker.task_queue,
+            interval=settings.retention_sweep_interval,
+            cluster=settings.cluster_id,
         )
         await _serve(worker)
 

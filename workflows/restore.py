@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         GroupResult,
         RestoreJob,
         Samples,
+        SkipRequest,
         VolumeSourcesResult,
     )
     from schemas.settings import Settings
@@ -65,6 +66,8 @@ STEP_WORKLOADS = "restore workloads"
 STEP_NETWORK = "restore services and ingresses"
 STEP_REST = "restore other resources"
 STEP_FINISH = "finish"
+# Runs started before skipped phases counted their objects replay without that activity.
+SKIPPED_PHASE_PATCH = "skipped-phase-outcomes"
 
 PHASE_STEPS: dict[Phase, str] = {
     Phase.crds: STEP_CRDS,
@@ -162,8 +165,10 @@ class RestoreWorkflow(OperatorControls):
                     on_timeout=self._timeout_error(settings, group),
                     item=self._item(group),
                 )
-                if result is not None:  # None: skipped by the operator, counted as a failed item
+                if result is not None:
                     self._record(step, result)
+                else:  # skipped by the operator: its objects count as failed
+                    await self._skipped(job, step, group)
         await self._finish(job, settings)
 
     # --- phases: each is one step, so `retry` runs all its (idempotent) activities again --------
@@ -358,6 +363,7 @@ class RestoreWorkflow(OperatorControls):
             STEP_VOLUMES, partial(self._volume_work, job, settings, group), item=self._item(group)
         )
         if done is None:
+            await self._skipped(job, STEP_VOLUMES, group)
             return
         sources, result, claims, filled = done
         self._record(STEP_VOLUMES, result)
@@ -371,6 +377,19 @@ class RestoreWorkflow(OperatorControls):
                 f"{claims.bound} bound, {claims.waiting_total} wait for their first consumer",
             ]
         )
+
+    async def _skipped(self, job: RestoreJob, step: str, group: GroupPlan) -> None:
+        """A skipped phase: each of its objects not restored counts as failed, with the step's error
+        (summary, `describe --missing`), instead of vanishing from the numbers."""
+        if not workflow.patched(SKIPPED_PHASE_PATCH):
+            return
+        error = self._status.step(step).error
+        result: GroupResult = await self._act(
+            acts.skip_group, SkipRequest(job=job, group=group, error=error),
+            summary="count the skipped phase's objects as failed",
+        )
+        self._record(step, result)
+        self._status.step(step).message = f"skipped by the operator: {self._status.step(step).message}"
 
     def _record(self, step: str, result: GroupResult) -> None:
         counts, status = result.counts, self._status

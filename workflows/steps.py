@@ -262,6 +262,13 @@ class JobRunner:
                 result = await self._run_cancellable(action)
             except (ActivityError, ChildWorkflowError, ApplicationError) as err:
                 info = error_info_from(err, on_timeout=on_timeout)
+                if info.final:
+                    # Nothing an operator does within this job can mend it (the spec is fixed):
+                    # waiting would only hold the job, and a plan's later runs, for nothing.
+                    step.state = StepState.failed
+                    step.error = info
+                    step.finished_at = workflow.now()
+                    raise JobFailed(info) from None
                 decision = await self._wait_for_operator(step, info)
                 if decision is Decision.retry:
                     continue

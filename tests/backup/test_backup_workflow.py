@@ -155,19 +155,24 @@ async def test_backup_completes_with_resources_and_snapshots(
 
 
 async def test_missing_namespaces_fail_with_get_target_namespace_failed(product: Product) -> None:
+    """A permanent error no operator action can mend ends the job Failed at once (as the reference
+    fails such a run), instead of holding it (and its plan) waiting for an operator."""
     name = f"b-{uuid.uuid4().hex[:8]}"
+    started = asyncio.get_running_loop().time()
     handle = await start(
         product, BackupSpec(name=name, vault="main", include_namespaces=["gone-1", "gone-2"])
     )
-    status = await wait_phase(product, name, JobPhase.waiting_for_operator)
-    assert status.error is not None and status.error.code == "NoTargetNamespace"
-    assert status.error.short().startswith("BackupError: get target namespace failed")
-    await handle.signal(BackupWorkflow.cancel)
-    result: JobStatus = await handle.result()
-    assert result.phase is JobPhase.canceled
-    # Canceled runs leave nothing in the vault: the name is free again there.
+    result: JobStatus = await asyncio.wait_for(handle.result(), 30)
+    assert asyncio.get_running_loop().time() - started < 15
+    assert result.phase is JobPhase.failed
+    assert result.error is not None and result.error.code == "NoTargetNamespace"
+    assert result.error.short().startswith("BackupError: get target namespace failed")
+    assert result.step("resolve namespaces").state is StepState.failed
+    assert all(s.state is StepState.canceled for s in result.steps[3:]), result.steps
+    assert any("plan delete" in fix for fix in result.error.fixes)
+    # The failure is recorded in the vault (the name stays taken until the backup is deleted).
     store = product.ctx.vaults().store("main")
-    assert list(store.list(catalog.backup_prefix(name))) == []
+    assert catalog.get_backup(store, name).state.value == "Failed"
 
 
 async def test_snapshot_never_ready_waits_for_operator_then_retry_completes(

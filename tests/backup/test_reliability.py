@@ -34,11 +34,19 @@ pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 class WorkerProcess:
     """`backupctl worker control` on its own task queue, sharing the product's state directory."""
 
-    def __init__(self, product: Product, temporal_address: str, tmp: Path) -> None:
+    def __init__(
+        self,
+        product: Product,
+        temporal_address: str,
+        tmp: Path,
+        *,
+        cluster: str = "cluster-a",
+        extra: str = "",
+    ) -> None:
         self.settings_path = tmp / "worker-settings.yaml"
         self.settings_path.write_text(
-            f"cluster_id: cluster-a\ntask_queue_prefix: rel{uuid.uuid4().hex[:6]}\n"
-            "heartbeat_timeout: 3s\nexport_page_size: 20\nsnapshot_ready_timeout: 10m\n"
+            f"cluster_id: {cluster}\ntask_queue_prefix: rel{uuid.uuid4().hex[:6]}\n"
+            "heartbeat_timeout: 3s\nexport_page_size: 20\nsnapshot_ready_timeout: 10m\n" + extra
         )
         self.env = dict(
             os.environ,

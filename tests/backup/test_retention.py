@@ -4,8 +4,11 @@ and leaves unexpired ones alone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +62,39 @@ async def test_sweep_deletes_expired_backups_only(product: Product, kube_namespa
     with pytest.raises(BackupCenterError, match="not found"):
         catalog.get_backup(store, short)
     assert catalog.get_backup(store, long).state.value == "Committed"
+
+
+async def test_the_control_worker_starts_the_retention_sweep(
+    product: Product, temporal_env: Any, kube_namespace: str, tmp_path: Path
+) -> None:
+    """Deployed as `backupctl worker control`, the product deletes expired backups by itself: the
+    worker starts its cluster's sweep (every retention_sweep_interval) at start."""
+    from tests.backup.test_reliability import WorkerProcess, _start_on
+
+    cluster = f"ret-{uuid.uuid4().hex[:6]}"
+    target = temporal_env.client.service_client.config.target_host
+    worker = WorkerProcess(product, target, tmp_path, cluster=cluster, extra="retention_sweep_interval: 1s\n")
+    worker.start()
+    try:
+        name = f"r-{uuid.uuid4().hex[:8]}"
+        spec = BackupSpec.model_validate(
+            {"name": name, "vault": "main", "include_namespaces": [kube_namespace], "volume_data": False,
+             "ttl": "1s"}
+        )
+        result: JobStatus = await (await _start_on(worker, product, spec)).result()
+        assert result.phase is JobPhase.completed, result.error
+        sweep = await product.client.get_workflow_handle(f"retention-{cluster}").describe()
+        assert sweep.status is not None and sweep.status.name == "RUNNING"
+        store = product.ctx.vaults().store("main")
+        deadline = asyncio.get_running_loop().time() + 90
+        while name in {b.name for b in catalog.list_backups(store, include_incomplete=True)}:
+            assert asyncio.get_running_loop().time() < deadline, "the expired backup was never deleted"
+            await asyncio.sleep(0.5)
+        deleted = await product.client.get_workflow_handle(
+            f"delete-{request_name(name)}", result_type=JobStatus
+        ).result()
+        assert deleted.phase is JobPhase.completed, deleted.error
+    finally:
+        worker.stop()
+        with contextlib.suppress(Exception):
+            await product.client.get_workflow_handle(f"retention-{cluster}").terminate("test over")

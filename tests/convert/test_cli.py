@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from typing import Any, NamedTuple
 
 import pytest
 
-from backupctl import jobctl
-from schemas.status import JobPhase
 from tests.conftest import BACKUPCTL
 from tests.convert.test_convert import DISK, NAS, nas_backup
 from tests.product_fixtures import Product
-from tests.restore.helpers import unique, wait_phase
+from tests.restore.helpers import unique
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -93,11 +90,7 @@ async def test_convert_cli_lifecycle(
     assert reset.code == 0, reset.out + reset.err
     listed = await cli("convert", "records", "--vault", "main", "--backup", backup_name)
     assert name not in listed.out and "0 conversion(s)" in listed.out, listed
-    # A delete of a conversion that does not exist stops at validate, naming it, for the operator.
+    # A delete of a conversion that does not exist is refused before anything starts.
     missing = await cli("delete", "convert", "no-such-conversion", "--no-wait")
-    assert missing.code == 0, missing
-    request = re.search(r"delete request (\S+) started", missing.out)
-    assert request is not None, missing.out
-    waiting = await wait_phase(product, "delete", request.group(1), JobPhase.waiting_for_operator)
-    assert waiting.error is not None and waiting.error.message == "conversion 'no-such-conversion' not found"
-    await jobctl.signal_job(product.client, "delete", request.group(1), "cancel")
+    assert missing.code == 2, missing
+    assert "conversion 'no-such-conversion' not found" in missing.err and "started" not in missing.out

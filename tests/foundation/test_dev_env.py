@@ -29,6 +29,14 @@ def test_up_status_down_twice(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"Temporal Web UI:     http://127.0.0.1:{ui_port}" in up.stdout
         assert "KUBECONFIG=" in up.stdout and "worker-node-node-a1" in up.stdout
+        # The settings file the workers read is in the state directory, and dev up says where.
+        settings = tmp_path / "dev" / "settings.yaml"
+        assert f"Settings:            {settings}" in up.stdout, up.stdout
+        assert "re-read" in settings.read_text()
+        control = next(line for line in up.stdout.splitlines() if line.startswith("Worker worker-control:"))
+        pid = control.rsplit(" ", 1)[1]
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"BACKUPCENTER_SETTINGS={settings}".encode() in environ
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}", timeout=10) as page:
             assert page.status == 200
         status = _cli(env, "status")
@@ -45,3 +53,13 @@ def test_up_status_down_twice(tmp_path: Path) -> None:
         assert not port_open("127.0.0.1", temporal_port) and not port_open("127.0.0.1", ui_port)
         after = _cli(env, "status")
         assert "running" not in after.stdout.replace("partially_running", "")
+
+
+def test_the_cli_reads_the_local_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backupctl.console import load_settings
+
+    monkeypatch.delenv("BACKUPCENTER_SETTINGS", raising=False)
+    monkeypatch.setenv("BACKUPCENTER_STATE_DIR", str(tmp_path))
+    assert load_settings().cluster_id != "edited-locally"
+    (tmp_path / "settings.yaml").write_text("cluster_id: edited-locally\n")
+    assert load_settings().cluster_id == "edited-locally"

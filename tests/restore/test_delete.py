@@ -3,6 +3,7 @@ new backup of the same name succeeds; a restore's job and working data go, its o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from schemas.status import JobPhase, StepState
 from tests.backup.test_backup_workflow import owned_of, seed
 from tests.localcluster.helpers import SNAPSHOTS
 from tests.product_fixtures import Product
-from tests.restore.helpers import backup, delete, restore, wait_phase
+from tests.restore.helpers import backup, delete, restore
 from vault import catalog
 from workflows.delete import DeleteWorkflow
 
@@ -72,12 +73,14 @@ async def test_delete_restore_frees_its_name_keeps_its_objects(product: Product,
         kube.delete(f"/api/v1/namespaces/{target}")
 
 
-async def test_delete_of_an_unknown_backup_waits_for_the_operator(product: Product) -> None:
+async def test_delete_of_an_unknown_backup_fails_at_once(product: Product) -> None:
+    """Started anyway (the CLI refuses it before), the delete ends Failed at validate: "not found"
+    is final, no operator action within the job can mend it."""
     name = request_name(JobKind.backup, "no-such-backup")
     spec = DeleteSpec(name=name, target_kind=JobKind.backup, target="no-such-backup")
     handle = await jobctl.start_job(product.client, product.settings, "delete", name, DeleteWorkflow.run,
                                     spec, summary="test delete of a missing backup")
-    waiting = await wait_phase(product, "delete", name, JobPhase.waiting_for_operator)
-    assert waiting.error is not None and waiting.error.message == "backup 'no-such-backup' not found"
-    await handle.signal(DeleteWorkflow.cancel)
-    assert (await handle.result()).phase is JobPhase.canceled
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result.phase is JobPhase.failed
+    assert result.error is not None and result.error.message == "backup 'no-such-backup' not found"
+    assert result.step("validate").state is StepState.failed

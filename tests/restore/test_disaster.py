@@ -177,3 +177,39 @@ async def test_a_snapshot_lost_out_of_band_fails_its_volume_at_once(
         product.settings_path.write_text(original)
         product.kube.delete(f"/api/v1/namespaces/{ns}")
         product.kube.delete(f"/api/v1/namespaces/{target}")
+
+
+async def test_a_skipped_volume_phase_counts_its_objects_as_failed(product: Product, kube_agent: Any) -> None:
+    """A snapshot that stays unready (transient: the operator decides) and the operator skips the phase:
+    its PVCs count as failed and `describe --missing` says why, instead of failed=0 and nothing."""
+    from backupctl import jobctl
+    from tests.restore.helpers import finished, start_restore, wait_phase
+
+    ns = new_namespace(product)
+    target = f"{ns}-s"
+    try:
+        seed(product, kube_agent, ns, configmaps=1)
+        name = await backup(product, ns)
+        kube_agent.faults.snapshots_never_ready(True)
+        try:
+            restore_name, _ = await start_restore(product, name, namespace_mapping={ns: target})
+            waiting = await wait_phase(product, "restore", restore_name, JobPhase.waiting_for_operator)
+            assert waiting.current_step == "restore volumes"
+            assert waiting.error is not None and waiting.error.code == "RestoreSnapshotNotReady"
+            await jobctl.signal_job(product.client, "restore", restore_name, "skip")
+            status = await finished(product, "restore", restore_name, 120)
+        finally:
+            kube_agent.faults.snapshots_never_ready(False)
+        assert status.phase is JobPhase.partially_failed, status.render_table()
+        failed = {(o.kind, o.name) for o in outcomes(product, restore_name) if o.status is ItemStatus.failed}
+        assert ("PersistentVolumeClaim", "data") in failed
+        assert int(status.summary["failed"]) == len(failed)
+        assert (status.step("restore volumes").message or "").startswith("skipped by the operator")
+        prefix = restore_prefix(product.settings.cluster_id, restore_name)
+        explanations = list(read_explanations(product.ctx.vaults().store("main"), prefix))
+        assert any(e.name == "data" and "skipped after" in e.message for e in explanations), explanations
+        # The later phases ran: the config is there.
+        assert get(product.kube, f"/api/v1/namespaces/{target}/configmaps/cfg-0")
+    finally:
+        product.kube.delete(f"/api/v1/namespaces/{ns}")
+        product.kube.delete(f"/api/v1/namespaces/{target}")
