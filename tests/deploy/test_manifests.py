@@ -3,6 +3,7 @@ under the control worker's ClusterRole (not as admin) — the role is exactly en
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from backupctl import jobctl
 from kube.discovery import ApiResource, discover
 from kube.rest import Kube, KubeError
 from schemas.settings import SettingsProvider
-from schemas.specs import BackupSpec
+from schemas.specs import BackupSpec, DeleteSpec, JobKind
 from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import owned_of, seed
 from tests.conftest import REPO
@@ -27,6 +28,7 @@ from vault.kube_registry import KubeVaultRegistry
 from vault.lifecycle import VaultManager
 from workers import run as worker_run
 from workflows.backup import BackupWorkflow
+from workflows.delete import DeleteWorkflow
 
 pytestmark = pytest.mark.cluster
 
@@ -141,7 +143,17 @@ async def test_backup_under_the_control_cluster_role(
                 vault="main",
                 summary="rbac test",
             )
-            result: JobStatus = await handle.result()
-    assert result.phase is JobPhase.completed, result.error
-    # Taking the snapshot over (patch the content, delete the VolumeSnapshot) is within the role.
-    assert len(owned_of(product, name)) == 1
+            result: JobStatus = await asyncio.wait_for(handle.result(), 120)
+            assert result.phase is JobPhase.completed, result.error
+            # Taking the snapshot over (patch the content, delete the VolumeSnapshot) is within the role.
+            assert len(owned_of(product, name)) == 1
+            # So is releasing it when the backup is deleted (a pre-provisioned content, then deleted).
+            request = f"rbac-delete-{uuid.uuid4().hex[:6]}"
+            deleting = await jobctl.start_job(
+                product.client, ctx.settings, "delete", request, DeleteWorkflow.run,
+                DeleteSpec(name=request, target_kind=JobKind.backup, target=name, vault="main"),
+                summary="rbac test delete",
+            )
+            deleted: JobStatus = await asyncio.wait_for(deleting.result(), 120)
+            assert deleted.phase is JobPhase.completed, deleted.error
+            assert owned_of(product, name) == []
