@@ -137,7 +137,7 @@ def export_resources(spec: BackupSpec, namespaces: list[str]) -> ExportSummary:
 @activity.defn
 @product_errors
 def plan_volumes(spec: BackupSpec, namespaces: list[str]) -> VolumeInventory:
-    return volumes.inventory(current().kube(), namespaces, spec.mode)
+    return volumes.inventory(current().kube(), namespaces, spec.mode, spec.label_selector or "")
 
 
 @activity.defn

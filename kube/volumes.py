@@ -33,11 +33,17 @@ def snapshot_classes_by_driver(kube: Kube) -> dict[str, str]:
     return chosen
 
 
-def inventory(kube: Kube, namespaces: list[str], mode: BackupMode) -> VolumeInventory:
+def inventory(
+    kube: Kube, namespaces: list[str], mode: BackupMode, label_selector: str = ""
+) -> VolumeInventory:
+    """The volumes a backup protects.  With a label selector only the PVCs it selects (the ones the
+    export captures: data of a PVC the backup does not hold could never be restored); where they are
+    mounted is looked up among all pods."""
     classes = snapshot_classes_by_driver(kube)
     result = VolumeInventory()
+    query = {"labelSelector": label_selector} if label_selector else {}
     for ns in sorted(namespaces):
-        pvcs, _ = kube.list(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")
+        pvcs, _ = kube.list(f"/api/v1/namespaces/{ns}/persistentvolumeclaims", **query)
         pods, _ = kube.list(f"/api/v1/namespaces/{ns}/pods")
         mounts: dict[str, list[Mount]] = {}
         for pod in pods:

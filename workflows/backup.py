@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.errors import BackupCenterError, ErrorInfo
     from schemas.settings import Settings
     from schemas.specs import BackupSpec, JobKind
-    from schemas.status import ItemIssue, JobPhase, JobStatus
+    from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
     from schemas.volumes import VolumeMethod, VolumePlan
     from workers.placement import Placement, explain, place
     from workers.task_queues import node_queue as node_queue_name
@@ -239,9 +239,16 @@ class BackupWorkflow(OperatorControls):
                 ) or ready
             states += ready or []
             runner.set_progress(STEP_WAIT, len(states), len(to_snapshot), "snapshots")
-        runner.status.step(
-            STEP_SNAPSHOT
-        ).message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
+        # Done with snapshots: the steps say so (they stay Running or Pending otherwise, and a
+        # finished job must show every step Succeeded, Skipped or Failed).
+        snapshot_step, wait_step = runner.status.step(STEP_SNAPSHOT), runner.status.step(STEP_WAIT)
+        snapshot_step.state = StepState.succeeded
+        snapshot_step.finished_at = workflow.now()
+        snapshot_step.message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
+        if not to_snapshot:
+            wait_step.state = StepState.skipped
+            wait_step.message = "no disk volumes to snapshot"
+        runner.publish()
         records.snapshots = states
         ecs_ids = [s.ecs_id for s in states if s.ecs_id]
         if ecs_ids:

@@ -108,7 +108,7 @@ class RestoreWorkflow(OperatorControls):
         phases = [(step, True) for step in PHASE_STEPS.values()]
         runner.declare(STEP_VALIDATE, STEP_VAULT, STEP_DISCOVER, *phases, STEP_FINISH)
         self._status.summary.update({"backup": spec.backup, "vault": spec.vault})
-        self._status.summary.update(dict.fromkeys(OUTCOMES, 0))
+        self._status.summary.update(dict.fromkeys((*OUTCOMES, "items"), 0))
         info = workflow.info()
         job = RestoreJob(spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now())
 
@@ -399,11 +399,10 @@ class RestoreWorkflow(OperatorControls):
         total = sum(counts.values())
         if self.runner is not None:
             self.runner.set_progress(step, total, total, "objects")
-        parts = [
-            f"{counts[name]} {'skipped (exists)' if name == 'exists' else name}"
-            for name in OUTCOMES
-            if counts.get(name)
-        ]
+        # The words of the summary (created, updated, exists, skipped, failed), which add up to
+        # "items": one vocabulary in the CLI, describe and the Web UI.
+        status.summary["items"] = int(status.summary.get("items", 0)) + total
+        parts = [f"{counts[name]} {name}" for name in OUTCOMES if counts.get(name)]
         status.step(step).message = ", ".join(parts) or "nothing selected"
 
     @staticmethod

@@ -56,6 +56,10 @@ class JobSlotsWorkflow:
         idle_since = workflow.now()
         last_check = workflow.now()
         while True:
+            # Consumed before admitting: a request or release that arrives from here on (while this
+            # loop admits, or checks holders below) wakes the wait at once.  Resetting the flag after
+            # the check lost such a request until the asker re-sent it 10 s later.
+            self._changed = False
             await self._admit()
             if self.state.holders or self.state.queue:
                 idle_since = workflow.now()
@@ -73,7 +77,6 @@ class JobSlotsWorkflow:
                     self.state.holders.remove(holder)
                 if gone:
                     continue
-            self._changed = False
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._changed, timeout=HOLDER_CHECK)
 

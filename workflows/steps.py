@@ -204,8 +204,22 @@ class JobRunner:
         at = names.index(before) if before in names else len(names)
         self.status.steps.insert(at, StepStatus(name=name, skippable=skippable))
 
+    def headline(self) -> str:
+        """The first line a person reads in the Web UI: the phase, and for a stuck job what it waits
+        for and the commands that steer it."""
+        status = self.status
+        if status.phase is JobPhase.waiting_for_operator and status.current_step:
+            error = status.error.short() if status.error else "it failed"
+            return (
+                f"**WaitingForOperator** at step {status.current_step!r}: {error}. Steer it with "
+                f"`backupctl {status.kind.value} retry|skip|cancel {status.name}` "
+                f"(`describe` shows causes and fixes).\n\n"
+            )
+        where = f" at step {status.current_step!r}" if status.current_step else ""
+        return f"**{status.phase.value}**{where}\n\n"
+
     def publish(self) -> None:
-        workflow.set_current_details(self.status.render_table())
+        workflow.set_current_details(self.headline() + self.status.render_table())
         if not self._visible:
             return
         workflow.upsert_search_attributes(
@@ -217,7 +231,7 @@ class JobRunner:
 
     def set_progress(self, step: str, done: int, total: int | None, unit: str) -> None:
         self.status.step(step).progress = Progress(done=done, total=total, unit=unit)
-        workflow.set_current_details(self.status.render_table())
+        workflow.set_current_details(self.headline() + self.status.render_table())
 
     # --- operator signals ---------------------------------------------------------------
     @property
@@ -250,8 +264,11 @@ class JobRunner:
         step = self.status.step(name)
         while True:
             self._check_cancel()
+            # A step may run several activities one after the other (one call each): only a first
+            # run and an operator's retry are attempts, not the step's next activity.
+            if step.state not in (StepState.running, StepState.succeeded):
+                step.attempts += 1
             step.state = StepState.running
-            step.attempts += 1
             step.error = None
             step.started_at = step.started_at or workflow.now()
             self.status.current_step = name
@@ -305,8 +322,13 @@ class JobRunner:
         self.publish()
         allowed = {Decision.retry, Decision.cancel} | ({Decision.skip} if step.skippable else set())
         try:
+            # A named timer: the event history says what the job waits for, and how to steer it.
+            choices = "|".join(sorted(d.value for d in allowed))
             await workflow.wait_condition(
-                lambda: self._decision in allowed, timeout=self.operator_wait_timeout
+                lambda: self._decision in allowed,
+                timeout=self.operator_wait_timeout,
+                timeout_summary=f"operator decision for step {step.name!r} ({info.code}): "
+                f"backupctl {self.status.kind.value} {choices} {self.status.name}",
             )
         except builtins.TimeoutError:
             step.state = StepState.failed

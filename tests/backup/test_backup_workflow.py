@@ -218,3 +218,27 @@ async def test_cancel_removes_snapshots_and_vault_objects(
     assert snapshots_of(product, ns, name) == [] and owned_of(product, name) == []
     assert list(store.list(catalog.backup_prefix(name))) == []
     assert result.step("commit").state is StepState.canceled
+
+
+async def test_label_selector_applies_to_volumes(
+    product: Product, kube_agent: Any, kube_namespace: str
+) -> None:
+    """`--selector` exports the labelled objects only, and protects the labelled PVCs only: an
+    unlabelled PVC is neither snapshotted nor copied (its data could never be restored)."""
+    ns, kube = kube_namespace, product.kube
+    seed(product, kube_agent, ns, configmaps=1)  # PVC "data", unlabelled, mounted by pod db
+    kept = pvc("kept", "alicloud-disk-topology-alltype")
+    kept["metadata"]["labels"] = {"tier": "keep"}
+    create(kube, ns, kept)
+    create(kube, ns, pod("keeper", {"k": "kept"}))
+    wait_for(lambda: running_pod(kube, ns, "keeper"), "pod keeper Running")
+    name = f"b-{uuid.uuid4().hex[:8]}"
+    spec = BackupSpec(name=name, vault="main", include_namespaces=[ns], label_selector="tier=keep")
+    result: JobStatus = await asyncio.wait_for((await start(product, spec)).result(), 120)
+    assert result.phase is JobPhase.completed, result.error
+    records = catalog.volume_records(product.ctx.vaults().store("main"), name)
+    assert records is not None
+    assert [s.pvc for s in records.snapshots] == ["kept"] and records.files == {}
+    assert [c["spec"]["volumeSnapshotRef"]["name"] for c in owned_of(product, name)] == [
+        records.snapshots[0].snapshot
+    ]

@@ -74,6 +74,21 @@ async def test_failed_step_waits_for_operator_then_retry_completes(
     assert found == [handle.id]
     desc = await handle.describe()
     assert desc.typed_search_attributes.get(sa.STEP) == "prepare"
+    # Where a person looks first in the Web UI: the operator wait is a named timer in the history,
+    # and the current details open with the phase, the step and the commands that steer the job.
+    converter = temporal_env.client.data_converter
+    summaries = [
+        await converter.decode([e.user_metadata.summary], [str])
+        async for e in handle.fetch_history_events()
+        if e.HasField("timer_started_event_attributes") and e.user_metadata.HasField("summary")
+    ]
+    assert [s[0] for s in summaries] == [
+        "operator decision for step 'prepare' (SnapshotNotReady): backupctl backup cancel|retry demo"
+    ], summaries
+    metadata = await handle.query("__temporal_workflow_metadata")
+    details = str(getattr(metadata, "current_details", metadata))
+    assert details.startswith("**WaitingForOperator** at step 'prepare'"), details
+    assert "backupctl backup retry|skip|cancel demo" in details
 
     await handle.signal(StepDemoWorkflow.skip)  # not a per-item step: ignored
     await asyncio.sleep(0.3)

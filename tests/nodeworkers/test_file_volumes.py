@@ -75,6 +75,13 @@ async def test_nas_volume_is_copied_on_an_eligible_node_and_restores_byte_identi
     finally:
         label_node(product.kube, "node-a1", None)
     assert result.phase is JobPhase.completed, result.error
+    # Truthful steps: a finished job has every step Succeeded or Skipped (nothing failed here), and
+    # each step ran once, though "snapshot volumes" runs more than one activity.
+    states = {s.name: s.state.value for s in result.steps}
+    assert set(states.values()) <= {"Succeeded", "Skipped"}, states
+    assert states["wait snapshots ready"] == "Skipped" and states["snapshot volumes"] == "Succeeded"
+    assert result.step("snapshot volumes").attempts == 1
+    assert result.step("wait snapshots ready").message == "no disk volumes to snapshot"
     ref = f"{kube_namespace}/shared"
     step = result.step(f"volume {ref}")
     assert step.state.value == "Succeeded"

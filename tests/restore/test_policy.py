@@ -46,7 +46,11 @@ async def test_existing_resource_policy_none_then_update(product: Product, kube_
         assert by_name(outcomes(product, kept.name))[("ConfigMap", "cfg-0")].status is ItemStatus.exists
         assert int(kept.summary["exists"]) >= 4 and int(kept.summary["created"]) == 0  # 3 + the namespace
         assert get(kube, path)["data"] == {"v": "changed after the restore"}
-        assert "skipped (exists)" in (kept.step("restore config and RBAC").message or "")
+        # One vocabulary: the step says "exists" like the summary, and the counts add up to the items.
+        assert " exists" in (kept.step("restore config and RBAC").message or "")
+        words = ("created", "updated", "exists", "skipped", "failed")
+        outcomes_seen = sum(int(kept.summary[k]) for k in words)
+        assert outcomes_seen == int(kept.summary["items"]) == len(outcomes(product, kept.name))
 
         updated = await restore(product, backup_name, namespace_mapping={source: target},
                                 existing_resource_policy=ExistingResourcePolicy.update)
