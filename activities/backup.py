@@ -164,7 +164,13 @@ def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
     for backup in backups:
         if not wanted - found.keys():
             break
-        records = catalog.volume_records(store, backup.name)
+        try:
+            records = catalog.volume_records(store, backup.name)
+        except BackupCenterError as err:
+            if err.code != "VaultObjectCorrupt":
+                raise
+            activity.logger.warning("no parent from backup %s: %s", backup.name, err.short())
+            continue
         if records is None:
             continue
         for ref, snapshot in records.files.items():

@@ -61,12 +61,12 @@ def _find_backup(ctx: WorkerContext, spec: DeleteSpec) -> tuple[str | None, Vaul
         manager.describe(spec.vault)  # NotFound names the vault
     for name in names:
         try:
-            return name, catalog.get_backup(manager.store(name), spec.target)
-        except BackupCenterError as err:
-            if err.code != "NotFound":
-                raise
+            # Whatever of its records can be read: a damaged backup must still be deletable.
+            found, _ = catalog.readable_parts(manager.store(name), spec.target)
         except ObjectStoreError as err:
             raise as_product_error(err) from err
+        if found is not None:
+            return name, found
     return spec.vault, None
 
 
@@ -122,7 +122,10 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
         if backup is None and description is None:
             raise BackupCenterError("NotFound", kind="backup", name=spec.target)
         target.in_vault = backup is not None
-        target.source_cluster = backup.source_cluster if backup is not None else ctx.settings.cluster_id
+        # A backup whose claim and record are both unreadable has no known source: this cluster
+        # deletes it (what its VaultObjectCorrupt error advises).
+        known = backup.source_cluster if backup is not None else None
+        target.source_cluster = known or ctx.settings.cluster_id
         target.local = target.source_cluster == ctx.settings.cluster_id
     if running and target.local:
         raise BackupCenterError("JobStillRunning", kind=spec.target_kind.value, name=spec.target)
@@ -162,7 +165,14 @@ def _recorded_snapshots(ctx: WorkerContext, target: DeleteTarget) -> list[snapsh
         if target.spec.target_kind is JobKind.convert:
             record = conversions.get_conversion(store, name)
             return _owned(record.volumes) if record is not None else []
-        records = catalog.volume_records(store, name)
+        try:
+            records = catalog.volume_records(store, name)
+        except BackupCenterError as err:
+            if err.code != "VaultObjectCorrupt":
+                raise
+            # Its records are damaged: the contents labelled with it are still released.
+            activity.logger.warning("backup %s: volume records unreadable: %s", name, err.short())
+            records = None
         owned = _owned(records.snapshots) if records is not None else []
         for conversion in conversions.list_conversions(store, backup=name):
             owned += _owned(conversion.volumes)
@@ -208,10 +218,18 @@ def delete_cluster_objects(target: DeleteTarget) -> int:
 def _collect_volume_data(ctx: WorkerContext, store: ObjectStore) -> None:
     """Remove the file-level volume data no backup refers to any more (data-mover gc: packs
     younger than pack_gc_grace stay, and a running backup's lock makes it wait for next time)."""
+    live = catalog.live_file_snapshots(store)
+    if live.unreadable:
+        # What a damaged backup refers to is unknown: collect nothing rather than its data.
+        activity.logger.warning(
+            "volume data not collected: the records of %s are unreadable (delete those backups "
+            "to collect their data)", ", ".join(live.unreadable)
+        )
+        return
     try:
         summary = datamover.gc(
             store,
-            catalog.live_file_snapshots(store),
+            live.ids,
             grace_seconds=ctx.settings.pack_gc_grace.total_seconds(),
         )
     except datamover.DataMoverError as err:
@@ -245,12 +263,12 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
         if target.spec.target_kind is JobKind.convert:
             gone = conversions.delete_conversion(store, target.spec.target)
             return DeleteOutcome.deleted if gone else DeleteOutcome.absent
-        try:
-            backup = catalog.get_backup(store, target.spec.target)
-        except BackupCenterError as err:
-            if err.code == "NotFound":
-                return DeleteOutcome.absent
-            raise
+        backup, corrupt = catalog.readable_parts(store, target.spec.target)
+        if backup is None:
+            return DeleteOutcome.absent
+        if corrupt:
+            activity.logger.warning("deleting backup %s with unreadable records: %s", backup.name,
+                                    ", ".join(corrupt))
         if target.local:
             # Its conversions go with it (their snapshots carry the backup's label and went with
             # its VolumeSnapshots in the previous step).

@@ -19,7 +19,6 @@ from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
 from backupctl.job_commands import add_operator_commands
 from backupctl.vault_cmd import manager, named_store
-from schemas.errors import BackupCenterError
 from schemas.specs import DeleteSpec, JobKind
 from vault import catalog, conversions
 from workflows.delete import DeleteWorkflow
@@ -60,12 +59,9 @@ def _in_a_vault(kind: JobKind, target: str, vault: str | None) -> bool:
             if conversions.get_conversion(store, target) is not None:
                 return True
             continue
-        try:
-            catalog.get_backup(store, target)
+        found, _ = catalog.readable_parts(store, target)  # a damaged backup counts as there
+        if found is not None:
             return True
-        except BackupCenterError as err:
-            if err.code != "NotFound":
-                raise
     return False
 
 

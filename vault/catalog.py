@@ -17,7 +17,8 @@ idempotent for the same run ``uid``, so Temporal activity retries are safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ from vault.store import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 LOCK = "lock.json"
 RECORD = "backup.json"
@@ -252,7 +254,17 @@ def list_backups(store: ObjectStore, *, include_incomplete: bool = False, includ
     with _store_errors():
         names = [e[len(BACKUPS_PREFIX):-1] for e in store.list(BACKUPS_PREFIX, delimiter="/")
                  if isinstance(e, str)]
-    load: Callable[[str], VaultBackup | None] = lambda n: _load(store, n)  # noqa: E731
+    def load(name: str) -> VaultBackup | None:
+        # One damaged backup must not hide (or block work on) every other one: it is left out
+        # here, logged, and reported by name wherever it is used itself.
+        try:
+            return _load(store, name)
+        except BackupCenterError as err:
+            if err.code != "VaultObjectCorrupt":
+                raise
+            log.warning("backup %s left out of the listing: %s", name, err.short())
+            return None
+
     with ThreadPoolExecutor(max(1, min(workers, len(names) or 1))) as pool:
         found = list(pool.map(load, names))
     return [b for b in found if b is not None and b.state in wanted]
@@ -312,20 +324,64 @@ def delete_backup(store: ObjectStore, name: str, *, by_cluster: str, reason: str
 
 
 def volume_records(store: ObjectStore, name: str) -> VolumeRecords | None:
-    """The volume records of a committed backup (None when it has none)."""
-    key = backup_prefix(name) + VOLUMES
+    """The volume records of a committed backup (None when it has none); VaultObjectCorrupt naming
+    the object when they are unreadable."""
     with _store_errors():
+        return _read(store, backup_prefix(name) + VOLUMES, VolumeRecords)
+
+
+class LiveSnapshots(BaseModel):
+    """What the vault's backups refer to, and the backups whose records could not be read (while
+    any is unreadable, nothing may be collected: its references are unknown)."""
+
+    ids: set[str] = set()
+    unreadable: list[str] = []
+
+
+def live_file_snapshots(store: ObjectStore) -> LiveSnapshots:
+    """Data-mover snapshots that some backup in the vault still refers to, in any state.  One
+    backup's corrupt records never stop the walk: they are reported in ``unreadable``."""
+    live = LiveSnapshots()
+    with _store_errors():
+        names = [e[len(BACKUPS_PREFIX):-1] for e in store.list(BACKUPS_PREFIX, delimiter="/")
+                 if isinstance(e, str)]
+    for name in names:
         try:
-            return VolumeRecords.model_validate_json(store.get(key))
-        except ObjectNotFound:
+            records = volume_records(store, name)
+        except BackupCenterError as err:
+            if err.code != "VaultObjectCorrupt":
+                raise
+            live.unreadable.append(name)
+            continue
+        if records is not None:
+            live.ids.update(records.files.values())
+    return live
+
+
+def readable_parts(store: ObjectStore, name: str) -> tuple[VaultBackup | None, list[str]]:
+    """For deleting a damaged backup: what of its records can be read, and the keys that cannot
+    (deleting it is what VaultObjectCorrupt advises, so it must not need them)."""
+    _check_name(name)
+    prefix = backup_prefix(name)
+    corrupt: list[str] = []
+
+    def part(record: str, model: type[M]) -> M | None:
+        try:
+            with _store_errors():
+                return _read(store, prefix + record, model)
+        except BackupCenterError as err:
+            if err.code != "VaultObjectCorrupt":
+                raise
+            corrupt.append(prefix + record)
             return None
 
-
-def live_file_snapshots(store: ObjectStore) -> set[str]:
-    """Data-mover snapshots that some backup in the vault still refers to, in any state."""
-    live: set[str] = set()
-    for backup in list_backups(store, include_incomplete=True, include_deleted=True):
-        records = volume_records(store, backup.name)
-        if records is not None:
-            live.update(records.files.values())
-    return live
+    with _store_errors():
+        if next(iter(store.list(prefix, page_size=1)), None) is None:
+            return None, []
+    claim, record = part(LOCK, BackupClaim), part(RECORD, BackupRecord)
+    failure, deletion = part(FAILED, BackupFailure), part(DELETED, DeletionMarker)
+    state = (BackupState.deleted if deletion else BackupState.committed if record
+             else BackupState.failed if failure else BackupState.in_progress)
+    found = VaultBackup(name=name, state=state, claim=claim, record=record, failure=failure,
+                        deletion=deletion)
+    return found, corrupt

@@ -207,7 +207,7 @@ async def test_deleting_a_backup_collects_its_volume_data(
         assert deleted.phase is JobPhase.completed, deleted.error
         assert not store.exists(f"data/snapshots/{snapshot}")
         # Other backups' data stays restorable.
-        for ref_snapshot in catalog.live_file_snapshots(store):
+        for ref_snapshot in catalog.live_file_snapshots(store).ids:
             assert store.exists(f"data/snapshots/{ref_snapshot}")
     finally:
         product.settings_path.write_text(original)

@@ -84,3 +84,22 @@ async def test_delete_of_an_unknown_backup_fails_at_once(product: Product) -> No
     assert result.phase is JobPhase.failed
     assert result.error is not None and result.error.message == "backup 'no-such-backup' not found"
     assert result.step("validate").state is StepState.failed
+
+
+async def test_a_corrupt_backup_blocks_no_other_delete_and_can_itself_be_deleted(
+    product: Product, kube_namespace: str
+) -> None:
+    product.kube.create(f"/api/v1/namespaces/{kube_namespace}/configmaps", {"metadata": {"name": "c"}})
+    damaged = await backup(product, kube_namespace, volume_data=False)
+    other = await backup(product, kube_namespace, volume_data=False)
+    store = product.ctx.vaults().store(product.vault)
+    for record in ("backup.json", "volumes.json"):
+        store.put(catalog.backup_prefix(damaged) + record, b"{not json")
+
+    done = await delete(product, "backup", other)
+    assert done.phase is JobPhase.completed, done.error
+    assert list(store.list(catalog.backup_prefix(other))) == []
+    # Deleting the damaged backup is what its VaultObjectCorrupt error advises: it works.
+    gone = await delete(product, "backup", damaged)
+    assert gone.phase is JobPhase.completed, gone.error
+    assert list(store.list(catalog.backup_prefix(damaged))) == []

@@ -140,6 +140,26 @@ def test_corrupted_record_is_reported(store: ObjectStore) -> None:
     assert err.value.code == "VaultObjectCorrupt" and "backups/b1/backup.json" in str(err.value)
 
 
+def test_one_damaged_backup_hides_no_other_and_stops_no_walk(store: ObjectStore) -> None:
+    from vault.catalog import live_file_snapshots, readable_parts
+
+    committed(store, "b1")
+    committed(store, "b2")
+    store.put(backup_prefix("b2") + "volumes.json", b'{"files": {"ns/data": "snap-2"}}')
+    store.put(backup_prefix("b1") + "backup.json", b"{not json")
+    store.put(backup_prefix("b1") + "volumes.json", b"{not json")
+    # Listing leaves the damaged one out (it is reported by name where it is used) ...
+    assert [b.name for b in list_backups(store)] == ["b2"]
+    # ... the walk for live data reports it instead of failing: nothing may be collected then.
+    live = live_file_snapshots(store)
+    assert live.ids == {"snap-2"} and live.unreadable == ["b1"]
+    # Deleting it needs only what can be read: its claim still names its cluster.
+    found, corrupt = readable_parts(store, "b1")
+    assert found is not None and found.source_cluster == "cluster-a" and found.record is None
+    assert corrupt == [backup_prefix("b1") + "backup.json"]
+    assert readable_parts(store, "never") == (None, [])
+
+
 def test_backup_names_are_validated(store: ObjectStore) -> None:
     with pytest.raises(BackupCenterError, match="invalid backup name"):
         claim_backup(store, "Not/A/Name", cluster_id="c", uid="u")
