@@ -250,18 +250,26 @@ def observe_snapshot(kube: Kube, item: ConvertItem) -> tuple[ConvertedVolume | N
     handle = str((content.get("status") or {}).get("snapshotHandle", ""))
     if not handle:
         return None, error
-    return ConvertedVolume(
-        source=item.source,
-        source_class=item.source_class,
-        target_class=item.target_class,
-        driver=item.driver,
-        snapshot_class=item.snapshot_class,
-        snapshot=f"{item.namespace}/{item.temp_pvc}",
-        content=str(content_name),
-        handle=handle,
-        restore_size=str(status.get("restoreSize") or ""),
-        access_modes=item.access_modes,
-    ), error
+    return _converted(item, str(content_name), handle, str(status.get("restoreSize") or "")), error
+
+
+def _converted(
+    item: ConvertItem, content: str, handle: str, restore_size: str, **more: object
+) -> ConvertedVolume:
+    """The converted volume of ``item``, whose snapshot is ``content`` with ``handle``."""
+    return ConvertedVolume.model_validate({
+        "source": item.source,
+        "source_class": item.source_class,
+        "target_class": item.target_class,
+        "driver": item.driver,
+        "snapshot_class": item.snapshot_class,
+        "snapshot": f"{item.namespace}/{item.temp_pvc}",
+        "content": content,
+        "handle": handle,
+        "restore_size": restore_size,
+        "access_modes": item.access_modes,
+        **more,
+    })
 
 
 def own_snapshot(kube: Kube, convert: str, backup: str, volume: ConvertedVolume) -> ConvertedVolume:
@@ -296,17 +304,11 @@ def owned_volume(kube: Kube, convert: str, item: ConvertItem) -> ConvertedVolume
             continue
         spec = content.get("spec") or {}
         size = status.get("restoreSize")
-        return ConvertedVolume(
-            source=item.source,
-            source_class=item.source_class,
-            target_class=item.target_class,
-            driver=item.driver,
-            snapshot_class=item.snapshot_class,
-            snapshot=f"{item.namespace}/{item.temp_pvc}",
-            content=str(meta["name"]),
-            handle=str(status.get("snapshotHandle") or ""),
-            restore_size=str(size) if size is not None else "",
-            access_modes=item.access_modes,
+        return _converted(
+            item,
+            str(meta["name"]),
+            str(status.get("snapshotHandle") or ""),
+            str(size) if size is not None else "",
             owned=True,
             deletion_policy=str((meta.get("annotations") or {}).get(POLICY_ANNOTATION) or ""),
             source_volume_mode=str(spec.get("sourceVolumeMode") or ""),
