@@ -39,15 +39,21 @@ def mount_path(kubelet_root: Path, plan: VolumePlan, mount: Mount) -> Path:
     return kubelet_root / "pods" / mount.pod_uid / "volumes" / plan.plugin_dir / plan.pv / "mount"
 
 
-def _heartbeat(progress: Progress) -> None:
-    activity.heartbeat(
-        {
-            "files_done": progress.files_done,
-            "files_total": progress.files_total,
-            "bytes_done": progress.bytes_done,
-            "bytes_total": progress.bytes_total,
-        }
-    )
+def _heartbeat(volume: str) -> Callable[[Progress], None]:
+    """Heartbeats naming the volume, so describe and --wait can show its copy's progress."""
+
+    def beat(progress: Progress) -> None:
+        activity.heartbeat(
+            {
+                "volume": volume,
+                "files_done": progress.files_done,
+                "files_total": progress.files_total,
+                "bytes_done": progress.bytes_done,
+                "bytes_total": progress.bytes_total,
+            }
+        )
+
+    return beat
 
 
 @activity.defn
@@ -69,7 +75,7 @@ def backup_volume_files(request: VolumeFilesRequest) -> SnapshotSummary:
             volume_id=request.plan.ref,
             parent_snapshot=request.parent_snapshot,
             snapshot_id=snapshot_id_for(request.run_uid, request.plan),
-            progress=_heartbeat,
+            progress=_heartbeat(request.plan.ref),
         )
     except (DataMoverError, OSError) as err:
         raise BackupCenterError("VolumeCopyFailed", volume=request.plan.ref, reason=str(err)) from None
@@ -107,7 +113,7 @@ def restore_volume_files(request: VolumeRestoreRequest) -> int:
             ctx.vaults().store(request.vault),
             request.snapshot_id,
             path.resolve(strict=True),
-            progress=_heartbeat,
+            progress=_heartbeat(request.volume),
         )
     except (DataMoverError, OSError) as err:
         raise BackupCenterError("VolumeCopyFailed", volume=request.volume, reason=str(err)) from None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -17,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from backupctl.console import console
 from schemas.errors import BackupCenterError
 from schemas.settings import Settings
-from schemas.status import JobPhase, JobStatus
+from schemas.status import JobPhase, JobStatus, Progress
 from workers.task_queues import control_queue
 from workflows import search_attributes as sa
 from workflows.ids import job_id
@@ -77,7 +79,8 @@ async def job_status(client: Client, kind: str, name: str) -> JobStatus:
         return result
     if desc.status == WorkflowExecutionStatus.RUNNING:
         status: JobStatus = await handle.query("status", result_type=JobStatus)
-        return status
+        copies = await _live_copies(client, desc)
+        return with_live_copies(status, copies, datetime.now(UTC)) if copies else status
     # Terminated or timed out by Temporal itself: no status of ours to show.
     return JobStatus.model_validate(
         {
@@ -91,6 +94,67 @@ async def job_status(client: Client, kind: str, name: str) -> JobStatus:
             },
         }
     )
+
+
+COPY_ACTIVITIES = ("backup_volume_files", "restore_volume_files")
+MIB = 1 << 20
+
+
+class LiveCopy(BaseModel):
+    """A volume copy running on a node worker, as its latest heartbeat tells."""
+
+    volume: str
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    started_at: datetime | None = None
+
+
+async def _live_copies(client: Client, desc: WorkflowExecutionDescription) -> list[LiveCopy]:
+    copies = []
+    for pending in desc.raw_description.pending_activities:
+        if pending.activity_type.name not in COPY_ACTIVITIES or not pending.heartbeat_details.payloads:
+            continue
+        details = (await client.data_converter.decode(pending.heartbeat_details.payloads))[0]
+        if not isinstance(details, dict) or "volume" not in details:
+            continue
+        started = pending.last_started_time.ToDatetime(UTC) if pending.HasField("last_started_time") else None
+        copies.append(LiveCopy.model_validate({**details, "started_at": started}))
+    return copies
+
+
+def copy_progress(copy: LiveCopy, now: datetime) -> str:
+    """``files, MiB (percent), MiB/s, ETA`` of one running copy."""
+    text = f"copying {copy.volume}: {copy.files_done}/{copy.files_total} files, "
+    text += f"{copy.bytes_done / MIB:.0f}/{copy.bytes_total / MIB:.0f} MiB"
+    if copy.bytes_total:
+        text += f" ({100 * copy.bytes_done // copy.bytes_total}%)"
+    seconds = (now - copy.started_at).total_seconds() if copy.started_at else 0.0
+    if seconds > 0 and copy.bytes_done:
+        rate = copy.bytes_done / seconds
+        text += f", {rate / MIB:.1f} MiB/s"
+        if copy.bytes_total > copy.bytes_done:
+            text += f", ETA {int((copy.bytes_total - copy.bytes_done) / rate) + 1} s"
+    return text
+
+
+def with_live_copies(status: JobStatus, copies: list[LiveCopy], now: datetime) -> JobStatus:
+    """The status with each running volume copy's progress on its step (``volume <ns>/<pvc>``,
+    ``convert <ns>/<pvc>``, else the current step): bytes as the step's progress, files, rate and
+    ETA in its message.  The workflow itself never sees heartbeats; describe and --wait do."""
+    status = status.model_copy(deep=True)
+    for copy in copies:
+        step = next((s for s in status.steps if s.name.endswith(f" {copy.volume}")), None)
+        if step is None and status.current_step:
+            step = status.step(status.current_step)
+        if step is None:
+            continue
+        total = copy.bytes_total // MIB or None
+        step.progress = Progress(done=copy.bytes_done // MIB, total=total, unit="MiB")
+        live = copy_progress(copy, now)
+        step.message = f"{step.message}; {live}" if step.message else live
+    return status
 
 
 async def signal_job(client: Client, kind: str, name: str, signal: str) -> None:

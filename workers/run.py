@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # Blocking SDKs (kubernetes, oss2, aliyun) run in sync activities on this many threads.
 ACTIVITY_THREADS = 32
+# Heartbeat details reach the server at least this often (the SDK's default waits up to 0.8 x the
+# heartbeat timeout): a volume copy's files and bytes show in describe, --wait and the Web UI.
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 
 def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadPoolExecutor) -> Worker:
@@ -31,6 +35,8 @@ def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadP
         activities=registry.control_activities(),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 
@@ -47,6 +53,8 @@ def node_worker(
         # One volume job of a backup per node is enforced by placement; a few jobs of
         # different backups may share a node, at low priority.
         max_concurrent_activities=4,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

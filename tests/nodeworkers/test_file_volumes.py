@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import uuid
 from functools import partial
 from pathlib import Path
@@ -211,3 +212,40 @@ async def test_deleting_a_backup_collects_its_volume_data(
             assert store.exists(f"data/snapshots/{ref_snapshot}")
     finally:
         product.settings_path.write_text(original)
+
+
+async def test_a_long_copy_shows_its_progress_while_it_runs(
+    product: Product, kube_agent: Any, kube_namespace: str
+) -> None:
+    """Files and bytes done, throughput and ETA of a running copy reach `describe` (jobctl.job_status)
+    while it runs, refreshed every few seconds (the workers' heartbeat throttle), not only at its end."""
+    from backupctl import jobctl
+
+    ns, kube = kube_namespace, product.kube
+    create(kube, ns, pvc("many", NAS, modes=("ReadWriteMany",)))
+    create(kube, ns, pinned("reader", {"data": "many"}, "node-a1"))
+    running = wait_for(lambda: running_pod(kube, ns, "reader"), "pod reader Running")
+    pv = wait_for(lambda: get(kube, pvc_path(ns, "many"))["spec"].get("volumeName"), "NAS PVC bound")
+    mount = csi_mount_path(kube_agent.kubelet_root("node-a1"), running["metadata"]["uid"], pv)
+    for d in range(300):  # 90,000 small files: a copy of several seconds
+        folder = mount / f"d{d:03d}"
+        folder.mkdir()
+        for f in range(300):
+            (folder / f"f{f:03d}.txt").write_bytes(b"%d-%d\n" % (d, f) * 20)
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    handle = await start(product, BackupSpec(name=name, vault="main", include_namespaces=[ns]))
+    seen: list[tuple[float, str]] = []
+    loop = asyncio.get_running_loop()
+    while not (status := await jobctl.job_status(product.client, "backup", name)).phase.finished:
+        message = next((s.message or "" for s in status.steps if s.name == f"volume {ns}/many"), "")
+        done = message.partition("copying ")[2].partition(" files")[0]  # "<ns/pvc>: N/M"
+        if done and (not seen or seen[-1][1].partition("copying ")[2].partition(" files")[0] != done):
+            seen.append((loop.time(), message))  # a new heartbeat: files done changed
+        await asyncio.sleep(0.2)
+    assert status.phase is JobPhase.completed, status.error
+    await handle.result()
+    assert len(seen) >= 3, f"progress seen {len(seen)} times during the copy: {seen}"
+    assert all("files" in m and "MiB" in m for _, m in seen), seen
+    assert any("MiB/s" in m for _, m in seen), seen
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(seen)]
+    assert max(gaps, default=0.0) <= 5, f"progress refreshed after {max(gaps):.1f} s"
