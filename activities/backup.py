@@ -60,7 +60,9 @@ def validate_backup(spec: BackupSpec) -> None:
             )
         except KubeError as err:
             if err.status == 400:
-                raise BackupCenterError("InvalidSpec", field="label_selector", reason=err.message) from None
+                raise BackupCenterError(
+                    "InvalidSpec", field="label_selector", reason=err.message
+                ).as_final() from None
             raise
 
 

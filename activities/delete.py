@@ -92,7 +92,7 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
             "InvalidSpec",
             field="target_kind",
             reason=f"delete requests remove backups, restores and conversions, not {spec.target_kind}",
-        )
+        ).as_final()
     description = await _describe(activity.client(), job_id(spec.target_kind.value, spec.target))
     running = description is not None and description.status == WorkflowExecutionStatus.RUNNING
     target = DeleteTarget(spec=spec, vault=spec.vault, has_execution=description is not None)
@@ -115,7 +115,7 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
                 field="target",
                 reason=f"conversion {spec.target} was made by cluster {target.source_cluster}, where its "
                 "snapshots are: delete it from that cluster",
-            )
+            ).as_final()
     else:
         vault, backup = await asyncio.to_thread(_find_backup, ctx, spec)
         target.vault = vault

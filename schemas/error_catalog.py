@@ -18,7 +18,8 @@ register(
         template="invalid {field}: {reason}",
         causes=("The job spec or setting has a value the product cannot accept.",),
         fixes=("Correct the named field and submit again.",),
-        final=True,
+        # Final where the field is the job's own spec (raised with final=True); a setting or a
+        # credentials Secret can be mended while the job waits.
     ),
     E(
         code="NameInUse",

@@ -91,6 +91,7 @@ class BackupCenterError(Exception):
         self.code = code
         self.params = {k: str(v) for k, v in params.items()}
         self.detail = detail
+        self._final: bool | None = None
         entry = lookup(code)
         missing = entry.placeholders() - self.params.keys()
         if missing:
@@ -98,6 +99,12 @@ class BackupCenterError(Exception):
         self.entry = entry
         self.message = entry.template.format(**self.params)
         super().__init__(self.short())
+
+    def as_final(self) -> BackupCenterError:
+        """Mark this error final (see ErrorCode.final) where its code is final only in some uses:
+        a bad field of the job's own spec is, a credentials Secret still to be made is not."""
+        self._final = True
+        return self
 
     @property
     def retryable(self) -> bool:
@@ -117,6 +124,6 @@ class BackupCenterError(Exception):
             causes=list(self.entry.causes),
             fixes=list(self.entry.fixes),
             retryable=self.entry.retryable,
-            final=self.entry.final,
+            final=self.entry.final if self._final is None else self._final,
             detail=self.detail,
         )

@@ -73,7 +73,7 @@ def check_record_name(name: str, field: str = "backup name") -> str:
     try:
         return check_dns_label(name)
     except ValueError as err:
-        raise BackupCenterError("InvalidSpec", field=field, reason=str(err)) from None
+        raise BackupCenterError("InvalidSpec", field=field, reason=str(err)).as_final() from None
 
 
 _check_name = check_record_name

@@ -95,7 +95,9 @@ def validate_namespace_mapping(spec: RestoreSpec, index: ResourceIndex) -> list[
         except ValueError as exc:
             problems.append(f"target of {source}: {exc}")
     if problems:
-        raise BackupCenterError("InvalidSpec", field="namespace_mapping", reason="; ".join(problems))
+        raise BackupCenterError(
+            "InvalidSpec", field="namespace_mapping", reason="; ".join(problems)
+        ).as_final()
 
     warnings: list[str] = []
     restored = [ns for ns in sorted(in_backup) if namespace_selected(ns, spec)]

@@ -152,3 +152,17 @@ def test_status_bounds_item_lists_and_renders_a_step_table() -> None:
     table = status.render_table()
     assert "| export resources | Pending | 0 |" in table
     assert JobPhase.partially_failed.finished and not JobPhase.waiting_for_operator.finished
+
+
+def test_final_errors_end_a_job_only_where_no_operator_can_mend_them() -> None:
+    from schemas.errors import BackupCenterError
+
+    assert BackupCenterError("NotFound", kind="backup", name="b").info().final
+    assert BackupCenterError("NoTargetNamespace", reason="none exists").info().final
+    # A bad field is final in a job's own spec, not where a Secret or setting can still be fixed.
+    missing_secret = BackupCenterError("InvalidSpec", field="credentials", reason="no OSS credentials")
+    assert not missing_secret.info().final
+    bad_field = BackupCenterError("InvalidSpec", field="label_selector", reason="bad").as_final()
+    assert bad_field.info().final
+    waits = BackupCenterError("SnapshotNotReady", snapshot="s", pvc="p", timeout="8s", reason="r")
+    assert not waits.info().final
