@@ -166,13 +166,7 @@ def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
     for backup in backups:
         if not wanted - found.keys():
             break
-        try:
-            records = catalog.volume_records(store, backup.name)
-        except BackupCenterError as err:
-            if err.code != "VaultObjectCorrupt":
-                raise
-            activity.logger.warning("no parent from backup %s: %s", backup.name, err.short())
-            continue
+        records = catalog.volume_records_if_readable(store, backup.name)  # a damaged one is no parent
         if records is None:
             continue
         for ref, snapshot in records.files.items():
@@ -351,12 +345,9 @@ def cleanup_backup(request: CleanupInput) -> int:
     if store.exists(prefix + catalog.RECORD):
         return removed  # committed after all: keep it
     # The snapshots this run already took over (labelled with the run, not only the name).
-    labels = owner_labels(request.spec.name, request.uid)
-    owned = snapshots.owned_contents(kube, ",".join(f"{k}={v}" for k, v in labels.items()))
-    released = snapshots.release(
+    released = snapshots.release_labelled(
         kube,
-        owned,
-        labels=labels,
+        owner_labels(request.spec.name, request.uid),
         product_namespace=ctx.settings.product_namespace,
         beat=activity.heartbeat,
     )

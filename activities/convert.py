@@ -229,10 +229,11 @@ def cleanup_convert(request: CleanupRequest) -> int:
     kube = ctx.kube()
     spec = request.job.spec
     removed = kconvert.delete_temporaries(kube, spec.name) + kconvert.delete_snapshots(kube, spec.name)
-    labels = {kconvert.CONVERT_LABEL: spec.name}
-    owned = ksnapshots.owned_contents(kube, f"{kconvert.CONVERT_LABEL}={spec.name}")
-    released = ksnapshots.release(
-        kube, owned, labels=labels, product_namespace=ctx.settings.product_namespace, beat=activity.heartbeat
+    released = ksnapshots.release_labelled(
+        kube,
+        {kconvert.CONVERT_LABEL: spec.name},
+        product_namespace=ctx.settings.product_namespace,
+        beat=activity.heartbeat,
     )
     removed += released.contents_removed
     conversions.fail_conversion(ctx.store(spec.vault), spec.name, request.job.uid, request.error)

@@ -165,14 +165,8 @@ def _recorded_snapshots(ctx: WorkerContext, target: DeleteTarget) -> list[snapsh
         if target.spec.target_kind is JobKind.convert:
             record = conversions.get_conversion(store, name)
             return _owned(record.volumes) if record is not None else []
-        try:
-            records = catalog.volume_records(store, name)
-        except BackupCenterError as err:
-            if err.code != "VaultObjectCorrupt":
-                raise
-            # Its records are damaged: the contents labelled with it are still released.
-            activity.logger.warning("backup %s: volume records unreadable: %s", name, err.short())
-            records = None
+        # Damaged records name nothing: the contents labelled with the backup are still released.
+        records = catalog.volume_records_if_readable(store, name)
         owned = _owned(records.snapshots) if records is not None else []
         for conversion in conversions.list_conversions(store, backup=name):
             owned += _owned(conversion.volumes)
@@ -202,10 +196,12 @@ def delete_cluster_objects(target: DeleteTarget) -> int:
         # Found by label in every namespace: a failed backup recorded no namespaces.
         removed = snapshots.delete_for_backup(kube, name, _backup_snapshot_namespaces(ctx, name))
         labels = {snapshots.BACKUP_LABEL: name}
-    selector = ",".join(f"{k}={v}" for k, v in labels.items())
-    owned = _recorded_snapshots(ctx, target) + snapshots.owned_contents(kube, selector)
-    released = snapshots.release(
-        kube, owned, labels=labels, product_namespace=ctx.settings.product_namespace, beat=activity.heartbeat
+    released = snapshots.release_labelled(
+        kube,
+        labels,
+        product_namespace=ctx.settings.product_namespace,
+        recorded=_recorded_snapshots(ctx, target),
+        beat=activity.heartbeat,
     )
     activity.logger.info(
         "%s %s: %d contents removed, %d snapshots deleted, %d already gone, %d kept (Retain class)",

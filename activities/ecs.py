@@ -85,16 +85,11 @@ def delete_ecs_snapshots(target: DeleteTarget) -> EcsDeleteResult:
         if target.spec.target_kind is JobKind.restore:
             prefix = restore_prefix(ctx.settings.cluster_id, target.spec.target)
             return snapshots.delete_copies(_clients(ctx), store, prefix)
-        records = catalog.volume_records(store, target.spec.target)
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
-    except BackupCenterError as err:
-        if err.code != "VaultObjectCorrupt":
-            raise
         # Damaged records name no ECS snapshot: those of contents labelled with the backup are
         # released with them (delete cluster objects); the rest cannot be known.
-        activity.logger.warning("backup %s: volume records unreadable: %s", target.spec.target, err.short())
-        return EcsDeleteResult()
+        records = catalog.volume_records_if_readable(store, target.spec.target)
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
     if records is None:
         return EcsDeleteResult()
     return snapshots.delete_backup_snapshots(_clients(ctx), records)

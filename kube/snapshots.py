@@ -254,27 +254,30 @@ def release(
         )
         pending[name] = item
     # The driver must have seen each content (ready, or an error such as "not found") before it
-    # goes: a content deleted unseen would leave the snapshot behind.
+    # goes: a content deleted unseen would leave the snapshot behind.  One look per content a round:
+    # seen ones are deleted, and each stays pending until its deletion (the driver's) is complete.
     deadline = time.monotonic() + timeout_seconds
     seen: set[str] = set()
-    while True:
-        for name in sorted(set(pending) - seen):
+    left = dict(pending)
+    while left:
+        for name in sorted(left):
             found = kube.get(_content_path(name))
-            status = (found or {}).get("status") or {}
-            if found is None or status.get("readyToUse") or status.get("error"):
+            if found is None:
+                del left[name]
+                continue
+            status = found.get("status") or {}
+            if name not in seen and (status.get("readyToUse") or status.get("error")):
                 seen.add(name)
-                if found is not None and not status.get("readyToUse"):
-                    result.already_gone += 1
+                result.already_gone += not status.get("readyToUse")
                 kube.delete(_content_path(name))
-        left = [n for n in pending if kube.get(_content_path(n)) is not None]
         beat({"releasing": len(left), "total": len(pending)})
         if not left:
             break
         if time.monotonic() > deadline:
-            first = pending[left[0]]
+            name, first = next(iter(sorted(left.items())))
             raise BackupCenterError(
                 "SnapshotReleaseTimeout",
-                content=left[0],
+                content=name,
                 handle=first.handle,
                 driver=first.driver,
                 timeout=f"{int(timeout_seconds)}s",
@@ -282,3 +285,21 @@ def release(
         time.sleep(0.5)
     result.deleted = len(pending) - result.already_gone
     return result
+
+
+def label_selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+def release_labelled(
+    kube: Kube,
+    labels: dict[str, str],
+    *,
+    product_namespace: str,
+    recorded: list[OwnedContent] | None = None,
+    beat: Callable[[dict[str, Any]], None] = lambda _: None,
+) -> ReleaseResult:
+    """Release what the product owns under ``labels``: the contents so labelled in this cluster, and
+    ``recorded`` ones (from the vault's records, for a cluster that no longer has their contents)."""
+    owned = [*(recorded or []), *owned_contents(kube, label_selector(labels))]
+    return release(kube, owned, labels=labels, product_namespace=product_namespace, beat=beat)

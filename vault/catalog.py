@@ -330,6 +330,18 @@ def volume_records(store: ObjectStore, name: str) -> VolumeRecords | None:
         return _read(store, backup_prefix(name) + VOLUMES, VolumeRecords)
 
 
+def volume_records_if_readable(store: ObjectStore, name: str) -> VolumeRecords | None:
+    """The volume records, or None when there are none or they are damaged (logged): for work that
+    must go on past one damaged backup (parents of a new backup, deleting it)."""
+    try:
+        return volume_records(store, name)
+    except BackupCenterError as err:
+        if err.code != "VaultObjectCorrupt":
+            raise
+        log.warning("backup %s: volume records unreadable: %s", name, err.short())
+        return None
+
+
 class LiveSnapshots(BaseModel):
     """What the vault's backups refer to, and the backups whose records could not be read (while
     any is unreadable, nothing may be collected: its references are unknown)."""

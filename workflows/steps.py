@@ -218,8 +218,11 @@ class JobRunner:
         where = f" at step {status.current_step!r}" if status.current_step else ""
         return f"**{status.phase.value}**{where}\n\n"
 
-    def publish(self) -> None:
+    def _show(self) -> None:
         workflow.set_current_details(self.headline() + self.status.render_table())
+
+    def publish(self) -> None:
+        self._show()
         if not self._visible:
             return
         workflow.upsert_search_attributes(
@@ -231,7 +234,7 @@ class JobRunner:
 
     def set_progress(self, step: str, done: int, total: int | None, unit: str) -> None:
         self.status.step(step).progress = Progress(done=done, total=total, unit=unit)
-        workflow.set_current_details(self.headline() + self.status.render_table())
+        self._show()
 
     # --- operator signals ---------------------------------------------------------------
     @property
