@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv demo test lint bench kube-bins clean dev-up dev-down
+.PHONY: all venv demo test soak lint bench kube-bins clean dev-up dev-down
 
 all: test
 
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 test: lint kube-bins
 	$(PY) -m pytest
+
+# Many rounds of the kill tests (make test runs a short version of each).
+soak: kube-bins
+	$(PY) -m pytest -m soak -s
 
 demo: kube-bins
 	$(VENV)/bin/backupctl demo

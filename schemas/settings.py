@@ -86,7 +86,8 @@ class Settings(BaseModel):
     # backup running at the same time (or resumed after a crash) can still use them.
     pack_gc_grace: Duration = timedelta(hours=48)
     # A worker that stops heartbeating this long is presumed dead; its activity moves elsewhere.
-    heartbeat_timeout: Duration = timedelta(seconds=30)
+    # Every activity heartbeats (workers/liveness.py), so this is what a killed worker costs.
+    heartbeat_timeout: Duration = timedelta(seconds=5)
 
     # Where things are.
     kubelet_root_path: str = "/var/lib/kubelet"

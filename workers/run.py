@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities import context
 from workers import registry
 from workers.client import connect
+from workers.liveness import Liveness
 from workers.task_queues import control_queue, node_queue
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,12 @@ log = logging.getLogger(__name__)
 # Blocking SDKs (kubernetes, oss2, aliyun) run in sync activities on this many threads.
 ACTIVITY_THREADS = 32
 # Heartbeat details reach the server at least this often (the SDK's default waits up to 0.8 x the
-# heartbeat timeout): a volume copy's files and bytes show in describe, --wait and the Web UI.
-HEARTBEAT_THROTTLE = timedelta(seconds=2)
+# heartbeat timeout): a volume copy's files and bytes show in describe, --wait and the Web UI, and a
+# few seconds' heartbeat timeout keeps several beats of slack.
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+# A workflow task waits this long on the queue of the worker that last ran the workflow (its cache)
+# before any worker may take it: after that worker was killed, the job goes on within seconds.
+STICKY_WAIT = timedelta(seconds=2)
 
 
 def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadPoolExecutor) -> Worker:
@@ -37,6 +42,8 @@ def control_worker(client: Client, ctx: context.WorkerContext, executor: ThreadP
         max_concurrent_activities=ACTIVITY_THREADS,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        sticky_queue_schedule_to_start_timeout=STICKY_WAIT,
+        interceptors=[Liveness(ctx.settings.heartbeat_timeout)],
     )
 
 
@@ -55,6 +62,7 @@ def node_worker(
         max_concurrent_activities=4,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        interceptors=[Liveness(ctx.settings.heartbeat_timeout)],
     )
 
 

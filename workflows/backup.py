@@ -463,7 +463,6 @@ class BackupWorkflow(OperatorControls):
                 request,
                 # Releasing snapshots the run took over waits for the driver (bounded, heartbeating).
                 start_to_close_timeout=QUICK * 3,
-                heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=TRANSIENT,
                 summary="remove this run's snapshots and uncommitted vault objects",
             )

@@ -192,7 +192,6 @@ class ConvertWorkflow(OperatorControls):
                 acts.CleanupRequest(job=job, error=error),
                 # Releasing snapshots taken over waits for the driver (bounded, heartbeating).
                 start_to_close_timeout=QUICK * 3,
-                heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=TRANSIENT,
                 summary="remove temporary PVCs, pods and the snapshots taken so far",
             )

@@ -148,7 +148,6 @@ class DeleteWorkflow(OperatorControls):
             fn,
             args=list(args),
             start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(minutes=1),
             retry_policy=TRANSIENT,
             summary=summary,
         )

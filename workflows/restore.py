@@ -466,10 +466,7 @@ class RestoreWorkflow(OperatorControls):
         timeout: timedelta = QUICK,
         non_retryable: list[str] | None = None,
     ) -> Any:
-        # Long waits heartbeat; quick calls need not.
-        heartbeat = timedelta(minutes=1) if timeout > QUICK else None
-        return await act(fn, *args, summary=summary, timeout=timeout, non_retryable=non_retryable,
-                         heartbeat=heartbeat)
+        return await act(fn, *args, summary=summary, timeout=timeout, non_retryable=non_retryable)
 
     async def _cleanup(self, job: RestoreJob) -> None:
         try:

@@ -55,7 +55,8 @@ def transient(non_retryable: list[str] | None = None) -> RetryPolicy:
     )
 
 
-# Start-to-close timeout of quick activities (one API call or a few).
+# Start-to-close timeout of quick activities (one API call or a few): it bounds a hung call, not a
+# lost worker, which the heartbeat timeout every activity gets notices in seconds.
 QUICK = timedelta(minutes=2)
 
 
@@ -76,9 +77,12 @@ async def act(
     summary: str | None = None,
     timeout: timedelta = QUICK,
     non_retryable: list[str] | None = None,
-    heartbeat: timedelta | None = timedelta(minutes=1),
+    heartbeat: timedelta | None = None,
 ) -> Any:
-    """One activity of a step: transient faults retried, then the step's operator decides."""
+    """One activity of a step: transient faults retried, then the step's operator decides.
+
+    Without ``heartbeat`` the worker's liveness timeout applies (workers/liveness.py): every activity
+    heartbeats, so a killed worker is noticed in seconds whatever the start-to-close timeout."""
     return await workflow.execute_activity(
         fn,
         args=list(args),

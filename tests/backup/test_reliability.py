@@ -5,9 +5,6 @@ control` process; the Temporal server and the cluster are the session's."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,77 +16,20 @@ from temporalio.client import WorkflowHandle
 from backupctl import jobctl
 from kube.export import read_bundle, read_index
 from localdev.kube import bulk
-from schemas.settings import Settings, SettingsProvider
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import owned_of, seed, snapshots_of
-from tests.conftest import BACKUPCTL
 from tests.product_fixtures import Product
+from tests.worker_process import WorkerProcess, control_process
 from vault import catalog
 from workflows.backup import BackupWorkflow
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
-class WorkerProcess:
-    """`backupctl worker control` on its own task queue, sharing the product's state directory."""
-
-    def __init__(
-        self,
-        product: Product,
-        temporal_address: str,
-        tmp: Path,
-        *,
-        cluster: str = "cluster-a",
-        extra: str = "",
-    ) -> None:
-        self.settings_path = tmp / "worker-settings.yaml"
-        self.settings_path.write_text(
-            f"cluster_id: {cluster}\ntask_queue_prefix: rel{uuid.uuid4().hex[:6]}\n"
-            "heartbeat_timeout: 3s\nexport_page_size: 20\nsnapshot_ready_timeout: 10m\n" + extra
-        )
-        self.env = dict(
-            os.environ,
-            BACKUPCENTER_SETTINGS=str(self.settings_path),
-            BACKUPCENTER_TEMPORAL_ADDRESS=temporal_address,
-            BACKUPCENTER_STATE_DIR=str(product.ctx.state_dir),
-            KUBECONFIG=str(product.ctx.kubeconfig),
-            BACKUPCENTER_LOG_LEVEL="WARNING",
-        )
-        self.log = tmp / "worker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def settings(self) -> Settings:
-        return SettingsProvider.from_file(self.settings_path).current()
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [BACKUPCTL, "worker", "control"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def worker_process(product: Product, temporal_env: Any, tmp_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(product, temporal_env.client.service_client.config.target_host, tmp_path)
+    worker = control_process(product, temporal_env.client.service_client.config.target_host, tmp_path)
     worker.start()
     yield worker
     worker.stop()

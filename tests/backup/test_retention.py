@@ -69,11 +69,14 @@ async def test_the_control_worker_starts_the_retention_sweep(
 ) -> None:
     """Deployed as `backupctl worker control`, the product deletes expired backups by itself: the
     worker starts its cluster's sweep (every retention_sweep_interval) at start."""
-    from tests.backup.test_reliability import WorkerProcess, _start_on
+    from tests.backup.test_reliability import _start_on
+    from tests.worker_process import control_process
 
     cluster = f"ret-{uuid.uuid4().hex[:6]}"
     target = temporal_env.client.service_client.config.target_host
-    worker = WorkerProcess(product, target, tmp_path, cluster=cluster, extra="retention_sweep_interval: 1s\n")
+    worker = control_process(
+        product, target, tmp_path, cluster=cluster, extra="retention_sweep_interval: 1s\n"
+    )
     worker.start()
     try:
         name = f"r-{uuid.uuid4().hex[:8]}"

@@ -18,10 +18,10 @@ from schemas.convert import ConvertState
 from schemas.settings import SettingsProvider
 from schemas.specs import ConvertSpec
 from schemas.status import JobPhase
-from tests.backup.test_reliability import WorkerProcess
 from tests.convert.test_convert import DISK, NAS, nas_backup, record, snapshots_of, temporaries
 from tests.product_fixtures import Product
 from tests.restore.helpers import unique
+from tests.worker_process import WorkerProcess, control_process
 from workflows.convert import ConvertWorkflow
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 @pytest.fixture
 def worker_process(product: Product, temporal_env: Any, tmp_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(product, temporal_env.client.service_client.config.target_host, tmp_path)
+    worker = control_process(product, temporal_env.client.service_client.config.target_host, tmp_path)
     worker.start()
     yield worker
     worker.stop()

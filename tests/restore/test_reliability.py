@@ -18,9 +18,9 @@ from kube.restore.explain import ItemStatus
 from localdev.kube import bulk
 from schemas.specs import RestoreSpec
 from schemas.status import JobPhase
-from tests.backup.test_reliability import WorkerProcess
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, finished, outcomes, unique
+from tests.worker_process import WorkerProcess, control_process
 from workflows.restore import RestoreWorkflow
 
 pytestmark = pytest.mark.cluster
@@ -30,7 +30,7 @@ OBJECTS = 5000
 
 @pytest.fixture
 def worker_process(product: Product, temporal_env: Any, tmp_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(product, temporal_env.client.service_client.config.target_host, tmp_path)
+    worker = control_process(product, temporal_env.client.service_client.config.target_host, tmp_path)
     worker.start()
     yield worker
     worker.stop()
