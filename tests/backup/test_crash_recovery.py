@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import os
 import random
+import shutil
 import statistics
 import uuid
 from collections.abc import AsyncIterator
@@ -66,7 +67,11 @@ class Rig:
         return f"{self.namespace}/shared"
 
     def fresh_data(self) -> None:
-        """New files in the NAS volume (the earlier rounds' stay, as on a real volume)."""
+        """New files in the NAS volume in place of the previous round's: each backup has new data to
+        copy, and the volume (and each round's check) stays the same size."""
+        if self.rounds:
+            shutil.rmtree(self.mount / f"round-{self.rounds}")
+            self.files = {k: v for k, v in self.files.items() if not k.startswith(f"round-{self.rounds}/")}
         self.rounds += 1
         folder = self.mount / f"round-{self.rounds}"
         folder.mkdir()
@@ -105,6 +110,7 @@ class Rig:
             for p in target.rglob("*")
             if p.is_file()
         }
+        shutil.rmtree(target)
         assert restored == self.files, f"{name}: restored files differ"
         assert snapshots_of(self.product, self.namespace, name) == []
         assert len(owned_of(self.product, name)) == 1
