@@ -16,8 +16,7 @@ from activities.context import current
 from activities.errors import product_errors
 from kube import discovery, export, snapshots, temp_pods, volumes
 from schemas.backup import ExportSummary, SnapshotState, VolumeRecords
-from schemas.errors import BackupCenterError
-from schemas.settings import Settings
+from schemas.errors import BackupCenterError, ErrorInfo
 from schemas.specs import DEFAULT_EXCLUDED_NAMESPACES, BackupSpec
 from schemas.vault import BackupOutcome, BackupRecord
 from schemas.volumes import Mount, VolumeInventory, VolumePlan
@@ -35,12 +34,6 @@ class CommitInput(BaseModel):
     volumes: VolumeRecords
     item_errors: int
     partially_failed: bool
-
-
-@activity.defn
-def load_settings() -> Settings:
-    """The settings as they are now: each job reads them at start (no worker restart needed)."""
-    return current().settings
 
 
 @activity.defn
@@ -104,7 +97,7 @@ def discover_resources(spec: BackupSpec) -> int:
     """Discover every served resource version; the list goes to the vault, the count back."""
     ctx = current()
     found = discovery.discover(ctx.kube())
-    store = ctx.vaults().store(spec.vault)
+    store = ctx.store(spec.vault)
     payload = "[" + ",".join(r.model_dump_json() for r in found) + "]"
     store.put(export.resources_prefix(spec.name) + DISCOVERY_OBJECT, payload.encode())
     return len(found)
@@ -114,7 +107,7 @@ def discover_resources(spec: BackupSpec) -> int:
 @product_errors
 def export_resources(spec: BackupSpec, namespaces: list[str]) -> ExportSummary:
     ctx = current()
-    store = ctx.vaults().store(spec.vault)
+    store = ctx.store(spec.vault)
     raw = store.get(export.resources_prefix(spec.name) + DISCOVERY_OBJECT)
     from pydantic import TypeAdapter
 
@@ -155,7 +148,7 @@ def list_nodes() -> dict[str, dict[str, str]]:
 def previous_file_snapshots(vault: str, refs: list[str]) -> dict[str, str]:
     """For each volume, its file-level snapshot in the newest committed backup that has one:
     the parent that makes the next copy incremental."""
-    store = current().vaults().store(vault)
+    store = current().store(vault)
     wanted = set(refs)
     found: dict[str, str] = {}
     backups = sorted(
@@ -284,7 +277,7 @@ def wait_snapshots_ready(request: WaitSnapshots) -> list[SnapshotState]:
 def commit_backup(request: CommitInput) -> BackupRecord:
     """Write volume records, then the commit record last: the backup exists from now on."""
     ctx = current()
-    store = ctx.vaults().store(request.spec.vault)
+    store = ctx.store(request.spec.vault)
     store.put(
         catalog.backup_prefix(request.spec.name) + catalog.VOLUMES, request.volumes.model_dump_json().encode()
     )
@@ -331,19 +324,13 @@ def cleanup_backup(request: CleanupInput) -> int:
     removed = snapshots.delete_for_backup(kube, request.spec.name, request.namespaces)
     temp_pods.remove(kube, request.spec.name, request.namespaces)
     try:
-        store = ctx.vaults().store(request.spec.vault)
+        store = ctx.store(request.spec.vault)
     except BackupCenterError:
         # The vault is gone or unreachable: whether the run committed is unknown, so the snapshots
         # it took over stay (a leak is better than deleting a committed backup's data).
         return removed
-    prefix = catalog.backup_prefix(request.spec.name)
-    claim = (
-        catalog.get_backup(store, request.spec.name).claim if store.exists(prefix + catalog.LOCK) else None
-    )
-    if claim is not None and claim.uid != request.uid:
-        return removed  # the name belongs to another run: never touch its objects
-    if store.exists(prefix + catalog.RECORD):
-        return removed  # committed after all: keep it
+    if not catalog.owns_uncommitted(store, request.spec.name, request.uid):
+        return removed
     # The snapshots this run already took over (labelled with the run, not only the name).
     released = snapshots.release_labelled(
         kube,
@@ -352,29 +339,21 @@ def cleanup_backup(request: CleanupInput) -> int:
         beat=activity.heartbeat,
     )
     removed += released.contents_removed
-    for entry in list(store.list(prefix)):
-        key = entry if isinstance(entry, str) else entry.key
-        if key.endswith(catalog.LOCK):
-            continue
-        store.delete(key)
-    if request.canceled:
-        store.delete(prefix + catalog.LOCK)
-    elif claim is not None:
-        from schemas.errors import ErrorInfo
-
-        error = None
-        if request.error_code:
-            error = ErrorInfo(
-                code=request.error_code, kind="BackupError", message=request.error_message or ""
-            )
-        catalog.fail_backup(
-            store, request.spec.name, uid=request.uid, cluster_id=ctx.settings.cluster_id, error=error
-        )
+    error = None
+    if request.error_code:
+        error = ErrorInfo(code=request.error_code, kind="BackupError", message=request.error_message or "")
+    catalog.discard_uncommitted(
+        store,
+        request.spec.name,
+        request.uid,
+        free_name=request.canceled,
+        cluster_id=ctx.settings.cluster_id,
+        error=error,
+    )
     return removed
 
 
 ACTIVITIES = [
-    load_settings,
     validate_backup,
     check_vault,
     resolve_namespaces,

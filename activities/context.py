@@ -73,9 +73,9 @@ class WorkerContext:
         credentials read through the cluster only when a vault names a Secret."""
         from kubernetes.client import CoreV1Api
 
+        from kube.vault_registry import KubeVaultRegistry
         from schemas.vault import VaultSpec
         from vault.credentials import OssCredentials
-        from vault.kube_registry import KubeVaultRegistry
         from vault.lifecycle import (
             FileVaultRegistry,
             VaultManager,
@@ -100,12 +100,10 @@ class WorkerContext:
 
     def store(self, vault: str) -> ObjectStore:
         """The named vault's object store; store failures become product errors naming the cause."""
-        from vault.store import ObjectStoreError, as_product_error
+        from vault.store import product_errors_of_store
 
-        try:
+        with product_errors_of_store():
             store: ObjectStore = self.vaults().store(vault)
-        except ObjectStoreError as err:
-            raise as_product_error(err) from err
         return store
 
 

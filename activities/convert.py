@@ -22,7 +22,7 @@ from kube import snapshots as ksnapshots
 from kube.export import read_bundle, read_index
 from kube.rest import Kube
 from kube.restore.quantity import GIB, quantity_bytes
-from kube.restore_target import TargetClasses
+from kube.restore.target import TargetClasses
 from kube.volumes import snapshot_classes_by_driver
 from schemas.backup import VolumeRecords
 from schemas.convert import (
@@ -36,7 +36,7 @@ from schemas.convert import (
 from schemas.errors import BackupCenterError, ErrorInfo
 from schemas.status import ItemIssue
 from vault import catalog, conversions
-from vault.store import ObjectStore, ObjectStoreError, as_product_error
+from vault.store import ObjectStore
 
 PVC_RESOURCE = ("", "persistentvolumeclaims")
 
@@ -77,14 +77,11 @@ def validate_convert(job: ConvertJob) -> ConvertValidation:
     ctx.vaults().describe(spec.vault)  # NotFound names the vault
     kube = ctx.kube()
     kconvert.check_targets(spec, TargetClasses.read(kube), kconvert.cluster_zones(kube))
-    try:
-        store = ctx.store(spec.vault)
-        backup = catalog.committed_backup(store, spec.backup, spec.vault)
-        assert backup.record is not None
-        pvcs = _backup_pvcs(store, spec.backup)
-        records = catalog.volume_records(store, spec.backup) or VolumeRecords()
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    store = ctx.store(spec.vault)
+    backup = catalog.committed_backup(store, spec.backup, spec.vault)
+    assert backup.record is not None
+    pvcs = _backup_pvcs(store, spec.backup)
+    records = catalog.volume_records(store, spec.backup) or VolumeRecords()
     plan, failed = kconvert.plan_conversion(
         spec,
         pvcs,

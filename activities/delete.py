@@ -20,23 +20,23 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 from temporalio.service import RPCError, RPCStatusCode
 
 import datamover
+from activities import search_attributes as sa
 from activities.context import WorkerContext, current
 from activities.errors import product_errors
 from kube import convert as kconvert
 from kube import snapshots
-from kube.restore_records import delete_prefix, restore_prefix
-from kube.restore_volumes import delete_temporaries
+from kube.restore.records import RestoreFolder
+from kube.restore.volumes import delete_temporaries
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import SnapshotState
 from schemas.convert import ConvertedVolume, ConvertRecord
 from schemas.errors import BackupCenterError
+from schemas.ids import job_id
 from schemas.restore import DeleteOutcome, DeleteTarget
 from schemas.specs import DeleteSpec, JobKind
 from schemas.vault import VaultBackup
 from vault import catalog, conversions
-from vault.store import ObjectStore, ObjectStoreError, as_product_error
-from workflows import search_attributes as sa
-from workflows.ids import job_id
+from vault.store import ObjectStore
 
 # Deleting an execution is asynchronous on the server: it waits for the history queues' ack levels,
 # which servers persist every 30 s by default (history.transferProcessorUpdateAckInterval and
@@ -60,11 +60,8 @@ def _find_backup(ctx: WorkerContext, spec: DeleteSpec) -> tuple[str | None, Vaul
     if spec.vault:
         manager.describe(spec.vault)  # NotFound names the vault
     for name in names:
-        try:
-            # Whatever of its records can be read: a damaged backup must still be deletable.
-            found, _ = catalog.readable_parts(manager.store(name), spec.target)
-        except ObjectStoreError as err:
-            raise as_product_error(err) from err
+        # Whatever of its records can be read: a damaged backup must still be deletable.
+        found, _ = catalog.readable_parts(manager.store(name), spec.target)
         if found is not None:
             return name, found
     return spec.vault, None
@@ -161,18 +158,15 @@ def _recorded_snapshots(ctx: WorkerContext, target: DeleteTarget) -> list[snapsh
         return []
     store = ctx.store(target.vault)
     name = target.spec.target
-    try:
-        if target.spec.target_kind is JobKind.convert:
-            record = conversions.get_conversion(store, name)
-            return _owned(record.volumes) if record is not None else []
-        # Damaged records name nothing: the contents labelled with the backup are still released.
-        records = catalog.volume_records_if_readable(store, name)
-        owned = _owned(records.snapshots) if records is not None else []
-        for conversion in conversions.list_conversions(store, backup=name):
-            owned += _owned(conversion.volumes)
-        return owned
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    if target.spec.target_kind is JobKind.convert:
+        record = conversions.get_conversion(store, name)
+        return _owned(record.volumes) if record is not None else []
+    # Damaged records name nothing: the contents labelled with the backup are still released.
+    records = catalog.volume_records_if_readable(store, name)
+    owned = _owned(records.snapshots) if records is not None else []
+    for conversion in conversions.list_conversions(store, backup=name):
+        owned += _owned(conversion.volumes)
+    return owned
 
 
 @activity.defn
@@ -251,37 +245,34 @@ def delete_vault_data(target: DeleteTarget) -> DeleteOutcome:
     ctx = current()
     if target.vault is None:
         return DeleteOutcome.absent
-    try:
-        store = ctx.store(target.vault)
-        if target.spec.target_kind is JobKind.restore:
-            removed = delete_prefix(store, restore_prefix(ctx.settings.cluster_id, target.spec.target))
-            return DeleteOutcome.deleted if removed else DeleteOutcome.absent
-        if target.spec.target_kind is JobKind.convert:
-            gone = conversions.delete_conversion(store, target.spec.target)
-            return DeleteOutcome.deleted if gone else DeleteOutcome.absent
-        backup, corrupt = catalog.readable_parts(store, target.spec.target)
-        if backup is None:
-            return DeleteOutcome.absent
-        if corrupt:
-            activity.logger.warning("deleting backup %s with unreadable records: %s", backup.name,
-                                    ", ".join(corrupt))
-        if target.local:
-            # Its conversions go with it (their snapshots carry the backup's label and went with
-            # its VolumeSnapshots in the previous step).
-            for record in conversions.list_conversions(store, backup=backup.name):
-                conversions.delete_conversion(store, record.name)
-            catalog.delete_backup_records(store, backup.name)
-            _collect_volume_data(ctx, store)
-            return DeleteOutcome.deleted
-        catalog.mark_deleted(
-            store,
-            backup.name,
-            by_cluster=ctx.settings.cluster_id,
-            reason=f"delete request {target.spec.name}",
-        )
-        return DeleteOutcome.marked
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    store = ctx.store(target.vault)
+    if target.spec.target_kind is JobKind.restore:
+        removed = RestoreFolder.of(store, ctx.settings.cluster_id, target.spec.target).delete()
+        return DeleteOutcome.deleted if removed else DeleteOutcome.absent
+    if target.spec.target_kind is JobKind.convert:
+        gone = conversions.delete_conversion(store, target.spec.target)
+        return DeleteOutcome.deleted if gone else DeleteOutcome.absent
+    backup, corrupt = catalog.readable_parts(store, target.spec.target)
+    if backup is None:
+        return DeleteOutcome.absent
+    if corrupt:
+        activity.logger.warning("deleting backup %s with unreadable records: %s", backup.name,
+                                ", ".join(corrupt))
+    if target.local:
+        # Its conversions go with it (their snapshots carry the backup's label and went with
+        # its VolumeSnapshots in the previous step).
+        for record in conversions.list_conversions(store, backup=backup.name):
+            conversions.delete_conversion(store, record.name)
+        catalog.delete_backup_records(store, backup.name)
+        _collect_volume_data(ctx, store)
+        return DeleteOutcome.deleted
+    catalog.mark_deleted(
+        store,
+        backup.name,
+        by_cluster=ctx.settings.cluster_id,
+        reason=f"delete request {target.spec.name}",
+    )
+    return DeleteOutcome.marked
 
 
 @activity.defn

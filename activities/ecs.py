@@ -8,9 +8,8 @@ derived from the restore run, so a retried activity finds the copy it started in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -23,16 +22,14 @@ from alicloud import snapshots
 from alicloud.ecs import EcsClient
 from kube.convert import claim_class
 from kube.export import read_bundle
+from kube.restore.records import RestoreFolder
+from kube.restore.run import Plan
 from kube.restore.selection import bundle_resource, item_selected
-from kube.restore_records import restore_prefix
-from kube.restore_run import Plan
 from schemas.backup import SnapshotState
-from schemas.ecs import CopyPlan, CopyRecord, CopyRequest, CopyResult, EcsDeleteResult, RecordSnapshotsRequest
-from schemas.errors import BackupCenterError
+from schemas.ecs import CopyPlan, CopyRequest, CopyResult, EcsDeleteResult, RecordSnapshotsRequest
 from schemas.restore import DeleteTarget, RestoreJob
 from schemas.specs import JobKind
 from vault import catalog, conversions
-from vault.store import ObjectStore, ObjectStoreError, as_product_error
 
 POLL_SECONDS = 1.0
 
@@ -81,24 +78,22 @@ def delete_ecs_snapshots(target: DeleteTarget) -> EcsDeleteResult:
     if target.vault is None or target.spec.target_kind not in (JobKind.backup, JobKind.restore):
         return EcsDeleteResult()
     store = ctx.store(target.vault)
-    try:
-        if target.spec.target_kind is JobKind.restore:
-            prefix = restore_prefix(ctx.settings.cluster_id, target.spec.target)
-            return snapshots.delete_copies(_clients(ctx), store, prefix)
-        # Damaged records name no ECS snapshot: those of contents labelled with the backup are
-        # released with them (delete cluster objects); the rest cannot be known.
-        records = catalog.volume_records_if_readable(store, target.spec.target)
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    if target.spec.target_kind is JobKind.restore:
+        folder = RestoreFolder.of(store, ctx.settings.cluster_id, target.spec.target)
+        return snapshots.delete_copies(_clients(ctx), folder)
+    # Damaged records name no ECS snapshot: those of contents labelled with the backup are
+    # released with them (delete cluster objects); the rest cannot be known.
+    records = catalog.volume_records_if_readable(store, target.spec.target)
     if records is None:
         return EcsDeleteResult()
     return snapshots.delete_backup_snapshots(_clients(ctx), records)
 
 
 # --- cross-region restore ------------------------------------------------------------------
-def _selected_claims(store: ObjectStore, prefix: str, job: RestoreJob) -> dict[str, str]:
+def _selected_claims(folder: RestoreFolder, job: RestoreJob) -> dict[str, str]:
     """"<ns>/<pvc>" (as backed up) -> its storage class, of the PVCs this restore selects."""
-    plan = Plan(store, prefix, job.spec)
+    plan = Plan(folder, job.spec)
+    store = folder.store
     bundle = plan.source_bundle("persistentvolumeclaims")
     if bundle is None:
         return {}
@@ -117,17 +112,14 @@ def plan_snapshot_copies(job: RestoreJob) -> CopyPlan:
     region); refuses the restore when a selected volume's data cannot cross regions."""
     ctx = current()
     store = ctx.store(job.spec.vault)
-    prefix = restore_prefix(ctx.settings.cluster_id, job.spec.name)
-    try:
-        records = catalog.volume_records(store, job.spec.backup)
-        selected = _selected_claims(store, prefix, job) if records is not None else {}
-        if records is not None:
-            # Volumes converted to the mapped class travel as the conversion's snapshots.
-            records = conversions.records_with_conversions(
-                records, selected, dict(job.spec.storage_class_mapping),
-                conversions.converted_volumes(store, job.spec.backup))
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    folder = RestoreFolder.of(store, ctx.settings.cluster_id, job.spec.name)
+    records = catalog.volume_records(store, job.spec.backup)
+    selected = _selected_claims(folder, job) if records is not None else {}
+    if records is not None:
+        # Volumes converted to the mapped class travel as the conversion's snapshots.
+        records = conversions.records_with_conversions(
+            records, selected, dict(job.spec.storage_class_mapping),
+            conversions.converted_volumes(store, job.spec.backup))
     if records is None or not snapshots.source_region(records):
         return CopyPlan()  # no ECS snapshots, nothing regional: no need to know this cluster's region
     return snapshots.plan_copies(records, selected, snapshots.cluster_region(ctx.kube(), ctx.settings.region))
@@ -137,68 +129,24 @@ def plan_snapshot_copies(job: RestoreJob) -> CopyPlan:
 @product_errors
 def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
     """Copy one snapshot into the restore's region and wait until the copy is accomplished, heartbeating
-    its progress in percent.  The copy is recorded in the restore's vault folder before it is requested
-    (by name) and once its id is known, so the restore uses it and a cancel or failure deletes it."""
+    its progress in percent (alicloud.snapshots.copy_into_region)."""
     ctx = current()
-    started = time.monotonic()
-    item = request.item
-    store = ctx.store(request.vault)
-    prefix = restore_prefix(ctx.settings.cluster_id, request.restore)
-    name = snapshots.copy_name(request.restore, request.uid, item.key)
-    source = _clients(ctx)(item.region)
-    try:
-        record = snapshots.read_copy(store, prefix, item.key)
-        if record is None or record.name != name or not record.copy_id:
-            record = CopyRecord(
-                key=item.key,
-                source=item.snapshot,
-                source_region=item.region,
-                target_region=request.target_region,
-                name=name,
-            )
-            snapshots.write_copy(store, prefix, record)
-            # The client token comes from (source, destination, name): a retry gets the same copy.
-            copy_id = source.copy_snapshot(
-                item.snapshot, request.target_region, name, retention_days=item.retention_days
-            )
-            record = record.model_copy(update={"copy_id": copy_id})
-            snapshots.write_copy(store, prefix, record)
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
-    dest = source.for_region(request.target_region)
-    deadline = waiting.deadline(timedelta(seconds=request.timeout_seconds))
-    while True:
-        info = dest.describe_snapshots([record.copy_id]).get(record.copy_id)
-        if info is None or info.failed:
-            what = "disappeared from" if info is None else "failed in"
-            raise BackupCenterError(
-                "CrossRegionFailed",
-                snapshot=item.snapshot,
-                reason=f"its copy {record.copy_id} {what} region {request.target_region}",
-            )
-        waiting.beat(
-            {
-                "snapshot": item.snapshot,
-                "copy": record.copy_id,
-                "region": request.target_region,
-                "percent": info.progress,
-            }
-        )
-        if info.ready:
-            seconds = round(time.monotonic() - started, 2)
-            return CopyResult(key=item.key, copy_id=record.copy_id, seconds=seconds)
-        if datetime.now(UTC) >= deadline:
-            raise BackupCenterError(
-                "EcsCopyTimeout",
-                snapshot=item.snapshot,
-                region=request.target_region,
-                timeout=str(timedelta(seconds=int(request.timeout_seconds))),
-                progress=f"copy {record.copy_id} at {info.progress}%",
-            )
-        # Sleeps, but wakes at once when the restore is canceled (a heartbeat answer brings the request).
-        activity.wait_for_cancelled_sync(POLL_SECONDS)
-        if activity.is_cancelled():
-            raise CancelledError("restore canceled")
+    return snapshots.copy_into_region(
+        _clients(ctx),
+        RestoreFolder.of(ctx.store(request.vault), ctx.settings.cluster_id, request.restore),
+        request,
+        deadline=waiting.deadline(timedelta(seconds=request.timeout_seconds)),
+        progress=waiting.beat,
+        pause=_pause,
+        poll_seconds=POLL_SECONDS,
+    )
+
+
+def _pause(seconds: float) -> None:
+    """Sleeps, but wakes at once when the restore is canceled (a heartbeat answer brings the request)."""
+    activity.wait_for_cancelled_sync(seconds)
+    if activity.is_cancelled():
+        raise CancelledError("restore canceled")
 
 
 @activity.defn
@@ -207,12 +155,9 @@ def delete_restore_copies(job: RestoreJob) -> EcsDeleteResult:
     """After a cancel or failure: delete the copies this restore made (they restore nothing now)."""
     ctx = current()
     store = ctx.store(job.spec.vault)
-    try:
-        return snapshots.delete_copies(
-            _clients(ctx), store, restore_prefix(ctx.settings.cluster_id, job.spec.name)
-        )
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    return snapshots.delete_copies(
+        _clients(ctx), RestoreFolder.of(store, ctx.settings.cluster_id, job.spec.name)
+    )
 
 
 ACTIVITIES: list[Callable[..., Any]] = [

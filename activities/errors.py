@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from temporalio.exceptions import ApplicationError
 
 from schemas.errors import BackupCenterError
+from vault.store import ObjectStoreError, as_product_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,7 +32,12 @@ def to_application_error(err: BackupCenterError) -> ApplicationError:
 
 
 def product_errors(fn: F) -> F:
-    """Decorator for activities: re-raise product errors as typed ApplicationErrors."""
+    """Decorator for activities: re-raise product errors as typed ApplicationErrors.
+
+    It is also the one place where vault store errors become product errors (VaultUnavailable,
+    VaultObjectCorrupt, VaultObjectFailed: see vault.store.as_product_error), so activities and the
+    domain code under them let ``ObjectStoreError`` rise instead of translating it on the way.
+    """
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -40,6 +46,8 @@ def product_errors(fn: F) -> F:
                 return await fn(*args, **kwargs)
             except BackupCenterError as err:
                 raise to_application_error(err) from None
+            except ObjectStoreError as err:
+                raise to_application_error(as_product_error(err)) from None
 
         return cast(F, async_wrapper)
 
@@ -49,5 +57,7 @@ def product_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except BackupCenterError as err:
             raise to_application_error(err) from None
+        except ObjectStoreError as err:
+            raise to_application_error(as_product_error(err)) from None
 
     return cast(F, wrapper)

@@ -65,7 +65,7 @@ def backup_volume_files(request: VolumeFilesRequest) -> SnapshotSummary:
         raise BackupCenterError(
             "VolumeMountMissing", volume=request.plan.ref, node=ctx.node_name or "?", path=str(path)
         )
-    store = ctx.vaults().store(request.vault)
+    store = ctx.store(request.vault)
     try:
         # Kubelets bind-mount volumes; the path may also sit behind a symlinked root: read the real
         # directory so the data mover sees a directory, not a link to one.
@@ -110,7 +110,7 @@ def restore_volume_files(request: VolumeRestoreRequest) -> int:
         )
     try:
         summary = restore_tree(
-            ctx.vaults().store(request.vault),
+            ctx.store(request.vault),
             request.snapshot_id,
             path.resolve(strict=True),
             progress=_heartbeat(request.volume),

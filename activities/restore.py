@@ -9,8 +9,7 @@ the vault and the cluster, and only counts and bounded samples come back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,27 +23,16 @@ from alicloud import snapshots as ecs_snapshots
 from kube import discovery
 from kube.export import read_bundle, read_index
 from kube.rest import Kube
+from kube.restore.apply import ApplyOptions
 from kube.restore.context import RESTORE_LABEL, RestoreContext
 from kube.restore.explain import ItemStatus
 from kube.restore.order import Phase
+from kube.restore.records import CONTEXT, SOURCES, RestoreFolder, RunMarker
+from kube.restore.run import Plan, explain_restore, restore_group
+from kube.restore.run import skip_group as skip_restore_group
 from kube.restore.selection import bundle_resource, item_selected, validate_namespace_mapping
-from kube.restore_apply import ApplyOptions
-from kube.restore_records import (
-    CONTEXT,
-    DISCOVERY,
-    SOURCES,
-    RunMarker,
-    claim_prefix,
-    get_optional,
-    put_json,
-    put_resources,
-    read_outcomes,
-    restore_prefix,
-)
-from kube.restore_run import Plan, explain_restore, restore_group
-from kube.restore_run import skip_group as skip_restore_group
-from kube.restore_target import TargetClasses, check_class_mapping, plan_groups, target_context
-from kube.restore_volumes import (
+from kube.restore.target import TargetClasses, check_class_mapping, plan_groups, target_context
+from kube.restore.volumes import (
     SourceKind,
     VolumeSource,
     VolumeSources,
@@ -82,7 +70,7 @@ from schemas.restore import (
 from schemas.specs import RestoreSpec
 from schemas.status import ItemIssue
 from vault import catalog, conversions
-from vault.store import ObjectStore, ObjectStoreError, as_product_error
+from vault.store import ObjectStore
 
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 CRD_ESTABLISHED_TIMEOUT = timedelta(minutes=2)
@@ -93,16 +81,8 @@ QUICK = timedelta(minutes=1)
 CONSUMER_GRACE = timedelta(seconds=15)
 
 
-@contextmanager
-def _vault_errors() -> Iterator[None]:
-    try:
-        yield
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
-
-
-def _prefix(ctx: WorkerContext, job: RestoreJob) -> str:
-    return restore_prefix(ctx.settings.cluster_id, job.spec.name)
+def _folder(ctx: WorkerContext, job: RestoreJob) -> RestoreFolder:
+    return RestoreFolder.of(ctx.store(job.spec.vault), ctx.settings.cluster_id, job.spec.name)
 
 
 def _parallelism(ctx: WorkerContext) -> int:
@@ -120,11 +100,10 @@ def validate_restore(spec: RestoreSpec) -> RestorePlan:
     """The backup is committed in the vault (any cluster's), the mappings fit it and this cluster."""
     ctx = current()
     ctx.vaults().describe(spec.vault)  # NotFound names the vault
-    with _vault_errors():
-        store = ctx.store(spec.vault)
-        backup = catalog.committed_backup(store, spec.backup, spec.vault)
-        assert backup.record is not None
-        index = read_index(store, spec.backup)
+    store = ctx.store(spec.vault)
+    backup = catalog.committed_backup(store, spec.backup, spec.vault)
+    assert backup.record is not None
+    index = read_index(store, spec.backup)
     warnings = validate_namespace_mapping(spec, index)
     check_class_mapping(spec, TargetClasses.read(ctx.kube()))
     return RestorePlan(
@@ -143,10 +122,7 @@ def check_restore_vault(job: RestoreJob) -> int:
     status = ctx.vaults().check(job.spec.vault)
     if status.phase.value != "Available":
         raise BackupCenterError("VaultUnavailable", cause=status.cause or "unknown")
-    with _vault_errors():
-        return claim_prefix(
-            ctx.store(job.spec.vault), _prefix(ctx, job), RunMarker(uid=job.uid, backup=job.spec.backup)
-        )
+    return _folder(ctx, job).claim(RunMarker(uid=job.uid, backup=job.spec.backup))
 
 
 @activity.defn
@@ -157,11 +133,11 @@ def discover_target(job: RestoreJob) -> DiscoverResult:
     kube = ctx.kube()
     found = discovery.discover(kube)
     context = target_context(kube, job.spec, ctx.settings.product_namespace)
-    with _vault_errors():
-        store, prefix = ctx.store(job.spec.vault), _prefix(ctx, job)
-        put_resources(store, prefix + DISCOVERY, found)
-        put_json(store, prefix + CONTEXT, context)
-        groups = plan_groups(read_index(store, job.spec.backup), job.spec, found)
+    folder = _folder(ctx, job)
+    store = folder.store
+    folder.put_discovery(found)
+    folder.write(CONTEXT, context)
+    groups = plan_groups(read_index(store, job.spec.backup), job.spec, found)
     return DiscoverResult(served=len(found), groups=groups)
 
 
@@ -181,34 +157,30 @@ def apply_group(request: ApplyRequest) -> GroupResult:
     def progress(done: int, resource: str) -> None:
         _beat({"objects": done, "resource": resource})
 
-    with _vault_errors():
-        return restore_group(
-            ctx.kube(),
-            ctx.store(job.spec.vault),
-            _prefix(ctx, job),
-            job.spec,
-            request.group,
-            options,
-            progress=progress,
-        )
+    return restore_group(
+        ctx.kube(),
+        _folder(ctx, job),
+        job.spec,
+        request.group,
+        options,
+        progress=progress,
+    )
 
 
 @activity.defn
 @product_errors
 def skip_group(request: SkipRequest) -> GroupResult:
-    """After the operator skipped a phase: its objects count as failed (kube.restore_run.skip_group)."""
+    """After the operator skipped a phase: its objects count as failed (kube.restore.run.skip_group)."""
     ctx = current()
     job = request.job
-    with _vault_errors():
-        return skip_restore_group(ctx.store(job.spec.vault), _prefix(ctx, job), job.spec, request.group,
-                                  request.error)
+    return skip_restore_group(_folder(ctx, job), job.spec, request.group, request.error)
 
 
-def _restored_names(store: ObjectStore, prefix: str, phase: Phase, kind: str) -> list[tuple[str, str]]:
+def _restored_names(folder: RestoreFolder, phase: Phase, kind: str) -> list[tuple[str, str]]:
     """(namespace, name) of the objects of a kind this restore created or updated in a phase."""
     return [
         (o.namespace, o.name)
-        for o in read_outcomes(store, prefix, phase)
+        for o in folder.read_outcomes(phase)
         if o.kind == kind and o.status in (ItemStatus.created, ItemStatus.updated)
     ]
 
@@ -223,9 +195,8 @@ def wait_crds_established(job: RestoreJob) -> int:
     served now, and versions are chosen from that discovery."""
     ctx = current()
     kube = ctx.kube()
-    with _vault_errors():
-        store, prefix = ctx.store(job.spec.vault), _prefix(ctx, job)
-        names = [name for _, name in _restored_names(store, prefix, Phase.crds, "CustomResourceDefinition")]
+    folder = _folder(ctx, job)
+    names = [name for _, name in _restored_names(folder, Phase.crds, "CustomResourceDefinition")]
 
     def established(name: str) -> bool:
         crd = kube.get(f"{CRD_PATH}/{name}") or {}
@@ -239,8 +210,7 @@ def wait_crds_established(job: RestoreJob) -> int:
         what = f"wait for restored CustomResourceDefinition {late[0]} established time out"
         raise BackupCenterError("ResourceTimeout", what=f"{what} ({CRD_ESTABLISHED_TIMEOUT})")
     found = discovery.discover(kube)
-    with _vault_errors():
-        put_resources(store, prefix + DISCOVERY, found)
+    folder.put_discovery(found)
     return len(names)
 
 
@@ -282,44 +252,44 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
     ctx = current()
     kube = ctx.kube()
     spec = job.spec
-    with _vault_errors():
-        store, prefix = ctx.store(spec.vault), _prefix(ctx, job)
-        plan = Plan(store, prefix, spec)
-        context = RestoreContext.model_validate_json(store.get(prefix + CONTEXT))
-        bundle = plan.source_bundle("persistentvolumeclaims")
-        pvcs: list[dict[str, Any]] = []
-        if bundle is not None:
-            source = bundle_resource(bundle, plan.target)
-            pvcs = [o for o in read_bundle(store, bundle.key) if item_selected(o, source, spec)]
-        existing = set()
-        for pvc in pvcs:
-            ns, name = context.map_namespace(pvc["metadata"]["namespace"]), pvc["metadata"]["name"]
-            found = kube.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}")
-            # A claim an earlier attempt of this restore created still needs its data source.
-            if found is not None and (found["metadata"].get("labels") or {}).get(RESTORE_LABEL) != spec.name:
-                existing.add(f"{ns}/{name}")
-        # Snapshots copied into this region for this restore (cross-region) restore from their copies.
-        records = ecs_snapshots.with_copies(_volume_records(store, spec.backup), store, prefix)
-        converted = ecs_snapshots.with_copied_conversions(
-            conversions.converted_volumes(store, spec.backup), store, prefix)
-        sources = plan_sources(
-            pvcs,
-            context,
-            snapshots={f"{s.namespace}/{s.pvc}": s for s in records.snapshots},
-            files=dict(records.files),
-            skipped=dict(records.skipped),
-            volume_data=spec.volume_data,
-            existing=existing,
-            converted=converted,
-        )
-        renames = _retained_volumes(plan, store, spec, kube, sources)
-        # Claims restored from a converted snapshot take the access modes it was converted to.
-        modes = {s.target: tuple(converted[(key, s.converted_to)].access_modes)
-                 for key, s in sources.sources.items() if s.converted_to}
-        if renames or modes:
-            put_json(store, prefix + CONTEXT,
-                     context.model_copy(update={"pv_renames": renames, "converted_access_modes": modes}))
-        put_json(store, prefix + SOURCES, sources)
+    folder = _folder(ctx, job)
+    store = folder.store
+    plan = Plan(folder, spec)
+    context = folder.require(CONTEXT, RestoreContext)
+    bundle = plan.source_bundle("persistentvolumeclaims")
+    pvcs: list[dict[str, Any]] = []
+    if bundle is not None:
+        source = bundle_resource(bundle, plan.target)
+        pvcs = [o for o in read_bundle(store, bundle.key) if item_selected(o, source, spec)]
+    existing = set()
+    for pvc in pvcs:
+        ns, name = context.map_namespace(pvc["metadata"]["namespace"]), pvc["metadata"]["name"]
+        found = kube.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}")
+        # A claim an earlier attempt of this restore created still needs its data source.
+        if found is not None and (found["metadata"].get("labels") or {}).get(RESTORE_LABEL) != spec.name:
+            existing.add(f"{ns}/{name}")
+    # Snapshots copied into this region for this restore (cross-region) restore from their copies.
+    records = ecs_snapshots.with_copies(_volume_records(store, spec.backup), folder)
+    converted = ecs_snapshots.with_copied_conversions(
+        conversions.converted_volumes(store, spec.backup), folder)
+    sources = plan_sources(
+        pvcs,
+        context,
+        snapshots={f"{s.namespace}/{s.pvc}": s for s in records.snapshots},
+        files=dict(records.files),
+        skipped=dict(records.skipped),
+        volume_data=spec.volume_data,
+        existing=existing,
+        converted=converted,
+    )
+    renames = _retained_volumes(plan, store, spec, kube, sources)
+    # Claims restored from a converted snapshot take the access modes it was converted to.
+    modes = {s.target: tuple(converted[(key, s.converted_to)].access_modes)
+             for key, s in sources.sources.items() if s.converted_to}
+    if renames or modes:
+        updated = context.model_copy(update={"pv_renames": renames, "converted_access_modes": modes})
+        folder.write(CONTEXT, updated)
+    folder.write(SOURCES, sources)
     classes = snapshot_classes(kube)
     for done, item in enumerate(sources.with_snapshots()):
         create_temporaries(kube, item, spec.name, classes)
@@ -336,9 +306,8 @@ def prepare_volume_sources(job: RestoreJob) -> VolumeSourcesResult:
     return result
 
 
-def _sources(store: ObjectStore, prefix: str) -> VolumeSources:
-    raw = get_optional(store, prefix + SOURCES)
-    return VolumeSources.model_validate_json(raw) if raw else VolumeSources()
+def _sources(folder: RestoreFolder) -> VolumeSources:
+    return folder.read(SOURCES, VolumeSources) or VolumeSources()
 
 
 class WaitRequest(BaseModel):
@@ -354,9 +323,8 @@ def wait_volume_sources_ready(request: WaitRequest) -> int:
     ctx = current()
     kube = ctx.kube()
     spec = request.job.spec
-    with _vault_errors():
-        store, prefix = ctx.store(spec.vault), _prefix(ctx, request.job)
-        plan = _sources(store, prefix)
+    folder = _folder(ctx, request.job)
+    plan = _sources(folder)
     sources = plan.with_snapshots()
     errors: dict[str, str] = {}
     gone: list[VolumeSource] = []
@@ -382,8 +350,7 @@ def wait_volume_sources_ready(request: WaitRequest) -> int:
             ).info()
             delete_source_temporaries(kube, item)
         # The PVCs of these sources fail when they are applied, with this error (data_source_preparer).
-        with _vault_errors():
-            put_json(store, prefix + SOURCES, plan)
+        folder.write(SOURCES, plan)
     if late:
         first: VolumeSource = late[0]
         raise BackupCenterError(
@@ -404,9 +371,8 @@ def wait_claims_bound(request: WaitRequest) -> ClaimsResult:
     their workload's pod arrives, later in the restore: they are listed, not waited for."""
     ctx = current()
     kube = ctx.kube()
-    with _vault_errors():
-        store, prefix = ctx.store(request.job.spec.vault), _prefix(ctx, request.job)
-        claims = _restored_names(store, prefix, Phase.storage, "PersistentVolumeClaim")
+    folder = _folder(ctx, request.job)
+    claims = _restored_names(folder, Phase.storage, "PersistentVolumeClaim")
     modes = TargetClasses.read(kube).binding_modes
     result = ClaimsResult()
     pending: list[tuple[str, str]] = []
@@ -440,10 +406,9 @@ def start_file_restores(job: RestoreJob) -> list[FileVolume]:
     """A fill pod for each file-backed PVC this restore created (the node worker writes through it)."""
     ctx = current()
     kube = ctx.kube()
-    with _vault_errors():
-        store, prefix = ctx.store(job.spec.vault), _prefix(ctx, job)
-        sources = _sources(store, prefix).with_files()
-        created = set(_restored_names(store, prefix, Phase.storage, "PersistentVolumeClaim"))
+    folder = _folder(ctx, job)
+    sources = _sources(folder).with_files()
+    created = set(_restored_names(folder, Phase.storage, "PersistentVolumeClaim"))
     return [create_fill_pod(kube, s, job.spec.name) for s in sources if (s.namespace, s.pvc) in created]
 
 
@@ -514,12 +479,11 @@ def finish_restore(request: WaitRequest) -> FinishResult:
     ctx = current()
     kube = ctx.kube()
     spec = request.job.spec
-    with _vault_errors():
-        store, prefix = ctx.store(spec.vault), _prefix(ctx, request.job)
-        restored = set(_restored_names(store, prefix, Phase.storage, "PersistentVolumeClaim"))
-        # A claim this restore did not create (failed, or its phase was skipped) will never bind:
-        # its temporaries go, and its outcome (not a "not bound yet") says why.
-        sources = [s for s in _sources(store, prefix).with_snapshots() if (s.namespace, s.pvc) in restored]
+    folder = _folder(ctx, request.job)
+    restored = set(_restored_names(folder, Phase.storage, "PersistentVolumeClaim"))
+    # A claim this restore did not create (failed, or its phase was skipped) will never bind:
+    # its temporaries go, and its outcome (not a "not bound yet") says why.
+    sources = [s for s in _sources(folder).with_snapshots() if (s.namespace, s.pvc) in restored]
     kept = _await_consumers(kube, sources, _deadline(timedelta(seconds=request.timeout_seconds)))
     result = FinishResult()
     keep = {f"{s.namespace}/{s.snapshot}" for s in kept}
@@ -534,8 +498,7 @@ def finish_restore(request: WaitRequest) -> FinishResult:
                 f"`backupctl delete restore {spec.name}` removes them once it is bound",
             )
         )
-    with _vault_errors():
-        counts, samples = explain_restore(kube, store, prefix, spec)
+    counts, samples = explain_restore(kube, folder, spec)
     result.missing = counts
     for issue in samples.warnings:
         result.samples.warning(issue)

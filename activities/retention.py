@@ -13,6 +13,7 @@ from activities.context import current
 from activities.errors import product_errors
 from schemas.errors import BackupCenterError
 from vault import catalog
+from vault.store import ObjectStoreError
 
 
 class ExpiredBackup(BaseModel):
@@ -36,8 +37,9 @@ def find_expired_backups() -> list[ExpiredBackup]:
     for entry in manager.list():
         try:
             backups = catalog.list_backups(manager.store(entry.name))
-        except BackupCenterError as err:
-            activity.logger.warning("vault %s skipped by the retention sweep: %s", entry.name, err.short())
+        except (BackupCenterError, ObjectStoreError) as err:
+            # One unreachable or damaged vault must not stop the sweep of the others.
+            activity.logger.warning("vault %s skipped by the retention sweep: %s", entry.name, err)
             continue
         for backup in backups:
             record = backup.record

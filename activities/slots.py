@@ -7,17 +7,16 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.context import current
+from schemas.slots import SLOTS_WORKFLOW, SlotRequest, slots_id
+from schemas.task_queues import control_queue
 
 
 @activity.defn
 async def request_slot(kind: str, holder: str, limit: int) -> None:
     """Queue ``holder`` for a slot of ``kind`` (starting the slots workflow if needed)."""
-    from workers.task_queues import control_queue
-    from workflows.slots import JobSlotsWorkflow, SlotRequest, slots_id
-
     queue = control_queue(current().settings)
     await activity.client().start_workflow(
-        JobSlotsWorkflow.run,
+        SLOTS_WORKFLOW,
         None,
         id=slots_id(queue, kind),
         task_queue=queue,
@@ -28,9 +27,6 @@ async def request_slot(kind: str, holder: str, limit: int) -> None:
 
 @activity.defn
 async def release_slot(kind: str, holder: str) -> None:
-    from workers.task_queues import control_queue
-    from workflows.slots import slots_id
-
     try:
         queue = control_queue(current().settings)
         await activity.client().get_workflow_handle(slots_id(queue, kind)).signal("release", holder)

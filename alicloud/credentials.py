@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from alicloud.redact import mask_key_id
 from schemas.errors import BackupCenterError
+from vault.redact import mask_key_id
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
@@ -43,7 +43,7 @@ class AccessKey:
         return mask_key_id(self.access_key_id)
 
     def secrets(self) -> tuple[str, ...]:
-        """The values that must never be shown, for :func:`alicloud.redact.scrub`."""
+        """The values that must never be shown, for :func:`vault.redact.scrub`."""
         return tuple(v for v in (self.access_key_secret, self.security_token) if v)
 
     def __repr__(self) -> str:

@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict
 
 from alicloud.credentials import AccessKey, credentials_from_env
 from alicloud.errors import CallContext, EcsError, cross_region_error, map_sdk_error
-from alicloud.redact import install_sdk_log_filter
 from alicloud.retry import BackoffPolicy, call_with_backoff
+from vault.redact import install_sdk_log_filter
 
 ENV_ECS_ENDPOINT = "ALIBABA_CLOUD_ECS_ENDPOINT"
 # DescribeSnapshots accepts at most 100 ids per call, and 100 is also its largest page.

@@ -14,8 +14,8 @@ from functools import partial
 
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 
-from alicloud.redact import scrub
 from schemas.errors import BackupCenterError
+from vault.redact import scrub
 
 # ECS codes by product meaning.  Sources: the ECS API reference (common error codes and the error tables
 # of CreateSnapshot, CopySnapshot, DescribeSnapshots, DeleteSnapshot, ModifySnapshotAttribute).

@@ -22,22 +22,24 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from alicloud.credentials import AccessKey, credentials_from_env, credentials_from_secret_data
 from alicloud.ecs import ENV_ECS_ENDPOINT, EcsClient
 from alicloud.errors import EcsError
 from kube.rest import Kube
-from kube.restore_records import get_optional, put_json
+from kube.restore.records import RestoreFolder
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import SnapshotState, VolumeRecords
 from schemas.convert import ConvertedVolume
-from schemas.ecs import MAX_LISTED, CopyItem, CopyPlan, CopyRecord, EcsDeleteResult
+from schemas.ecs import MAX_LISTED, CopyItem, CopyPlan, CopyRecord, CopyRequest, CopyResult, EcsDeleteResult
 from schemas.errors import BackupCenterError
 from schemas.settings import Settings
-from vault.store import ObjectInfo, ObjectStore
+from vault.store import ObjectInfo
 
 # CSI drivers whose snapshot handles are ECS snapshot ids.
 DISK_DRIVERS = frozenset({"diskplugin.csi.alibabacloud.com"})
@@ -225,31 +227,31 @@ def copy_name(restore: str, uid: str, key: str) -> str:
     return f"restore-{restore}-{_digest(uid, key)[:12]}"[:128]
 
 
-def copy_record_key(prefix: str, key: str) -> str:
-    return f"{prefix}{COPIES}{_digest(key)[:24]}.json"
+def _copy_record(key: str) -> str:
+    """The name of a copy's record in the restore's folder."""
+    return f"{COPIES}{_digest(key)[:24]}.json"
 
 
-def read_copy(store: ObjectStore, prefix: str, key: str) -> CopyRecord | None:
-    raw = get_optional(store, copy_record_key(prefix, key))
-    return CopyRecord.model_validate_json(raw) if raw else None
+def read_copy(folder: RestoreFolder, key: str) -> CopyRecord | None:
+    return folder.read(_copy_record(key), CopyRecord)
 
 
-def write_copy(store: ObjectStore, prefix: str, record: CopyRecord) -> None:
-    put_json(store, copy_record_key(prefix, record.key), record)
+def write_copy(folder: RestoreFolder, record: CopyRecord) -> None:
+    folder.write(_copy_record(record.key), record)
 
 
-def read_copies(store: ObjectStore, prefix: str) -> list[CopyRecord]:
+def read_copies(folder: RestoreFolder) -> list[CopyRecord]:
     found = []
-    for entry in store.list(prefix + COPIES):
+    for entry in folder.store.list(folder.key(COPIES)):
         if isinstance(entry, ObjectInfo):
-            found.append(CopyRecord.model_validate_json(store.get(entry.key)))
+            found.append(CopyRecord.model_validate_json(folder.store.get(entry.key)))
     return found
 
 
-def with_copies(records: VolumeRecords, store: ObjectStore, prefix: str) -> VolumeRecords:
+def with_copies(records: VolumeRecords, folder: RestoreFolder) -> VolumeRecords:
     """The backup's volume records as the restore sees them: a snapshot copied into this region is
     restored from its copy (the copy's id becomes the handle of the restore's snapshot content)."""
-    copies = {c.key: c for c in read_copies(store, prefix) if c.copy_id}
+    copies = {c.key: c for c in read_copies(folder) if c.copy_id}
     if not copies:
         return records
     states = []
@@ -264,10 +266,10 @@ def with_copies(records: VolumeRecords, store: ObjectStore, prefix: str) -> Volu
 
 
 def with_copied_conversions(
-    converted: dict[tuple[str, str], ConvertedVolume], store: ObjectStore, prefix: str
+    converted: dict[tuple[str, str], ConvertedVolume], folder: RestoreFolder
 ) -> dict[tuple[str, str], ConvertedVolume]:
     """Converted snapshots as the restore sees them: one copied into this region restores from its copy."""
-    copies = {c.key: c for c in read_copies(store, prefix) if c.copy_id}
+    copies = {c.key: c for c in read_copies(folder) if c.copy_id}
     if not copies:
         return converted
     seen: dict[tuple[str, str], ConvertedVolume] = {}
@@ -279,10 +281,10 @@ def with_copied_conversions(
     return seen
 
 
-def delete_copies(client_for: ClientFor, store: ObjectStore, prefix: str) -> EcsDeleteResult:
+def delete_copies(client_for: ClientFor, folder: RestoreFolder) -> EcsDeleteResult:
     """Delete the restore's copies (found by name when the id was never recorded) and their records."""
     result = EcsDeleteResult()
-    for record in read_copies(store, prefix):
+    for record in read_copies(folder):
         dest = client_for(record.target_region)
         ids = [record.copy_id] if record.copy_id else _ids_named(dest, record.name)
         for copy_id in ids:
@@ -290,10 +292,78 @@ def delete_copies(client_for: ClientFor, store: ObjectStore, prefix: str) -> Ecs
                 result.deleted += 1
             else:
                 result.missing += 1
-        store.delete(copy_record_key(prefix, record.key))
+        folder.store.delete(folder.key(_copy_record(record.key)))
     return result
 
 
 def _ids_named(ecs: EcsClient, name: str) -> list[str]:
     return [info.snapshot_id for info in ecs.find_snapshots(name=name)]
+
+
+def copy_into_region(
+    clients: Callable[[str], EcsClient],
+    folder: RestoreFolder,
+    request: CopyRequest,
+    *,
+    deadline: datetime,
+    progress: Callable[[dict[str, Any]], None],
+    pause: Callable[[float], None],
+    poll_seconds: float = 1.0,
+) -> CopyResult:
+    """Copy one snapshot into ``request.target_region`` and wait until the copy is accomplished.
+
+    The copy is recorded in the restore's vault folder before it is requested (by name)
+    and once its id is known, so the restore uses it and a cancel or failure deletes it; a retry finds
+    the record and waits for the same copy.  ``progress`` gets the percent done on every poll, and
+    ``pause`` sleeps between polls (the activity's, which ends early on a cancel)."""
+    started = time.monotonic()
+    item = request.item
+    name = copy_name(request.restore, request.uid, item.key)
+    source = clients(item.region)
+    record = read_copy(folder, item.key)
+    if record is None or record.name != name or not record.copy_id:
+        record = CopyRecord(
+            key=item.key,
+            source=item.snapshot,
+            source_region=item.region,
+            target_region=request.target_region,
+            name=name,
+        )
+        write_copy(folder, record)
+        # The client token comes from (source, destination, name): a retry gets the same copy.
+        copy_id = source.copy_snapshot(
+            item.snapshot, request.target_region, name, retention_days=item.retention_days
+        )
+        record = record.model_copy(update={"copy_id": copy_id})
+        write_copy(folder, record)
+    dest = source.for_region(request.target_region)
+    while True:
+        info = dest.describe_snapshots([record.copy_id]).get(record.copy_id)
+        if info is None or info.failed:
+            what = "disappeared from" if info is None else "failed in"
+            raise BackupCenterError(
+                "CrossRegionFailed",
+                snapshot=item.snapshot,
+                reason=f"its copy {record.copy_id} {what} region {request.target_region}",
+            )
+        progress(
+            {
+                "snapshot": item.snapshot,
+                "copy": record.copy_id,
+                "region": request.target_region,
+                "percent": info.progress,
+            }
+        )
+        if info.ready:
+            seconds = round(time.monotonic() - started, 2)
+            return CopyResult(key=item.key, copy_id=record.copy_id, seconds=seconds)
+        if datetime.now(UTC) >= deadline:
+            raise BackupCenterError(
+                "EcsCopyTimeout",
+                snapshot=item.snapshot,
+                region=request.target_region,
+                timeout=str(timedelta(seconds=int(request.timeout_seconds))),
+                progress=f"copy {record.copy_id} at {info.progress}%",
+            )
+        pause(poll_seconds)
 

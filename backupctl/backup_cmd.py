@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
-from backupctl.console import console, load_settings
-from backupctl.job_commands import KeepFollowing, add_operator_commands
+from backupctl.console import console
+from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from schemas.specs import BackupMode, BackupSpec, ClusterResources
 from workflows.backup import BackupWorkflow
 
@@ -52,27 +51,18 @@ def create(
             ),
         }
     )
-    settings = load_settings()
-
-    async def go(client: Client) -> int:
-        scope = ", ".join(spec.include_namespaces) or "all namespaces"
-        await jobctl.start_job(
-            client,
-            settings,
-            "backup",
-            name,
-            BackupWorkflow.run,
-            spec,
-            vault=vault,
-            summary=f"backup {name}: {scope} → vault {vault}",
-        )
-        console.print(f"backup {name} started")
-        if not wait:
-            return 0
-        status = await jobctl.wait_job(client, "backup", name, through_operator_waits=keep_following)
-        return jobctl.exit_code(status)
-
-    raise typer.Exit(with_client(go))
+    scope = ", ".join(spec.include_namespaces) or "all namespaces"
+    start_job_command(
+        "backup",
+        name,
+        BackupWorkflow.run,
+        spec,
+        vault=vault,
+        summary=f"backup {name}: {scope} → vault {vault}",
+        label="backup",
+        wait=wait,
+        keep_following=keep_following,
+    )
 
 
 @backup_app.command("list")

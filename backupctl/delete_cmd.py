@@ -14,15 +14,13 @@ import typer
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from backupctl import jobctl
-from backupctl.asyncrun import with_client
-from backupctl.console import BadInput, console, load_settings
-from backupctl.job_commands import add_operator_commands
+from backupctl.console import BadInput
+from backupctl.job_commands import add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager, named_store
+from schemas.ids import job_id
 from schemas.specs import DeleteSpec, JobKind
 from vault import catalog, conversions
 from workflows.delete import DeleteWorkflow
-from workflows.ids import job_id
 
 delete_app = typer.Typer(
     help="Delete backups (snapshots, vault data), restore jobs and conversions; frees their names.",
@@ -79,27 +77,17 @@ async def _check_target(client: Client, kind: JobKind, target: str, vault: str |
 
 def _run(kind: JobKind, target: str, vault: str | None, wait: bool) -> None:
     spec = DeleteSpec(name=request_name(kind, target), target_kind=kind, target=target, vault=vault)
-    settings = load_settings()
-
-    async def go(client: Client) -> int:
-        await _check_target(client, kind, target, vault)
-        await jobctl.start_job(
-            client,
-            settings,
-            "delete",
-            spec.name,
-            DeleteWorkflow.run,
-            spec,
-            vault=vault or "",
-            summary=f"delete {kind.value} {target}",
-        )
-        console.print(f"delete request {spec.name} started (workflow {job_id('delete', spec.name)})")
-        if not wait:
-            return 0
-        status = await jobctl.wait_job(client, "delete", spec.name)
-        return jobctl.exit_code(status)
-
-    raise typer.Exit(with_client(go))
+    start_job_command(
+        "delete",
+        spec.name,
+        DeleteWorkflow.run,
+        spec,
+        vault=vault or "",
+        summary=f"delete {kind.value} {target}",
+        label="delete request",
+        wait=wait,
+        precheck=lambda client: _check_target(client, kind, target, vault),
+    )
 
 
 @delete_app.command("backup")

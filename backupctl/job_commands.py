@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -12,6 +13,7 @@ from temporalio.client import Client
 from backupctl import jobctl
 from backupctl.asyncrun import with_client
 from backupctl.console import console, load_settings
+from schemas.ids import job_id
 
 
 def add_operator_commands(
@@ -57,14 +59,19 @@ def start_job_command(
     label: str,
     wait: bool,
     keep_following: bool = False,
+    precheck: Callable[[Client], Awaitable[None]] | None = None,
 ) -> NoReturn:
-    """``<kind> create``: start the job under its unique name, then follow it when asked (exit code of
-    its outcome, or of a wait for an operator) or return at once."""
+    """``<kind> create`` (and delete requests): check what can be checked before anything starts
+    (``precheck``: BadInput, exit 2), start the job under its unique name, then follow it when asked
+    (exit code of its outcome, or of a wait for an operator) or return at once.  The one way every
+    command starts and follows a job."""
     settings = load_settings()
 
     async def go(client: Client) -> int:
+        if precheck is not None:
+            await precheck(client)
         await jobctl.start_job(client, settings, kind, name, run, spec, vault=vault, summary=summary)
-        console.print(f"{label} {name} started")
+        console.print(f"{label} {name} started (workflow {job_id(kind, name)})")
         if not wait:
             return 0
         status = await jobctl.wait_job(client, kind, name, through_operator_waits=keep_following)

@@ -16,13 +16,13 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import search_attributes as sa
 from backupctl.console import console
 from schemas.errors import BackupCenterError
+from schemas.ids import job_id
 from schemas.settings import Settings
 from schemas.status import JobPhase, JobStatus, Progress
-from workers.task_queues import control_queue
-from workflows import search_attributes as sa
-from workflows.ids import job_id
+from schemas.task_queues import control_queue
 
 EXIT_PARTIAL = 3  # PartiallyFailed: usable, but some items failed
 EXIT_WAITING = 4  # --wait returned while the job waits for an operator (retry, skip or cancel it)

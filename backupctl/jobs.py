@@ -8,11 +8,11 @@ import typer
 from rich.table import Table
 from temporalio.client import Client
 
+from activities import search_attributes as sa
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console
 from schemas.specs import JobKind
 from schemas.status import JobPhase
-from workflows import search_attributes as sa
 
 jobs_app = typer.Typer(help="Jobs of every kind.", no_args_is_help=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from importlib.metadata import entry_points
 
 import typer
 from pydantic import ValidationError
@@ -20,8 +21,6 @@ from backupctl.backup_cmd import backup_app
 from backupctl.console import BadInput, err_console
 from backupctl.convert_cmd import convert_app
 from backupctl.delete_cmd import delete_app
-from backupctl.demo import demo
-from backupctl.dev import dev_app
 from backupctl.jobs import jobs_app
 from backupctl.plan_cmd import plan_app
 from backupctl.restore_cmd import restore_app
@@ -30,6 +29,7 @@ from backupctl.worker_cmd import worker_app
 from schemas.common import describe_validation_error
 from schemas.errors import BackupCenterError
 from schemas.settings import SettingsError
+from vault.store import ObjectStoreError, as_product_error
 
 app = typer.Typer(
     name="backupctl",
@@ -38,7 +38,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(dev_app, name="dev")
 app.add_typer(backup_app, name="backup")
 app.add_typer(plan_app, name="plan")
 app.add_typer(vault_app, name="vault")
@@ -47,7 +46,19 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(restore_app, name="restore")
 app.add_typer(convert_app, name="convert")
 app.add_typer(delete_app, name="delete")
-app.command("demo")(demo)
+
+
+def _plugged_in_commands() -> None:
+    """Commands other packages add (the local environment adds ``dev`` and ``demo``)."""
+    for entry in entry_points(group="backupctl.commands"):
+        try:
+            register = entry.load()
+        except ImportError:
+            continue  # declared, but its package is not installed here (the product image)
+        register(app)
+
+
+_plugged_in_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BackupCenterError as err:
         err_console.print(f"error: {err.short()}", markup=False)
+        return 1
+    except ObjectStoreError as err:  # the same words an activity would report (vault.store)
+        err_console.print(f"error: {as_product_error(err).short()}", markup=False)
         return 1
     except ConnectionError as err:
         err_console.print(f"error: {err}", markup=False)

@@ -21,16 +21,16 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import search_attributes as sa
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console, load_settings
 from schemas.common import format_duration, is_cron, parse_duration
 from schemas.errors import BackupCenterError
+from schemas.ids import plan_schedule_id
 from schemas.settings import Settings
 from schemas.specs import BackupMode, BackupSpec, ClusterResources, PlanSpec
-from workers.task_queues import control_queue
-from workflows import search_attributes as sa
-from workflows.ids import plan_schedule_id
+from schemas.task_queues import control_queue
 from workflows.plan import PlanRunWorkflow
 
 plan_app = typer.Typer(help="Backup plans: backups on a cron cycle or an interval.", no_args_is_help=True)

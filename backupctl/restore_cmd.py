@@ -13,7 +13,7 @@ from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
 from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager, named_store
-from kube.restore_records import read_explanations, restore_prefix
+from kube.restore.records import RestoreFolder
 from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
 from schemas.status import JobStatus
@@ -147,13 +147,12 @@ def _print_missing(status: JobStatus, limit: int) -> None:
     if not vault:
         console.print("missing: the restore has not recorded its vault yet")
         return
-    store = manager().store(vault)
-    prefix = restore_prefix(load_settings().cluster_id, status.name)
+    folder = RestoreFolder.of(manager().store(vault), load_settings().cluster_id, status.name)
     table = Table(
         "reason", "object", "why", title="What the restore did not (or no longer) put in the cluster"
     )
     shown = total = 0
-    for entry in read_explanations(store, prefix):
+    for entry in folder.read_explanations():
         total += 1
         if shown < limit:
             where = "/".join(p for p in (entry.resource, entry.namespace, entry.name) if p)

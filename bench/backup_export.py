@@ -27,6 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from activities import context  # noqa: E402
+from activities.search_attributes import dev_server_flags  # noqa: E402
 from backupctl import jobctl  # noqa: E402
 from kube.rest import Kube  # noqa: E402
 from localdev.kube import bulk  # noqa: E402
@@ -37,7 +38,6 @@ from schemas.specs import BackupSpec  # noqa: E402
 from schemas.status import JobPhase, JobStatus  # noqa: E402
 from workers import run as worker_run  # noqa: E402
 from workflows.backup import BackupWorkflow  # noqa: E402
-from workflows.search_attributes import dev_server_flags  # noqa: E402
 
 CONFIGMAPS, SECRETS, DEPLOYMENTS = 10_000, 1_000, 500
 NAMESPACES = ["bench-a", "bench-b"]

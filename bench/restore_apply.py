@@ -3,7 +3,7 @@
 The objects are created in a first local cluster and exported with the backup's exporter
 (kube/export.py) into a file:// vault.  A second, empty local cluster is the restore target.
 Ours is the restore's apply path as the restore activities run it: discovery of the target, the
-phase plan, then every phase (kube.restore_run.restore_group: bundles streamed from the vault,
+phase plan, then every phase (kube.restore.run.restore_group: bundles streamed from the vault,
 item actions, parallel requests, outcomes written back to the vault).  The baseline, in the same
 run and the same target cluster: ``kubectl create -f`` of the same objects, cleaned the same way,
 into another namespace.
@@ -34,11 +34,11 @@ sys.path[:1] = [str(ROOT)]
 from kube import discovery, export  # noqa: E402
 from kube.rest import Kube  # noqa: E402
 from kube.restore.actions import restore_item  # noqa: E402
+from kube.restore.apply import DEFAULT_PARALLELISM, ApplyOptions  # noqa: E402
 from kube.restore.context import RestoreContext  # noqa: E402
-from kube.restore_apply import DEFAULT_PARALLELISM, ApplyOptions  # noqa: E402
-from kube.restore_records import CONTEXT, DISCOVERY, put_json, put_resources, restore_prefix  # noqa: E402
-from kube.restore_run import restore_group  # noqa: E402
-from kube.restore_target import plan_groups, target_context  # noqa: E402
+from kube.restore.records import CONTEXT, RestoreFolder  # noqa: E402
+from kube.restore.run import restore_group  # noqa: E402
+from kube.restore.target import plan_groups, target_context  # noqa: E402
 from localdev.kube import bulk  # noqa: E402
 from localdev.kube.controlplane import LocalCluster  # noqa: E402
 from schemas.specs import ExistingResourcePolicy, RestoreSpec  # noqa: E402
@@ -72,15 +72,15 @@ def ours(cluster: LocalCluster, store: ObjectStore, parallelism: int) -> tuple[f
     """The restore's apply path, timed from discovery to the last outcome written."""
     kube = Kube(cluster.api_client())
     spec = RestoreSpec(name="bench-restore", backup="bench", vault="bench")
-    prefix = restore_prefix("bench-target", spec.name)
+    folder = RestoreFolder.of(store, "bench-target", spec.name)
     options = ApplyOptions(spec.name, ExistingResourcePolicy.none, datetime.now(UTC), parallelism=parallelism)
     started = time.monotonic()
     found = discovery.discover(kube)
-    put_resources(store, prefix + DISCOVERY, found)
-    put_json(store, prefix + CONTEXT, target_context(kube, spec, "backup-center"))
+    folder.put_discovery(found)
+    folder.write(CONTEXT, target_context(kube, spec, "backup-center"))
     counts: dict[str, int] = {}
     for group in plan_groups(export.read_index(store, "bench"), spec, found):
-        result = restore_group(kube, store, prefix, spec, group, options)
+        result = restore_group(kube, folder, spec, group, options)
         for status, n in result.counts.items():
             counts[status] = counts.get(status, 0) + n
     return time.monotonic() - started, counts

@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from kube.rest import Kube
-from kube.restore.actions_storage import DISK_MINIMUM
+from kube.restore.actions.storage import DISK_MINIMUM
 from kube.restore.context import DISK_PROVISIONER, MULTI_NODE_MODES, NAS_PROVISIONER
 from kube.restore.quantity import format_gib, quantity_bytes
-from kube.restore_target import TargetClasses
-from kube.restore_volumes import FILL_IMAGE, mount_of
+from kube.restore.target import TargetClasses
+from kube.restore.volumes import FILL_IMAGE, mount_of
 from kube.snapshots import BACKUP_LABEL, POLICY_ANNOTATION, take_ownership
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import VolumeRecords

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from kube.discovery import NEVER_BACKED_UP, ApiResource, matches
 from kube.rest import Kube
-from kube.restore.actions_service import record_explicit_node_ports
+from kube.restore.actions.service import record_explicit_node_ports
 from schemas.backup import ExportSummary
 from schemas.specs import BackupMode, ClusterResources
 from vault.store import ObjectStore

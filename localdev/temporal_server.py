@@ -12,8 +12,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.search_attributes import dev_server_flags
 from localdev import processes
-from workflows.search_attributes import dev_server_flags
 
 PROCESS_NAME = "temporal"
 

@@ -6,9 +6,14 @@ operators who know it recognise them.  Areas append their codes here; keep codes
 
 from __future__ import annotations
 
-from schemas.errors import ErrorCode, register
+from functools import partial
+
+from schemas.error_codes import ErrorCode
+from schemas.error_codes import register as _register
 
 E = ErrorCode
+CATALOGUE: dict[str, ErrorCode] = {}
+register = partial(_register, CATALOGUE)
 
 register(
     # --- input and specs -------------------------------------------------------------------
@@ -208,6 +213,13 @@ register(
         fixes=("Quiesce the application during backup, or use a snapshot-capable storage class.",),
     ),
     # --- restore -----------------------------------------------------------------------------
+    E(
+        code="RestoreProcessTimeout",
+        kind="RestoreError",
+        template="restoring {resources} took longer than {minutes} minutes",
+        causes=("The phase holds very many objects, or the API server is slow.",),
+        fixes=("Raise the setting export_timeout_minutes, then retry.",),
+    ),
     E(
         code="NoServedVersion",
         kind="RestoreError",

@@ -2,8 +2,8 @@
 
 Every failure the product reports has a code.  The code carries a short message template
 (shown in lists), likely causes and fixes (shown by ``describe``), and whether retrying the
-same step can help.  The catalogue lives in :mod:`schemas.error_catalog`; this module holds
-the mechanism only.
+same step can help.  The catalogue lives in :mod:`schemas.error_catalog` (entries of
+:mod:`schemas.error_codes`); this module renders and raises them.
 
 A raised :class:`BackupCenterError` renders its message from the template and the params it
 was given.  Params are plain strings that name objects (a PVC, a bucket, a node); never pass
@@ -12,33 +12,12 @@ credentials into them.
 
 from __future__ import annotations
 
-import string
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-
-class ErrorCode(BaseModel):
-    """One entry of the error catalogue."""
-
-    model_config = ConfigDict(frozen=True)
-
-    code: str = Field(description="Stable identifier, e.g. VaultUnavailable")
-    kind: str = Field(description="Error family shown before the message, e.g. VaultError")
-    template: str = Field(description="str.format template of the short message")
-    causes: tuple[str, ...] = ()
-    fixes: tuple[str, ...] = ()
-    retryable: bool = Field(
-        default=False, description="Whether running the same step again may succeed without a change"
-    )
-    final: bool = Field(
-        default=False,
-        description="No operator action can mend it within the job (its spec is fixed): the job ends "
-        "Failed at once instead of waiting for an operator",
-    )
-
-    def placeholders(self) -> set[str]:
-        return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
+from schemas.error_catalog import CATALOGUE
+from schemas.error_codes import ErrorCode
 
 
 class ErrorInfo(BaseModel):
@@ -57,31 +36,15 @@ class ErrorInfo(BaseModel):
         return f"{self.kind}: {self.message}"
 
 
-_CATALOGUE: dict[str, ErrorCode] = {}
-
-
-def register(*codes: ErrorCode) -> None:
-    for code in codes:
-        existing = _CATALOGUE.get(code.code)
-        if existing is not None and existing != code:
-            raise ValueError(f"error code {code.code!r} registered twice with different content")
-        _CATALOGUE[code.code] = code
-
-
 def lookup(code: str) -> ErrorCode:
-    # Importing the catalogue here (not at module import) keeps this module free of cycles.
-    from schemas import error_catalog  # noqa: F401
-
     try:
-        return _CATALOGUE[code]
+        return CATALOGUE[code]
     except KeyError:
         raise KeyError(f"unknown error code {code!r}") from None
 
 
 def all_codes() -> dict[str, ErrorCode]:
-    from schemas import error_catalog  # noqa: F401
-
-    return dict(_CATALOGUE)
+    return dict(CATALOGUE)
 
 
 class BackupCenterError(Exception):

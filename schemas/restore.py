@@ -2,7 +2,7 @@
 
 Only names, counts and bounded samples travel here.  Objects, outcomes and explanations go from
 the activities straight to the vault (``restores/<cluster>/<name>/``, see
-:mod:`kube.restore_records`), so a restore of 10,000 objects keeps a small workflow history.
+:mod:`kube.restore.records`), so a restore of 10,000 objects keeps a small workflow history.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.search_attributes import dev_server_flags
 from localdev.temporal_server import temporal_cli, test_server
-from workflows.search_attributes import dev_server_flags
 
 pytest_plugins = ["tests.kube_fixtures", "tests.product_fixtures"]
 

@@ -18,13 +18,11 @@ idempotent for the same run ``uid``, so Temporal activity retries are safe.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from schemas.backup import VolumeRecords
 from schemas.common import check_dns_label
@@ -41,13 +39,11 @@ from schemas.vault import (
     VaultMarker,
 )
 from vault.store import (
-    ObjectCorrupt,
     ObjectExists,
     ObjectInfo,
-    ObjectNotFound,
     ObjectStore,
-    ObjectStoreError,
-    as_product_error,
+    get_model,
+    product_errors_of_store,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -79,44 +75,24 @@ def check_record_name(name: str, field: str = "backup name") -> str:
 _check_name = check_record_name
 
 
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    try:
-        yield
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
-
-
 def _dump(model: BaseModel) -> bytes:
     return model.model_dump_json(indent=2).encode()
 
 
-def _read(store: ObjectStore, key: str, model: type[M]) -> M | None:
-    try:
-        raw = store.get(key)
-    except ObjectNotFound:
-        return None
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as err:
-        problem = err.errors()[0]["msg"]
-        raise ObjectCorrupt(f"not a valid {model.__name__} record: {problem}", key=key) from None
-
-
 # --- vault identity -------------------------------------------------------------------------
 def read_vault_marker(store: ObjectStore) -> VaultMarker | None:
-    with _store_errors():
-        return _read(store, VAULT_MARKER_KEY, VaultMarker)
+    with product_errors_of_store():
+        return get_model(store, VAULT_MARKER_KEY, VaultMarker)
 
 
 def init_vault_marker(store: ObjectStore, marker: VaultMarker) -> tuple[VaultMarker, bool]:
     """Write ``vault.json`` unless the location already has one; returns (the marker, written now)."""
-    with _store_errors():
+    with product_errors_of_store():
         try:
             store.put(VAULT_MARKER_KEY, _dump(marker), if_absent=True)
             return marker, True
         except ObjectExists:
-            existing = _read(store, VAULT_MARKER_KEY, VaultMarker)
+            existing = get_model(store, VAULT_MARKER_KEY, VaultMarker)
             if existing is None:  # deleted between our put and read: try once more
                 store.put(VAULT_MARKER_KEY, _dump(marker), if_absent=True)
                 return marker, True
@@ -130,8 +106,8 @@ def claim_backup(store: ObjectStore, name: str, *, cluster_id: str, uid: str,
     _check_name(name)
     prefix = backup_prefix(name)
     claim = BackupClaim(name=name, uid=uid, cluster_id=cluster_id, claimed_at=now or _now())
-    with _store_errors():
-        existing = _read(store, prefix + LOCK, BackupClaim)
+    with product_errors_of_store():
+        existing = get_model(store, prefix + LOCK, BackupClaim)
         if existing is not None:
             if existing.uid == uid:
                 return existing  # a retry of the same run
@@ -142,7 +118,7 @@ def claim_backup(store: ObjectStore, name: str, *, cluster_id: str, uid: str,
         try:
             store.put(prefix + LOCK, _dump(claim), if_absent=True)
         except ObjectExists:
-            winner = _read(store, prefix + LOCK, BackupClaim)
+            winner = get_model(store, prefix + LOCK, BackupClaim)
             if winner is not None and winner.uid == uid:
                 return winner
             raise BackupCenterError("BackupExistsInVault", name=name) from None
@@ -150,7 +126,7 @@ def claim_backup(store: ObjectStore, name: str, *, cluster_id: str, uid: str,
 
 
 def _owned_claim(store: ObjectStore, name: str, uid: str) -> BackupClaim:
-    claim = _read(store, backup_prefix(name) + LOCK, BackupClaim)
+    claim = get_model(store, backup_prefix(name) + LOCK, BackupClaim)
     if claim is None:
         raise BackupCenterError("BackupClaimLost", name=name, reason="its lock.json is gone")
     if claim.uid != uid:
@@ -162,8 +138,8 @@ def _owned_claim(store: ObjectStore, name: str, uid: str) -> BackupClaim:
 def commit_backup(store: ObjectStore, record: BackupRecord) -> BackupRecord:
     """Write the commit record (last): from now on every cluster sharing the vault offers it."""
     key = backup_prefix(record.name) + RECORD
-    with _store_errors():
-        existing = _read(store, key, BackupRecord)
+    with product_errors_of_store():
+        existing = get_model(store, key, BackupRecord)
         if existing is not None:
             if existing.uid == record.uid:
                 return existing
@@ -172,7 +148,7 @@ def commit_backup(store: ObjectStore, record: BackupRecord) -> BackupRecord:
         try:
             store.put(key, _dump(record), if_absent=True)
         except ObjectExists:
-            existing = _read(store, key, BackupRecord)
+            existing = get_model(store, key, BackupRecord)
             if existing is not None and existing.uid == record.uid:
                 return existing
             raise BackupCenterError("BackupExistsInVault", name=record.name) from None
@@ -183,12 +159,40 @@ def fail_backup(store: ObjectStore, name: str, *, uid: str, cluster_id: str, err
                 now: datetime | None = None) -> BackupFailure:
     """Record that run ``uid`` ended without a commit (the name stays taken until deleted)."""
     failure = BackupFailure(name=name, uid=uid, cluster_id=cluster_id, failed_at=now or _now(), error=error)
-    with _store_errors():
-        if _read(store, backup_prefix(name) + RECORD, BackupRecord) is not None:
+    with product_errors_of_store():
+        if get_model(store, backup_prefix(name) + RECORD, BackupRecord) is not None:
             raise BackupCenterError("BackupExistsInVault", name=name)
         _owned_claim(store, name, uid)
         store.put(backup_prefix(name) + FAILED, _dump(failure))
     return failure
+
+
+def owns_uncommitted(store: ObjectStore, name: str, uid: str) -> bool:
+    """Whether run ``uid`` may remove what it wrote under the backup's name: the name is not another
+    run's, and the backup was not committed after all."""
+    prefix = backup_prefix(name)
+    claim = get_backup(store, name).claim if store.exists(prefix + LOCK) else None
+    if claim is not None and claim.uid != uid:
+        return False  # the name belongs to another run: never touch its objects
+    return not store.exists(prefix + RECORD)
+
+
+def discard_uncommitted(
+    store: ObjectStore, name: str, uid: str, *, free_name: bool, cluster_id: str, error: ErrorInfo | None
+) -> None:
+    """Remove an unfinished run's objects (call only when :func:`owns_uncommitted`).  A canceled run
+    frees the name; a failed one leaves its failure record, so the name stays taken until the operator
+    deletes the backup."""
+    prefix = backup_prefix(name)
+    claimed = store.exists(prefix + LOCK)
+    for entry in list(store.list(prefix)):
+        key = entry if isinstance(entry, str) else entry.key
+        if not key.endswith(LOCK):
+            store.delete(key)
+    if free_name:
+        store.delete(prefix + LOCK)
+    elif claimed:
+        fail_backup(store, name, uid=uid, cluster_id=cluster_id, error=error)
 
 
 def get_backup(store: ObjectStore, name: str) -> VaultBackup:
@@ -218,14 +222,14 @@ def committed_backup(store: ObjectStore, name: str, vault: str) -> VaultBackup:
 
 def _load(store: ObjectStore, name: str) -> VaultBackup | None:
     prefix = backup_prefix(name)
-    with _store_errors():
+    with product_errors_of_store():
         present = {e.key[len(prefix):] for e in store.list(prefix, delimiter="/")
                    if isinstance(e, ObjectInfo)}
         if not present and next(iter(store.list(prefix, page_size=1)), None) is None:
             return None
 
         def read(record: str, model: type[M]) -> M | None:
-            return _read(store, prefix + record, model) if record in present else None
+            return get_model(store, prefix + record, model) if record in present else None
 
         claim = read(LOCK, BackupClaim)
         record = read(RECORD, BackupRecord)
@@ -251,7 +255,7 @@ def list_backups(store: ObjectStore, *, include_incomplete: bool = False, includ
         wanted |= {BackupState.in_progress, BackupState.failed}
     if include_deleted:
         wanted.add(BackupState.deleted)
-    with _store_errors():
+    with product_errors_of_store():
         names = [e[len(BACKUPS_PREFIX):-1] for e in store.list(BACKUPS_PREFIX, delimiter="/")
                  if isinstance(e, str)]
     def load(name: str) -> VaultBackup | None:
@@ -281,11 +285,11 @@ def mark_deleted(store: ObjectStore, name: str, *, by_cluster: str, reason: str 
                                 reason=f"it is {backup.state}")
     marker = DeletionMarker(name=name, uid=backup.record.uid if backup.record else None,
                             deleted_by_cluster=by_cluster, deleted_at=now or _now(), reason=reason)
-    with _store_errors():
+    with product_errors_of_store():
         try:
             store.put(backup_prefix(name) + DELETED, _dump(marker), if_absent=True)
         except ObjectExists:
-            existing = _read(store, backup_prefix(name) + DELETED, DeletionMarker)
+            existing = get_model(store, backup_prefix(name) + DELETED, DeletionMarker)
             return existing or marker
     return marker
 
@@ -297,7 +301,7 @@ def delete_backup_records(store: ObjectStore, name: str) -> int:
     """
     _check_name(name)
     prefix = backup_prefix(name)
-    with _store_errors():
+    with product_errors_of_store():
         store.delete(prefix + RECORD)  # first: other clusters stop offering it
         keys = [e.key for e in store.list(prefix) if isinstance(e, ObjectInfo)]
         rest = [k for k in keys if k not in (prefix + RECORD, prefix + LOCK)]
@@ -326,8 +330,8 @@ def delete_backup(store: ObjectStore, name: str, *, by_cluster: str, reason: str
 def volume_records(store: ObjectStore, name: str) -> VolumeRecords | None:
     """The volume records of a committed backup (None when it has none); VaultObjectCorrupt naming
     the object when they are unreadable."""
-    with _store_errors():
-        return _read(store, backup_prefix(name) + VOLUMES, VolumeRecords)
+    with product_errors_of_store():
+        return get_model(store, backup_prefix(name) + VOLUMES, VolumeRecords)
 
 
 def volume_records_if_readable(store: ObjectStore, name: str) -> VolumeRecords | None:
@@ -354,7 +358,7 @@ def live_file_snapshots(store: ObjectStore) -> LiveSnapshots:
     """Data-mover snapshots that some backup in the vault still refers to, in any state.  One
     backup's corrupt records never stop the walk: they are reported in ``unreadable``."""
     live = LiveSnapshots()
-    with _store_errors():
+    with product_errors_of_store():
         names = [e[len(BACKUPS_PREFIX):-1] for e in store.list(BACKUPS_PREFIX, delimiter="/")
                  if isinstance(e, str)]
     for name in names:
@@ -379,15 +383,15 @@ def readable_parts(store: ObjectStore, name: str) -> tuple[VaultBackup | None, l
 
     def part(record: str, model: type[M]) -> M | None:
         try:
-            with _store_errors():
-                return _read(store, prefix + record, model)
+            with product_errors_of_store():
+                return get_model(store, prefix + record, model)
         except BackupCenterError as err:
             if err.code != "VaultObjectCorrupt":
                 raise
             corrupt.append(prefix + record)
             return None
 
-    with _store_errors():
+    with product_errors_of_store():
         if next(iter(store.list(prefix, page_size=1)), None) is None:
             return None, []
     claim, record = part(LOCK, BackupClaim), part(RECORD, BackupRecord)

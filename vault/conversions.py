@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
 from schemas.backup import SnapshotState, VolumeRecords
 from schemas.convert import ConvertedVolume, ConvertRecord, ConvertState
 from schemas.errors import BackupCenterError, ErrorInfo
 from vault.catalog import check_record_name
 from vault.store import (
-    ObjectCorrupt,
     ObjectExists,
     ObjectInfo,
-    ObjectNotFound,
     ObjectStore,
-    ObjectStoreError,
-    as_product_error,
+    get_model,
+    product_errors_of_store,
 )
 
 CONVERSIONS_PREFIX = "conversions/"
@@ -37,48 +33,33 @@ def _check_name(name: str) -> str:
     return check_record_name(name, "conversion name")
 
 
-def _read(store: ObjectStore, key: str) -> ConvertRecord | None:
-    try:
-        raw = store.get(key)
-    except ObjectNotFound:
-        return None
-    try:
-        return ConvertRecord.model_validate_json(raw)
-    except ValidationError as err:
-        raise ObjectCorrupt(f"not a valid conversion record: {err.errors()[0]['msg']}", key=key) from None
-
-
 def get_conversion(store: ObjectStore, name: str) -> ConvertRecord | None:
     _check_name(name)
-    try:
-        return _read(store, record_key(name))
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    with product_errors_of_store():
+        return get_model(store, record_key(name), ConvertRecord)
 
 
 def claim_conversion(store: ObjectStore, record: ConvertRecord) -> ConvertRecord:
     """Take the name for run ``record.uid``; NameInUse when another run (any cluster) holds it."""
     _check_name(record.name)
     key = record_key(record.name)
-    try:
-        existing = _read(store, key)
+    with product_errors_of_store():
+        existing = get_model(store, key, ConvertRecord)
         if existing is None:
             try:
                 store.put(key, record.model_dump_json(indent=2).encode(), if_absent=True)
                 return record
             except ObjectExists:
-                existing = _read(store, key)
+                existing = get_model(store, key, ConvertRecord)
         if existing is not None and existing.uid == record.uid:
             return existing  # a retry of the same run
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
     raise BackupCenterError("NameInUse", kind="conversion", name=record.name)
 
 
 def _finish(store: ObjectStore, name: str, uid: str, update: dict[str, object]) -> ConvertRecord:
     key = record_key(name)
-    try:
-        existing = _read(store, key)
+    with product_errors_of_store():
+        existing = get_model(store, key, ConvertRecord)
         if existing is None or existing.uid != uid:
             owner = "nobody" if existing is None else f"run {existing.uid} of cluster {existing.cluster_id}"
             raise BackupCenterError(
@@ -91,8 +72,6 @@ def _finish(store: ObjectStore, name: str, uid: str, update: dict[str, object]) 
         record = existing.model_copy(update={**update, "finished_at": datetime.now(UTC)})
         store.put(key, record.model_dump_json(indent=2).encode())
         return record
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
 
 
 def commit_conversion(
@@ -103,10 +82,8 @@ def commit_conversion(
 
 def fail_conversion(store: ObjectStore, name: str, uid: str, error: ErrorInfo | None) -> ConvertRecord | None:
     """Mark the run failed (kept until a delete request resets it); None when it never claimed."""
-    try:
-        existing = _read(store, record_key(name))
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
+    with product_errors_of_store():
+        existing = get_model(store, record_key(name), ConvertRecord)
     if existing is None or existing.uid != uid:
         return None
     return _finish(store, name, uid, {"state": ConvertState.failed, "error": error})
@@ -115,14 +92,12 @@ def fail_conversion(store: ObjectStore, name: str, uid: str, error: ErrorInfo | 
 def list_conversions(store: ObjectStore, *, backup: str | None = None) -> list[ConvertRecord]:
     """Every conversion record (of one backup when given), by name."""
     found: list[ConvertRecord] = []
-    try:
+    with product_errors_of_store():
         for entry in store.list(CONVERSIONS_PREFIX):
             if isinstance(entry, ObjectInfo) and entry.key.endswith(".json"):
-                record = _read(store, entry.key)
+                record = get_model(store, entry.key, ConvertRecord)
                 if record is not None and (backup is None or record.backup == backup):
                     found.append(record)
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
     return sorted(found, key=lambda r: r.name)
 
 
@@ -140,13 +115,11 @@ def converted_volumes(store: ObjectStore, backup: str) -> dict[tuple[str, str], 
 def delete_conversion(store: ObjectStore, name: str) -> bool:
     """Remove the record (the name is free again); False when there was none."""
     _check_name(name)
-    try:
+    with product_errors_of_store():
         if not store.exists(record_key(name)):
             return False
         store.delete(record_key(name))
         return True
-    except ObjectStoreError as err:
-        raise as_product_error(err) from err
 
 
 def records_with_conversions(

@@ -34,8 +34,8 @@ import requests
 import urllib3
 from oss2.models import PartInfo
 
-from alicloud.redact import scrub
 from vault.credentials import OssCredentials
+from vault.redact import scrub
 from vault.store import (
     InvalidRange,
     ObjectCorrupt,

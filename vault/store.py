@@ -8,8 +8,11 @@ read: a corrupted object raises, it is never returned.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
 
 from schemas.errors import BackupCenterError
 
@@ -83,6 +86,17 @@ def as_product_error(err: ObjectStoreError) -> BackupCenterError:
     return BackupCenterError("VaultObjectFailed", key=err.key or "?", detail=str(err))
 
 
+@contextmanager
+def product_errors_of_store() -> Iterator[None]:
+    """Store errors raised inside leave as the product errors an operator sees (as_product_error), for
+    the vault's read API that the CLI and the activities share.  Activities need not use it: their
+    boundary (activities.errors.product_errors) maps the same way."""
+    try:
+        yield
+    except ObjectStoreError as err:
+        raise as_product_error(err) from err
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     """What the product needs from a bucket.  Implementations: vault.filestore, vault.ossstore."""
@@ -128,3 +142,28 @@ class ObjectStore(Protocol):
     def check(self) -> None:
         """Raise StoreUnavailable with the cause when the store cannot be used."""
         ...
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def get_model(store: ObjectStore, key: str, model: type[M]) -> M | None:
+    """A JSON record of the vault: None when absent, ObjectCorrupt (naming the key) when it does not
+    parse as ``model``."""
+    try:
+        raw = store.get(key)
+    except ObjectNotFound:
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        problem = err.errors()[0]["msg"]
+        raise ObjectCorrupt(f"not a valid {model.__name__} record: {problem}", key=key) from None
+
+
+def put_model(
+    store: ObjectStore, key: str, record: BaseModel, *, if_absent: bool = False, indent: int | None = 2
+) -> ObjectInfo:
+    """Write a JSON record (indented, for people reading the vault, unless ``indent=None``)."""
+    return store.put(key, record.model_dump_json(indent=indent).encode(), if_absent=if_absent)
+

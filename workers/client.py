@@ -28,7 +28,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 
-    from workflows.search_attributes import ALL
+    from activities.search_attributes import ALL
 
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)

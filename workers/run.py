@@ -12,10 +12,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import context
+from schemas.task_queues import control_queue, node_queue
 from workers import registry
 from workers.client import connect
 from workers.liveness import Liveness
-from workers.task_queues import control_queue, node_queue
 
 log = logging.getLogger(__name__)
 

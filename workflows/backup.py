@@ -12,9 +12,8 @@ through the workflow; manifests and data go from the activities straight to the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import ClassVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,14 +28,14 @@ with workflow.unsafe.imports_passed_through():
     from schemas.backup import ExportSummary, SnapshotState, VolumeRecords
     from schemas.ecs import MAX_LISTED, RecordSnapshotsRequest
     from schemas.errors import BackupCenterError, ErrorInfo
+    from schemas.placement import Placement, explain, place
     from schemas.settings import Settings
     from schemas.specs import BackupSpec, JobKind
-    from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
+    from schemas.status import ItemIssue, JobStatus, StepState
+    from schemas.task_queues import node_queue as node_queue_name
     from schemas.volumes import VolumeMethod, VolumePlan
-    from workers.placement import Placement, explain, place
-    from workers.task_queues import node_queue as node_queue_name
-    from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, setting_limit
+    from workflows.job import JobWorkflow
+    from workflows.steps import QUICK, JobRunner, act, produced
 
 
 STEP_VALIDATE = "validate"
@@ -53,21 +52,19 @@ OWNERSHIP_PATCH = "snapshot-ownership"
 
 
 @workflow.defn
-class BackupWorkflow(OperatorControls):
-    def __init__(self) -> None:
-        self.runner: JobRunner | None = None
-        self._status = JobStatus(kind=JobKind.backup, name="")
+class BackupWorkflow(JobWorkflow[BackupSpec]):
+    kind: ClassVar[JobKind] = JobKind.backup
+    slot_setting: ClassVar[str] = "backup_max_workers"
 
     @workflow.run
     async def run(self, spec: BackupSpec) -> JobStatus:
-        name = spec.name
-        self._status = JobStatus(kind=JobKind.backup, name=name, started_at=workflow.now())
-        settings: Settings = await workflow.execute_activity(
-            acts.load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
-        )
-        runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
-        self.runner = runner
-        runner.declare(
+        return await self.run_job(spec)
+
+    def prepare(self, spec: BackupSpec, settings: Settings) -> list[str]:
+        self._spec = spec
+        self._uid = workflow.info().workflow_id + "/" + workflow.info().run_id
+        self._namespaces: list[str] = []
+        return [
             STEP_VALIDATE,
             STEP_VAULT,
             STEP_NAMESPACES,
@@ -77,38 +74,19 @@ class BackupWorkflow(OperatorControls):
             STEP_WAIT,
             STEP_FILES,
             STEP_COMMIT,
-        )
-        uid = workflow.info().workflow_id + "/" + workflow.info().run_id
-        namespaces: list[str] = []
+        ]
 
-
-        try:
-            await runner.acquire_slot("backup", setting_limit("backup_max_workers"))
-            await self._body(spec, settings, runner, uid, namespaces)
-        except (JobCanceled, asyncio.CancelledError):
-            await self._cleanup(spec, uid, namespaces, canceled=True)
-            await runner.slot.release()
-            return runner.finish(JobPhase.canceled)
-        except JobFailed as failed:
-            await self._cleanup(spec, uid, namespaces, canceled=False, error=failed.info)
-            await runner.slot.release()
-            return runner.finish(JobPhase.failed, failed.info)
-        await runner.slot.release()
-        phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
-        return runner.finish(phase)
-
-    async def _body(
-        self, spec: BackupSpec, settings: Settings, runner: JobRunner, uid: str, namespaces: list[str]
-    ) -> None:
-        await runner.step(STEP_VALIDATE, lambda: self._act(acts.validate_backup, spec))
+    async def runbook(self, spec: BackupSpec, settings: Settings, runner: JobRunner) -> None:
+        uid, namespaces = self._uid, self._namespaces
+        await runner.step(STEP_VALIDATE, lambda: act(acts.validate_backup, spec))
         await runner.step(
-            STEP_VAULT, lambda: self._act(acts.check_vault, spec, uid, summary=f"vault {spec.vault}")
+            STEP_VAULT, lambda: act(acts.check_vault, spec, uid, summary=f"vault {spec.vault}")
         )
-        found = await runner.step(STEP_NAMESPACES, lambda: self._act(acts.resolve_namespaces, spec))
+        found = await runner.step(STEP_NAMESPACES, lambda: act(acts.resolve_namespaces, spec))
         namespaces.extend(found or [])
         runner.status.step(STEP_NAMESPACES).message = ", ".join(namespaces)
 
-        types = await runner.step(STEP_DISCOVER, lambda: self._act(acts.discover_resources, spec))
+        types = await runner.step(STEP_DISCOVER, lambda: act(acts.discover_resources, spec))
         runner.status.step(STEP_DISCOVER).message = f"{types} resource versions served"
 
         export_timeout = timedelta(minutes=settings.export_timeout_minutes)
@@ -123,17 +101,11 @@ class BackupWorkflow(OperatorControls):
                 summary=f"export {len(namespaces)} namespaces to vault {spec.vault} "
                 f"(timeout {settings.export_timeout_minutes}m)",
             ),
-            on_timeout=ErrorInfo(
-                code="BackupProcessTimeout",
-                kind="BackupError",
-                message=f"backup process timeout: exporting resources took longer than "
-                f"{settings.export_timeout_minutes} minutes",
-                causes=["The selection holds very many objects, or the API server is slow."],
-                fixes=["Raise the setting export_timeout_minutes, or split the backup by namespace."],
-            ),
+            on_timeout=BackupCenterError(
+                "BackupProcessTimeout", minutes=settings.export_timeout_minutes
+            ).info(),
         )
-        if summary is None:  # not skippable, so only a bug gets here
-            raise JobFailed(ErrorInfo(code="StepFailed", kind="JobError", message="export produced nothing"))
+        summary = produced(summary, STEP_EXPORT)
         runner.status.step(STEP_EXPORT).message = (
             f"{summary.objects} objects ({summary.versions_captured} with every served version), "
             f"{summary.bytes} bytes"
@@ -145,8 +117,7 @@ class BackupWorkflow(OperatorControls):
             await self._volumes(spec, settings, runner, namespaces, volume_records, uid)
         else:
             for step in (STEP_SNAPSHOT, STEP_WAIT, STEP_FILES):
-                runner.status.step(step).state = runner.status.step(step).state.skipped
-                runner.status.step(step).message = "volume data not requested"
+                runner.skip_step(step, "volume data not requested")
 
         commit = acts.CommitInput(
             spec=spec,
@@ -159,7 +130,7 @@ class BackupWorkflow(OperatorControls):
             partially_failed=self._status.item_errors_total > 0,
         )
         await runner.step(
-            STEP_COMMIT, lambda: self._act(acts.commit_backup, commit, summary="write backup.json")
+            STEP_COMMIT, lambda: act(acts.commit_backup, commit, summary="write backup.json")
         )
 
     async def _volumes(
@@ -171,7 +142,7 @@ class BackupWorkflow(OperatorControls):
         records: VolumeRecords,
         uid: str,
     ) -> None:
-        inventory = await runner.step(STEP_SNAPSHOT, lambda: self._act(acts.plan_volumes, spec, namespaces))
+        inventory = await runner.step(STEP_SNAPSHOT, lambda: act(acts.plan_volumes, spec, namespaces))
         if inventory is None:
             return
         for use in inventory.host_paths:
@@ -193,7 +164,7 @@ class BackupWorkflow(OperatorControls):
             # Recorded with the volumes: a restore in another region copies the disk snapshots there
             # (and refuses file-level volumes, which cannot cross regions).
             region = await runner.step(
-                STEP_SNAPSHOT, lambda: self._act(ecs_acts.ecs_cluster_region, summary="this cluster's region")
+                STEP_SNAPSHOT, lambda: act(ecs_acts.ecs_cluster_region, summary="this cluster's region")
             )
             records.region = region or ""
 
@@ -206,7 +177,7 @@ class BackupWorkflow(OperatorControls):
             batch = to_snapshot[start : start + batch_size]
             created = await runner.step(
                 STEP_SNAPSHOT,
-                lambda b=batch: self._act(
+                lambda b=batch: act(
                     acts.create_snapshots,
                     spec.name,
                     b,  # type: ignore[misc]
@@ -231,7 +202,7 @@ class BackupWorkflow(OperatorControls):
                 )
                 ready = await runner.step(
                     STEP_WAIT,
-                    lambda r=record: self._act(  # type: ignore[misc]
+                    lambda r=record: act(  # type: ignore[misc]
                         ecs_acts.record_ecs_snapshots,
                         r,
                         summary=f"look up {len(r.states)} ECS snapshots, set their retention days",
@@ -241,13 +212,12 @@ class BackupWorkflow(OperatorControls):
             runner.set_progress(STEP_WAIT, len(states), len(to_snapshot), "snapshots")
         # Done with snapshots: the steps say so (they stay Running or Pending otherwise, and a
         # finished job must show every step Succeeded, Skipped or Failed).
-        snapshot_step, wait_step = runner.status.step(STEP_SNAPSHOT), runner.status.step(STEP_WAIT)
+        snapshot_step = runner.status.step(STEP_SNAPSHOT)
         snapshot_step.state = StepState.succeeded
         snapshot_step.finished_at = workflow.now()
         snapshot_step.message = f"{len(to_snapshot)} snapshotted, {len(file_level)} file-level"
         if not to_snapshot:
-            wait_step.state = StepState.skipped
-            wait_step.message = "no disk volumes to snapshot"
+            runner.skip_step(STEP_WAIT, "no disk volumes to snapshot")
         runner.publish()
         records.snapshots = states
         ecs_ids = [s.ecs_id for s in states if s.ecs_id]
@@ -266,8 +236,7 @@ class BackupWorkflow(OperatorControls):
         if file_level:
             await self._file_volumes(spec, settings, runner, file_level, records)
         else:
-            runner.status.step(STEP_FILES).state = runner.status.step(STEP_FILES).state.skipped
-            runner.status.step(STEP_FILES).message = "no file-level volumes"
+            runner.skip_step(STEP_FILES, "no file-level volumes")
 
     async def _file_volumes(
         self,
@@ -283,8 +252,8 @@ class BackupWorkflow(OperatorControls):
         step.state = step.state.running
         step.started_at = workflow.now()
         runner.publish()
-        labels = await self._act(acts.list_nodes)
-        parents = await self._act(acts.previous_file_snapshots, spec.vault, [v.ref for v in volumes])
+        labels = await act(acts.list_nodes)
+        parents = await act(acts.previous_file_snapshots, spec.vault, [v.ref for v in volumes])
         for v in volumes:
             runner.add_step(f"volume {v.ref}", skippable=True, before=STEP_COMMIT)
         # Unmounted volumes (data protection) get a temporary pod on a node the policy allows.
@@ -293,7 +262,7 @@ class BackupWorkflow(OperatorControls):
             if not v.mounts:
                 mount = await runner.step(
                     f"volume {v.ref}",
-                    lambda v=v: self._act(  # type: ignore[misc]
+                    lambda v=v: act(  # type: ignore[misc]
                         acts.mount_unmounted_volume, spec.name, v, summary=f"temporary pod mounting {v.ref}"
                     ),
                     item=f"persistentvolumeclaims/{v.ref}",
@@ -348,7 +317,7 @@ class BackupWorkflow(OperatorControls):
             await asyncio.gather(*(node_queue(items) for items in by_node.values()))
         finally:
             if temporary:
-                await self._act(acts.remove_temporary_pods, spec.name, sorted({v.namespace for v in volumes}))
+                await act(acts.remove_temporary_pods, spec.name, sorted({v.namespace for v in volumes}))
         step.state = step.state.succeeded
         step.finished_at = workflow.now()
         step.message = f"{len(records.files)} of {len(volumes)} volumes copied"
@@ -428,51 +397,33 @@ class BackupWorkflow(OperatorControls):
         # The backup takes the data over: deleting the application namespace (or its
         # VolumeSnapshots) must never delete a backup's snapshots.
         own = acts.OwnSnapshots(backup=backup, uid=uid, states=ready)
-        owned: list[SnapshotState] = await self._act(
+        owned: list[SnapshotState] = await act(
             acts.own_snapshots,
             own,
             summary=f"take over {len(ready)} snapshots (contents Retain, VolumeSnapshots go)",
         )
         return owned
 
-    async def _act(self, fn: Callable[..., Any], *args: Any, summary: str | None = None) -> Any:
-        return await workflow.execute_activity(
-            fn, args=list(args), start_to_close_timeout=QUICK, retry_policy=TRANSIENT, summary=summary
-        )
-
-    async def _cleanup(
-        self,
-        spec: BackupSpec,
-        uid: str,
-        namespaces: list[str],
-        *,
-        canceled: bool,
-        error: ErrorInfo | None = None,
-    ) -> None:
+    async def cleanup(self, *, canceled: bool, error: ErrorInfo | None) -> None:
         request = acts.CleanupInput(
-            spec=spec,
-            uid=uid,
-            namespaces=namespaces,
+            spec=self._spec,
+            uid=self._uid,
+            namespaces=self._namespaces,
             canceled=canceled,
             error_code=error.code if error else None,
             error_message=error.message if error else None,
         )
         try:
-            removed = await workflow.execute_activity(
+            removed = await act(
                 acts.cleanup_backup,
                 request,
                 # Releasing snapshots the run took over waits for the driver (bounded, heartbeating).
-                start_to_close_timeout=QUICK * 3,
-                retry_policy=TRANSIENT,
+                timeout=QUICK * 3,
                 summary="remove this run's snapshots and uncommitted vault objects",
             )
             self._status.summary["snapshots_removed"] = removed
         except Exception as err:
             self._status.add_warning(_issue("cleanup", f"cleanup failed: {err}"))
-
-    @workflow.query
-    def status(self) -> JobStatus:
-        return self._status
 
 
 def _issue(item: str, message: str) -> ItemIssue:

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import ClassVar
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import backup as backup_acts
     from activities import convert as acts
     from activities import node as node_acts
     from schemas.convert import ConvertedVolume, ConvertItem, ConvertJob
     from schemas.errors import ErrorInfo
     from schemas.settings import Settings
     from schemas.specs import ConvertSpec, JobKind
-    from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
+    from schemas.status import ItemIssue, JobStatus, StepState
+    from workflows.job import JobWorkflow
     from workflows.node_work import write_volume_files
-    from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act, setting_limit
+    from workflows.steps import QUICK, JobRunner, act, produced
 
 STEP_VALIDATE = "validate"
 STEP_COMMIT = "record in vault"
@@ -43,15 +42,15 @@ def volume_step(item: ConvertItem) -> str:
 
 
 @workflow.defn
-class ConvertWorkflow(OperatorControls):
-    def __init__(self) -> None:
-        self.runner: JobRunner | None = None
-        self._status = JobStatus(kind=JobKind.convert, name="")
+class ConvertWorkflow(JobWorkflow[ConvertSpec]):
+    kind: ClassVar[JobKind] = JobKind.convert
+    slot_setting: ClassVar[str] = "convert_max_workers"
 
     @workflow.run
     async def run(self, spec: ConvertSpec) -> JobStatus:
-        now = workflow.now()
-        self._status = JobStatus(kind=JobKind.convert, name=spec.name, started_at=now)
+        return await self.run_job(spec)
+
+    def prepare(self, spec: ConvertSpec, settings: Settings) -> list[str]:
         self._status.summary.update(
             {
                 "backup": spec.backup,
@@ -59,43 +58,22 @@ class ConvertWorkflow(OperatorControls):
                 "mapping": ", ".join(f"{k} → {v}" for k, v in sorted(spec.storage_class_mapping.items())),
             }
         )
-        settings: Settings = await workflow.execute_activity(
-            backup_acts.load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
-        )
-        runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
-        self.runner = runner
-        runner.declare(STEP_VALIDATE, STEP_COMMIT)
         info = workflow.info()
-        job = ConvertJob(
-            spec=spec,
-            uid=f"{info.workflow_id}/{info.run_id}",
-            started_at=now,
-            stamp=now.strftime("%Y%m%d%H%M"),
+        started = self._status.started_at or workflow.now()
+        self._job = ConvertJob(
+            spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=started,
+            stamp=started.strftime("%Y%m%d%H%M"),
         )
+        return [STEP_VALIDATE, STEP_COMMIT]
 
-
-        try:
-            await runner.acquire_slot("convert", setting_limit("convert_max_workers"))
-            await self._body(job, settings, runner)
-        except (JobCanceled, asyncio.CancelledError):
-            await self._cleanup(job, None)
-            await runner.slot.release()
-            return runner.finish(JobPhase.canceled)
-        except JobFailed as failed:
-            await self._cleanup(job, failed.info)
-            await runner.slot.release()
-            return runner.finish(JobPhase.failed, failed.info)
-        await runner.slot.release()
-        phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
-        return runner.finish(phase)
-
-    async def _body(self, job: ConvertJob, settings: Settings, runner: JobRunner) -> None:
-        found: acts.ConvertValidation | None = await runner.step(
+    async def runbook(self, spec: ConvertSpec, settings: Settings, runner: JobRunner) -> None:
+        job = self._job
+        found: acts.ConvertValidation = produced(
+            await runner.step(
+                STEP_VALIDATE, lambda: act(acts.validate_convert, job, summary="check classes, plan volumes")
+            ),
             STEP_VALIDATE,
-            lambda: self._act(acts.validate_convert, job, summary="check classes, plan volumes"),
         )
-        if found is None:  # not skippable, so only a bug gets here
-            raise JobFailed(ErrorInfo(code="StepFailed", kind="JobError", message="nothing validated"))
         plan = found.plan
         for issue in found.failed:
             runner.status.add_item_error(issue)
@@ -132,7 +110,7 @@ class ConvertWorkflow(OperatorControls):
         converted.sort(key=lambda v: v.source)
         count = await runner.step(
             STEP_COMMIT,
-            lambda: self._act(
+            lambda: act(
                 acts.commit_convert,
                 acts.CommitRequest(job=job, volumes=converted),
                 summary=f"record {len(converted)} converted snapshots",
@@ -148,7 +126,7 @@ class ConvertWorkflow(OperatorControls):
         """One volume, from temporary PVC to recorded snapshot (each activity is idempotent, so
         `retry` runs the whole volume again)."""
         bind, ready = settings.pvc_bind_timeout, settings.snapshot_ready_timeout
-        target = await self._act(
+        target = await act(
             acts.prepare_convert_volume,
             acts.VolumeRequest(job=job, item=item, timeout_seconds=bind.total_seconds()),
             summary=f"create tmp pvc {item.temp_ref} ({item.target_class}), wait bound (timeout {bind})",
@@ -167,14 +145,14 @@ class ConvertWorkflow(OperatorControls):
                 volume=item.temp_ref,
             ),
         )
-        volume: ConvertedVolume = await self._act(
+        volume: ConvertedVolume = await act(
             acts.snapshot_converted_volume,
             acts.VolumeRequest(job=job, item=item, timeout_seconds=ready.total_seconds()),
             summary=f"snapshot {item.temp_ref}, wait ready (timeout {ready})",
             timeout=ready + QUICK,
             non_retryable=["SnapshotNotReady"],
         )
-        await self._act(
+        await act(
             acts.remove_convert_temporaries,
             acts.VolumeRequest(job=job, item=item),
             summary=f"remove tmp pvc and pod {item.temp_ref}",
@@ -182,17 +160,13 @@ class ConvertWorkflow(OperatorControls):
         )
         return volume
 
-    async def _act(self, fn: Any, *args: Any, **options: Any) -> Any:
-        return await act(fn, *args, **options)
-
-    async def _cleanup(self, job: ConvertJob, error: ErrorInfo | None) -> None:
+    async def cleanup(self, *, canceled: bool, error: ErrorInfo | None) -> None:
         try:
-            removed = await workflow.execute_activity(
+            removed = await act(
                 acts.cleanup_convert,
-                acts.CleanupRequest(job=job, error=error),
+                acts.CleanupRequest(job=self._job, error=error),
                 # Releasing snapshots taken over waits for the driver (bounded, heartbeating).
-                start_to_close_timeout=QUICK * 3,
-                retry_policy=TRANSIENT,
+                timeout=QUICK * 3,
                 summary="remove temporary PVCs, pods and the snapshots taken so far",
             )
             self._status.summary["temporaries_removed"] = removed
@@ -201,7 +175,3 @@ class ConvertWorkflow(OperatorControls):
         for step in self._status.steps:
             if step.state is StepState.succeeded and step.name.startswith("convert "):
                 step.message = (step.message or "") + " (snapshot removed: the conversion did not complete)"
-
-    @workflow.query
-    def status(self) -> JobStatus:
-        return self._status

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import to_application_error
     from schemas.errors import BackupCenterError
     from schemas.settings import Settings
-    from workers.task_queues import node_queue
+    from schemas.task_queues import node_queue
 
 
 async def write_volume_files(settings: Settings, node: str, request: node_acts.VolumeRestoreRequest) -> int:

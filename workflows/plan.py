@@ -13,13 +13,13 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.backup import load_settings
+    from activities import search_attributes as sa
+    from activities.settings import load_settings
+    from schemas.ids import job_id
     from schemas.settings import Settings
     from schemas.specs import BackupSpec
     from schemas.status import JobStatus
-    from workflows import search_attributes as sa
     from workflows.backup import BackupWorkflow
-    from workflows.ids import job_id
     from workflows.steps import SlotClaim
 
 

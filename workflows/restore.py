@@ -21,20 +21,19 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import ClassVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities import backup as backup_acts
     from activities import ecs as ecs_acts
     from activities import node as node_acts
     from activities import restore as acts
     from kube.restore.order import Phase
     from schemas.ecs import MAX_LISTED, CopyPlan, CopyRequest, CopyResult
-    from schemas.errors import ErrorInfo
+    from schemas.errors import BackupCenterError, ErrorInfo
     from schemas.restore import (
         ApplyRequest,
         ClaimsResult,
@@ -48,10 +47,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.settings import Settings
     from schemas.specs import JobKind, RestoreSpec
-    from schemas.status import ItemIssue, JobPhase, JobStatus, StepState
+    from schemas.status import ItemIssue, JobStatus
+    from workflows.job import JobWorkflow
     from workflows.node_work import write_volume_files
-    from workflows.step_controls import OperatorControls
-    from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner, act, setting_limit
+    from workflows.steps import QUICK, TRANSIENT, JobRunner, act, produced
 
 
 STEP_VALIDATE = "validate"
@@ -91,46 +90,29 @@ COPY_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 @workflow.defn
-class RestoreWorkflow(OperatorControls):
+class RestoreWorkflow(JobWorkflow[RestoreSpec]):
+    kind: ClassVar[JobKind] = JobKind.restore
+    slot_setting: ClassVar[str] = "restore_max_workers"
+
     def __init__(self) -> None:
-        self.runner: JobRunner | None = None
-        self._status = JobStatus(kind=JobKind.restore, name="")
+        super().__init__()
         self._copying = False  # cross-region copies may exist: cancel and failure delete them
 
     @workflow.run
     async def run(self, spec: RestoreSpec) -> JobStatus:
-        self._status = JobStatus(kind=JobKind.restore, name=spec.name, started_at=workflow.now())
-        settings: Settings = await workflow.execute_activity(
-            backup_acts.load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
-        )
-        runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
-        self.runner = runner
-        phases = [(step, True) for step in PHASE_STEPS.values()]
-        runner.declare(STEP_VALIDATE, STEP_VAULT, STEP_DISCOVER, *phases, STEP_FINISH)
+        return await self.run_job(spec)
+
+    def prepare(self, spec: RestoreSpec, settings: Settings) -> list[str | tuple[str, bool]]:
         self._status.summary.update({"backup": spec.backup, "vault": spec.vault})
         self._status.summary.update(dict.fromkeys((*OUTCOMES, "items"), 0))
         info = workflow.info()
-        job = RestoreJob(spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now())
+        self._job = RestoreJob(spec=spec, uid=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now())
+        phases = [(step, True) for step in PHASE_STEPS.values()]
+        return [STEP_VALIDATE, STEP_VAULT, STEP_DISCOVER, *phases, STEP_FINISH]
 
-
-        try:
-            await runner.acquire_slot("restore", setting_limit("restore_max_workers"))
-            await self._body(job, settings, runner)
-        except (JobCanceled, asyncio.CancelledError):
-            await self._cleanup(job)
-            await runner.slot.release()
-            return runner.finish(JobPhase.canceled)
-        except JobFailed as failed:
-            await self._cleanup(job)
-            await runner.slot.release()
-            return runner.finish(JobPhase.failed, failed.info)
-        await runner.slot.release()
-        phase = JobPhase.partially_failed if self._status.item_errors_total else JobPhase.completed
-        return runner.finish(phase)
-
-    async def _body(self, job: RestoreJob, settings: Settings, runner: JobRunner) -> None:
-        spec = job.spec
-        plan = await runner.step(STEP_VALIDATE, lambda: self._act(acts.validate_restore, spec))
+    async def runbook(self, spec: RestoreSpec, settings: Settings, runner: JobRunner) -> None:
+        job = self._job
+        plan = await runner.step(STEP_VALIDATE, lambda: act(acts.validate_restore, spec))
         if plan is not None:
             for warning in plan.warnings:
                 runner.status.add_warning(ItemIssue(item="namespace_mapping", message=warning))
@@ -139,13 +121,11 @@ class RestoreWorkflow(OperatorControls):
                 f"{len(plan.namespaces)} namespaces"
             )
         await runner.step(
-            STEP_VAULT, lambda: self._act(acts.check_restore_vault, job, summary=f"vault {spec.vault}")
+            STEP_VAULT, lambda: act(acts.check_restore_vault, job, summary=f"vault {spec.vault}")
         )
-        found = await runner.step(STEP_DISCOVER, lambda: self._act(acts.discover_target, job))
-        if found is None:  # not skippable, so only a bug gets here
-            raise JobFailed(
-                ErrorInfo(code="StepFailed", kind="JobError", message="discovery produced nothing")
-            )
+        found = produced(
+            await runner.step(STEP_DISCOVER, lambda: act(acts.discover_target, job)), STEP_DISCOVER
+        )
         runner.status.step(STEP_DISCOVER).message = (
             f"{found.served} resource versions served; {sum(len(g.resources) for g in found.groups)} "
             "resources to restore"
@@ -154,7 +134,7 @@ class RestoreWorkflow(OperatorControls):
         for phase, step in PHASE_STEPS.items():
             group = groups.get(phase)
             if group is None:
-                self._nothing(step)
+                runner.skip_step(step, "nothing to restore")
             elif phase is Phase.storage:
                 await self._copy_snapshots(job, settings)
                 await self._volumes(job, settings, group)
@@ -184,7 +164,7 @@ class RestoreWorkflow(OperatorControls):
         if Phase(group.phase) is Phase.crds:
             # Custom resources are served once their CRDs are established; later phases choose
             # their versions from the discovery this takes afterwards.
-            await self._act(
+            await act(
                 acts.wait_crds_established,
                 job,
                 summary="wait CRDs established, discover again",
@@ -195,12 +175,12 @@ class RestoreWorkflow(OperatorControls):
     async def _volume_work(
         self, job: RestoreJob, settings: Settings, group: GroupPlan
     ) -> tuple[VolumeSourcesResult, GroupResult, ClaimsResult, int]:
-        sources: VolumeSourcesResult = await self._act(
+        sources: VolumeSourcesResult = await act(
             acts.prepare_volume_sources, job, summary="plan PVC data, create snapshot data sources"
         )
         if sources.from_snapshot:
             ready = settings.snapshot_ready_timeout
-            await self._act(
+            await act(
                 acts.wait_volume_sources_ready,
                 acts.WaitRequest(job=job, timeout_seconds=ready.total_seconds()),
                 summary=f"wait {sources.from_snapshot} VolumeSnapshots ready (timeout {ready})",
@@ -209,7 +189,7 @@ class RestoreWorkflow(OperatorControls):
             )
         result = await self._apply(job, settings, group)
         bind = settings.pvc_bind_timeout
-        claims: ClaimsResult = await self._act(
+        claims: ClaimsResult = await act(
             acts.wait_claims_bound,
             acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
             summary=f"wait restored PVCs bound (timeout {bind})",
@@ -222,11 +202,11 @@ class RestoreWorkflow(OperatorControls):
     async def _fill_volumes(self, job: RestoreJob, settings: Settings) -> int:
         """File-backed PVCs: a fill pod mounts each, the node worker of its node writes the backed-up
         files into the mount, then the fill pods go — before the workloads are restored."""
-        volumes = await self._act(acts.start_file_restores, job, summary="create fill pods")
+        volumes = await act(acts.start_file_restores, job, summary="create fill pods")
         if not volumes:
             return 0
         bind = settings.pvc_bind_timeout
-        targets: list[FileTarget] = await self._act(
+        targets: list[FileTarget] = await act(
             acts.wait_file_pods,
             acts.FillRequest(volumes=volumes, timeout_seconds=bind.total_seconds()),
             summary=f"wait {len(volumes)} fill pods running (timeout {bind})",
@@ -242,7 +222,7 @@ class RestoreWorkflow(OperatorControls):
                 await self._fill(job, settings, target)
 
         await asyncio.gather(*(fill_node(items) for items in by_node.values()))
-        await self._act(acts.remove_file_pods, job, summary="remove fill pods")
+        await act(acts.remove_file_pods, job, summary="remove fill pods")
         return len(targets)
 
     async def _fill(self, job: RestoreJob, settings: Settings, target: FileTarget) -> None:
@@ -272,13 +252,13 @@ class RestoreWorkflow(OperatorControls):
         plan, copied = done
         step = runner.status.step(STEP_COPY)
         if not copied:
-            step.state = StepState.skipped
             if plan.cross_region:
-                step.message = f"no disk snapshot to copy into {plan.target_region}"
+                why = f"no disk snapshot to copy into {plan.target_region}"
             elif plan.source_region:
-                step.message = f"the backup's snapshots are in this cluster's region {plan.target_region}"
+                why = f"the backup's snapshots are in this cluster's region {plan.target_region}"
             else:
-                step.message = "the backup holds no ECS snapshots"
+                why = "the backup holds no ECS snapshots"
+            runner.skip_step(STEP_COPY, why)
             runner.publish()
             return
         ids = [c.copy_id for c in copied]
@@ -296,7 +276,7 @@ class RestoreWorkflow(OperatorControls):
 
     async def _plan_and_copy(self, job: RestoreJob, settings: Settings) -> tuple[CopyPlan, list[CopyResult]]:
         """One step, so the operator's retry plans again (a fixed selection) and copies what is missing."""
-        plan: CopyPlan = await self._act(
+        plan: CopyPlan = await act(
             ecs_acts.plan_snapshot_copies, job, summary="find disk snapshots of another region"
         )
         if not plan.cross_region or not plan.items:
@@ -384,7 +364,7 @@ class RestoreWorkflow(OperatorControls):
         if not workflow.patched(SKIPPED_PHASE_PATCH):
             return
         error = self._status.step(step).error
-        result: GroupResult = await self._act(
+        result: GroupResult = await act(
             acts.skip_group, SkipRequest(job=job, group=group, error=error),
             summary="count the skipped phase's objects as failed",
         )
@@ -411,14 +391,8 @@ class RestoreWorkflow(OperatorControls):
 
     @staticmethod
     def _timeout_error(settings: Settings, group: GroupPlan) -> ErrorInfo:
-        minutes = settings.export_timeout_minutes
-        return ErrorInfo(
-            code="StepFailed",
-            kind="RestoreError",
-            message=f"restoring {', '.join(group.resources)} took longer than {minutes} minutes",
-            causes=["The phase holds very many objects, or the API server is slow."],
-            fixes=["Raise the setting export_timeout_minutes, then retry."],
-        )
+        resources, minutes = ", ".join(group.resources), settings.export_timeout_minutes
+        return BackupCenterError("RestoreProcessTimeout", resources=resources, minutes=minutes).info()
 
     async def _finish(self, job: RestoreJob, settings: Settings) -> None:
         runner = self.runner
@@ -426,7 +400,7 @@ class RestoreWorkflow(OperatorControls):
         bind = settings.pvc_bind_timeout
         result = await runner.step(
             STEP_FINISH,
-            lambda: self._act(
+            lambda: act(
                 acts.finish_restore,
                 acts.WaitRequest(job=job, timeout_seconds=bind.total_seconds()),
                 summary="remove temporaries, explain what is missing",
@@ -446,10 +420,6 @@ class RestoreWorkflow(OperatorControls):
         )
 
     # --- helpers ------------------------------------------------------------------------------
-    def _nothing(self, step: str) -> None:
-        self._status.step(step).state = StepState.skipped
-        self._status.step(step).message = "nothing to restore"
-
     def _samples(self, samples: Samples) -> None:
         for issue in samples.errors:
             self._status.add_item_error(issue)
@@ -458,24 +428,11 @@ class RestoreWorkflow(OperatorControls):
             self._status.add_warning(issue)
         self._status.warnings_total += samples.warnings_total - len(samples.warnings)
 
-    async def _act(
-        self,
-        fn: Any,
-        *args: Any,
-        summary: str | None = None,
-        timeout: timedelta = QUICK,
-        non_retryable: list[str] | None = None,
-    ) -> Any:
-        return await act(fn, *args, summary=summary, timeout=timeout, non_retryable=non_retryable)
-
-    async def _cleanup(self, job: RestoreJob) -> None:
+    async def cleanup(self, *, canceled: bool, error: ErrorInfo | None) -> None:
+        job = self._job
         try:
-            result = await workflow.execute_activity(
-                acts.cleanup_restore,
-                job,
-                start_to_close_timeout=QUICK,
-                retry_policy=TRANSIENT,
-                summary="remove temporary VolumeSnapshots, contents and fill pods",
+            result = await act(
+                acts.cleanup_restore, job, summary="remove temporary VolumeSnapshots, contents and fill pods"
             )
             self._status.summary["temporaries_removed"] = result.temporaries_removed
             note = CANCEL_NOTE.format(name=job.spec.name)
@@ -484,11 +441,9 @@ class RestoreWorkflow(OperatorControls):
             self._status.add_warning(ItemIssue(item="cleanup", message=f"cleanup failed: {err}"))
         if self._copying:
             try:
-                deleted = await workflow.execute_activity(
+                deleted = await act(
                     ecs_acts.delete_restore_copies,
                     job,
-                    start_to_close_timeout=QUICK,
-                    retry_policy=TRANSIENT,
                     summary="delete this restore's cross-region ECS snapshot copies",
                 )
                 self._status.summary["ecs_copies_deleted"] = deleted.deleted
@@ -496,7 +451,3 @@ class RestoreWorkflow(OperatorControls):
                 self._status.add_warning(
                     ItemIssue(item="cleanup", message=f"ECS snapshot copies not deleted: {err}")
                 )
-
-    @workflow.query
-    def status(self) -> JobStatus:
-        return self._status

@@ -19,10 +19,10 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import retention as acts
+    from activities import search_attributes as sa
+    from schemas.ids import job_id
     from schemas.specs import DeleteSpec, JobKind
-    from workflows import search_attributes as sa
     from workflows.delete import DeleteWorkflow
-    from workflows.ids import job_id
     from workflows.steps import QUICK, TRANSIENT
 
 # Sweeps per run before continue-as-new keeps the history small.

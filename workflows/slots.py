@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import slots as acts
+    from schemas.slots import SLOTS_WORKFLOW, SlotRequest, SlotsState
 
 # Continue-as-new before the history grows large; the state is small.
 MAX_EVENTS = 500
@@ -26,23 +26,7 @@ IDLE_EXIT = timedelta(minutes=10)
 HOLDER_CHECK = timedelta(minutes=1)
 
 
-class SlotRequest(BaseModel):
-    holder: str  # workflow id of the job
-    limit: int
-
-
-class SlotsState(BaseModel):
-    holders: list[str] = Field(default_factory=list)
-    queue: list[str] = Field(default_factory=list)
-    limit: int = 1
-
-
-def slots_id(task_queue: str, kind: str) -> str:
-    """One slots workflow per control queue and kind: it runs on the queue of the jobs it limits."""
-    return f"slots-{task_queue}-{kind}"
-
-
-@workflow.defn
+@workflow.defn(name=SLOTS_WORKFLOW)
 class JobSlotsWorkflow:
     def __init__(self) -> None:
         self.state = SlotsState()

@@ -28,10 +28,9 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.backup import load_settings
-    from schemas.errors import ErrorInfo
+    from activities import search_attributes as sa
+    from schemas.errors import BackupCenterError, ErrorInfo
     from schemas.status import ItemIssue, JobPhase, JobStatus, Progress, StepState, StepStatus
-    from workflows import search_attributes as sa
 
 T = TypeVar("T")
 
@@ -58,17 +57,6 @@ def transient(non_retryable: list[str] | None = None) -> RetryPolicy:
 # Start-to-close timeout of quick activities (one API call or a few): it bounds a hung call, not a
 # lost worker, which the heartbeat timeout every activity gets notices in seconds.
 QUICK = timedelta(minutes=2)
-
-
-def setting_limit(name: str) -> Callable[[], Awaitable[int]]:
-    """A job-slot limit read from the latest settings (``backup_max_workers``, say), so a changed
-    limit applies without restarting anything."""
-
-    async def limit() -> int:
-        latest = await workflow.execute_activity(load_settings, start_to_close_timeout=QUICK)
-        return int(getattr(latest, name))
-
-    return limit
 
 
 async def act(
@@ -109,6 +97,15 @@ class JobFailed(Exception):
     def __init__(self, info: ErrorInfo) -> None:
         super().__init__(info.short())
         self.info = info
+
+
+def produced(result: T | None, step: str) -> T:
+    """The result of a step that cannot be skipped: None there is a bug, and the job fails naming it."""
+    if result is None:
+        raise JobFailed(
+            BackupCenterError("StepFailed", step=step, reason="it produced no result").info()
+        )
+    return result
 
 
 def error_info_from(err: BaseException, *, on_timeout: ErrorInfo | None = None) -> ErrorInfo:
@@ -199,6 +196,12 @@ class JobRunner:
             name, skippable = (step, False) if isinstance(step, str) else step
             self.status.steps.append(StepStatus(name=name, skippable=skippable))
         self.publish()
+
+    def skip_step(self, name: str, why: str) -> None:
+        """A step the job has no work for (not one the operator skipped: see :meth:`step`)."""
+        step = self.status.step(name)
+        step.state = StepState.skipped
+        step.message = why
 
     def add_step(self, name: str, *, skippable: bool = False, before: str | None = None) -> None:
         """Add a step found at run time (one per volume, say), before ``before`` when given."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from kube.discovery import ALIASES, NEVER_BACKED_UP
 from kube.export import BundleIndex, ResourceIndex
-from kube.restore.actions_meta import GC_WARNING
+from kube.restore.actions.meta import GC_WARNING
 from kube.restore.kinds import canonical_resource, group_resource
 from kube.restore.selection import bundle_resource, names_resource, namespace_selected, resource_selected
 from schemas.errors import ErrorInfo
@@ -43,7 +43,7 @@ class ItemOutcome(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     dangling_owners: list[str] = Field(
         default_factory=list,
-        description="Owners left without a new uid (kube.restore.actions_meta.dangling_owners)",
+        description="Owners left without a new uid (kube.restore.actions.meta.dangling_owners)",
     )
 
     def key(self) -> tuple[str, str, str]:

@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from alicloud.credentials import AccessKey, credentials_from_env, credentials_from_secret_data
-from alicloud.redact import scrub
 from schemas.errors import BackupCenterError
+from vault.redact import scrub
 
 SECRET = "Zx9-very-secret-value"
 TOKEN = "CAIS-sts-token-value-0123456789"

@@ -30,6 +30,7 @@ from localdev.devenv import workers_in_process
 from localdev.ecs_server import LocalEcsServer
 from localdev.kube.agent import csi_mount_path
 from localdev.kube.controlplane import LocalCluster
+from schemas.ids import job_id
 from schemas.settings import SettingsProvider
 from schemas.status import JobPhase, StepState
 from tests.alicloud.constants import KEY_ID, SECRET
@@ -49,7 +50,6 @@ from tests.localcluster.helpers import (
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, delete, finished, start_restore, unique, wait_phase
 from vault import catalog
-from workflows.ids import job_id
 from workflows.restore import STEP_COPY
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]

@@ -10,6 +10,7 @@ import pytest
 
 from alicloud import snapshots
 from alicloud.ecs import EcsClient
+from kube.restore.records import RestoreFolder
 from localdev.ecs_server import LocalEcsServer
 from schemas.backup import SnapshotState, VolumeRecords
 from schemas.ecs import CopyRecord
@@ -79,7 +80,7 @@ def test_copies_replace_handles_and_are_deleted_even_without_a_recorded_id(
     ecs_server: LocalEcsServer, client: EcsClient, tmp_path: Path
 ) -> None:
     store = FileStore(tmp_path)
-    prefix = "restores/c/r1/"
+    folder = RestoreFolder.of(store, "c", "r1")
     source = ecs_server.register_snapshot("cn-hangzhou", 20, ready=True)
     records = VolumeRecords(region="cn-hangzhou", snapshots=[state("data", source), state("logs", "s-x")])
     name = snapshots.copy_name("r1", "wf/run", "app/data")
@@ -91,20 +92,20 @@ def test_copies_replace_handles_and_are_deleted_even_without_a_recorded_id(
     record = CopyRecord(
         key="app/data", source=source, source_region="cn-hangzhou", target_region="cn-beijing", name=name
     )
-    snapshots.write_copy(store, prefix, record)
-    assert snapshots.with_copies(records, store, prefix) == records  # no id recorded yet: no handle change
-    snapshots.write_copy(store, prefix, record.model_copy(update={"copy_id": copy}))
-    seen = snapshots.with_copies(records, store, prefix)
+    snapshots.write_copy(folder, record)
+    assert snapshots.with_copies(records, folder) == records  # no id recorded yet: no handle change
+    snapshots.write_copy(folder, record.model_copy(update={"copy_id": copy}))
+    seen = snapshots.with_copies(records, folder)
     assert [(s.handle, s.ecs_id, s.ecs_region) for s in seen.snapshots] == [
         (copy, copy, "cn-beijing"), ("s-x", "s-x", "cn-hangzhou")
     ]
 
     # Interrupted before the id was written: the copy is found by its name and deleted all the same.
-    snapshots.write_copy(store, prefix, record)
-    result = snapshots.delete_copies(lambda region: client.for_region(region), store, prefix)
+    snapshots.write_copy(folder, record)
+    result = snapshots.delete_copies(lambda region: client.for_region(region), folder)
     assert (result.deleted, result.missing) == (1, 0)
     assert ecs_server.snapshot(copy) is None and ecs_server.snapshot(source) is not None
-    assert snapshots.read_copies(store, prefix) == []
+    assert snapshots.read_copies(folder) == []
 
 
 def test_delete_backup_snapshots_keeps_retained_ones(ecs_server: LocalEcsServer, client: EcsClient) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from backupctl.plan_cmd import build_schedule
+from schemas.ids import plan_schedule_id
 from schemas.specs import PlanSpec
 from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import seed
 from tests.backup.test_plans import _runs
 from tests.conftest import BACKUPCTL
 from tests.product_fixtures import Product
-from workflows.ids import plan_schedule_id
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 

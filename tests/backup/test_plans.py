@@ -14,11 +14,11 @@ from temporalio.client import ScheduleHandle
 
 from backupctl import jobctl
 from backupctl.plan_cmd import build_schedule, describe_cycle
+from schemas.ids import plan_schedule_id
 from schemas.specs import PlanSpec
 from schemas.status import JobPhase, JobStatus
 from tests.conftest import BACKUPCTL
 from tests.product_fixtures import Product
-from workflows.ids import plan_schedule_id
 
 pytestmark = pytest.mark.cluster
 

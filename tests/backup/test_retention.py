@@ -15,10 +15,10 @@ import pytest
 from schemas.errors import BackupCenterError
 from schemas.specs import BackupSpec
 from schemas.status import JobPhase, JobStatus
+from schemas.task_queues import control_queue
 from tests.backup.test_backup_workflow import start
 from tests.product_fixtures import Product
 from vault import catalog
-from workers.task_queues import control_queue
 from workflows.retention import RetentionWorkflow, request_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]

@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from schemas.slots import SlotRequest
 from tests.backup.slot_holder import SlotHolderWorkflow
-from workflows.slots import HOLDER_CHECK, JobSlotsWorkflow, SlotRequest
+from workflows.slots import HOLDER_CHECK, JobSlotsWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -9,7 +9,7 @@ import pytest
 
 from kube.convert import check_targets, plan_conversion, temp_name
 from kube.restore.context import DISK_PROVISIONER, NAS_PROVISIONER
-from kube.restore_target import TargetClasses
+from kube.restore.target import TargetClasses
 from schemas.backup import SnapshotState, VolumeRecords
 from schemas.convert import ConvertedVolume, ConvertRecord, ConvertState
 from schemas.errors import BackupCenterError

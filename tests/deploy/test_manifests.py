@@ -18,13 +18,13 @@ from activities import context
 from backupctl import jobctl
 from kube.discovery import ApiResource, discover
 from kube.rest import Kube, KubeError
+from kube.vault_registry import KubeVaultRegistry
 from schemas.settings import SettingsProvider
 from schemas.specs import BackupSpec, DeleteSpec, JobKind
 from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import owned_of, seed
 from tests.conftest import REPO
 from tests.product_fixtures import Product
-from vault.kube_registry import KubeVaultRegistry
 from vault.lifecycle import VaultManager
 from workers import run as worker_run
 from workflows.backup import BackupWorkflow

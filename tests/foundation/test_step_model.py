@@ -13,10 +13,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities import search_attributes as sa
 from schemas.status import JobPhase, JobStatus, StepState
 from tests.foundation import step_workflow
 from tests.foundation.step_workflow import StepDemoWorkflow, cleanup, fragile_step
-from workflows import search_attributes as sa
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.placement import explain, place
 from schemas.settings import parse_settings
 from schemas.volumes import Mount, VolumeMethod, VolumePlan
-from workers.placement import explain, place
 
 EX, IN = "backupcenter.io/agent-excluded", "backupcenter.io/agent-included"
 NODES = {

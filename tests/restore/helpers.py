@@ -8,7 +8,7 @@ from typing import Any
 
 from backupctl import jobctl
 from kube.restore.explain import ItemOutcome
-from kube.restore_records import read_outcomes, restore_prefix
+from kube.restore.records import RestoreFolder
 from schemas.specs import BackupSpec, DeleteSpec, RestoreSpec
 from schemas.status import JobPhase, JobStatus
 from tests.product_fixtures import Product
@@ -79,7 +79,7 @@ async def wait_phase(product: Product, kind: str, name: str, phase: JobPhase, ti
 
 def outcomes(product: Product, restore_name: str) -> list[ItemOutcome]:
     store = product.ctx.vaults().store(product.vault)
-    return list(read_outcomes(store, restore_prefix(product.settings.cluster_id, restore_name)))
+    return list(RestoreFolder.of(store, product.settings.cluster_id, restore_name).read_outcomes())
 
 
 def by_name(items: list[ItemOutcome]) -> dict[tuple[str, str], ItemOutcome]:

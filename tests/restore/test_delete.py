@@ -10,7 +10,7 @@ import pytest
 
 from backupctl import jobctl
 from backupctl.delete_cmd import request_name
-from kube.restore_records import restore_prefix
+from kube.restore.records import restore_prefix
 from schemas.errors import BackupCenterError
 from schemas.specs import DeleteSpec, JobKind
 from schemas.status import JobPhase, StepState

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kube.restore.explain import ItemStatus
-from kube.restore_records import read_explanations, restore_prefix
+from kube.restore.records import RestoreFolder
 from localdev.kube.agent import csi_mount_path
 from localdev.kube.controlplane import LocalCluster
 from schemas.status import JobPhase
@@ -161,8 +161,9 @@ async def test_a_snapshot_lost_out_of_band_fails_its_volume_at_once(
         # The restore's outcomes count it as failed, and describe --missing explains it.
         failed = [o for o in outcomes(product, status.name) if o.status is ItemStatus.failed]
         assert [(o.kind, o.name) for o in failed] == [("PersistentVolumeClaim", "data")]
-        prefix = restore_prefix(product.settings.cluster_id, status.name)
-        explanations = read_explanations(product.ctx.vaults().store("main"), prefix)
+        store = product.ctx.vaults().store("main")
+        folder = RestoreFolder.of(store, product.settings.cluster_id, status.name)
+        explanations = folder.read_explanations()
         assert any("data" in e.message and "no longer exists" in e.message for e in explanations)
         # No warning pretends the missing claim merely waits for a pod.
         assert not any("not bound yet" in w.message for w in status.warnings)
@@ -205,8 +206,9 @@ async def test_a_skipped_volume_phase_counts_its_objects_as_failed(product: Prod
         assert ("PersistentVolumeClaim", "data") in failed
         assert int(status.summary["failed"]) == len(failed)
         assert (status.step("restore volumes").message or "").startswith("skipped by the operator")
-        prefix = restore_prefix(product.settings.cluster_id, restore_name)
-        explanations = list(read_explanations(product.ctx.vaults().store("main"), prefix))
+        store = product.ctx.vaults().store("main")
+        folder = RestoreFolder.of(store, product.settings.cluster_id, restore_name)
+        explanations = list(folder.read_explanations())
         assert any(e.name == "data" and "skipped after" in e.message for e in explanations), explanations
         # The later phases ran: the config is there.
         assert get(product.kube, f"/api/v1/namespaces/{target}/configmaps/cfg-0")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kube.restore_records import read_explanations, restore_prefix
-from kube.restore_volumes import TEMPORARY_LABEL
+from kube.restore.records import RestoreFolder
+from kube.restore.volumes import TEMPORARY_LABEL
 from schemas.status import JobPhase
 from tests.backup.test_backup_workflow import seed
 from tests.localcluster.helpers import SNAPSHOTS, wait_for
@@ -66,7 +66,7 @@ async def test_custom_resource_without_its_crd_fails_alone(product: Product, kub
         assert int(status.summary["failed"]) == 1 and int(status.summary["missing (excluded)"]) == 1
 
         store = product.ctx.vaults().store(product.vault)
-        entries = list(read_explanations(store, restore_prefix(product.settings.cluster_id, status.name)))
+        entries = list(RestoreFolder.of(store, product.settings.cluster_id, status.name).read_explanations())
         reasons = {(e.reason.value, e.resource or e.name) for e in entries}
         assert ("excluded", "customresourcedefinitions.apiextensions.k8s.io") in reasons
         assert ("failed", f"widgets.{group}") in reasons

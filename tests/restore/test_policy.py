@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from kube.discovery import ApiResource
+from kube.restore.apply import ApplyOptions, ObjectApplier
 from kube.restore.context import RESTORE_LABEL
 from kube.restore.explain import ItemStatus
-from kube.restore_apply import ApplyOptions, ObjectApplier
 from schemas.specs import ExistingResourcePolicy
 from schemas.status import JobPhase
 from tests.localcluster.helpers import get

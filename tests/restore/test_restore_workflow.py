@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kube.restore_volumes import TEMPORARY_LABEL
+from kube.restore.volumes import TEMPORARY_LABEL
 from localdev.kube.agent import csi_mount_path
 from schemas.status import JobPhase, StepState
 from tests.backup.test_backup_workflow import seed

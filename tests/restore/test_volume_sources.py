@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kube.restore.context import DISK_PROVISIONER, NAS_PROVISIONER, RestoreContext
-from kube.restore_volumes import SourceKind, data_source_preparer, plan_sources
+from kube.restore.volumes import SourceKind, data_source_preparer, plan_sources
 from schemas.backup import SnapshotState
 
 CLASSES = {"disk": DISK_PROVISIONER, "disk-2": DISK_PROVISIONER, "nas": NAS_PROVISIONER}

@@ -4,7 +4,7 @@ import copy
 from typing import Any
 
 from kube.restore.actions import actions_for, restore_item, run_actions
-from kube.restore.actions_meta import GC_WARNING, clean_metadata, dangling_owners, owner_key
+from kube.restore.actions.meta import GC_WARNING, clean_metadata, dangling_owners, owner_key
 from kube.restore.context import BACKUP_ANNOTATION, RESTORE_LABEL, ActionResult, RestoreContext
 
 from .objects import ctx, deployment, meta

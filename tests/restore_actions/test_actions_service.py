@@ -8,9 +8,9 @@ from kube.discovery import ApiResource
 from kube.export import _clean
 from kube.rest import Kube, KubeError
 from kube.restore.actions import restore_item
-from kube.restore.actions_service import EXPLICIT_NODE_PORTS, LAST_APPLIED, owned_node_ports, service_action
+from kube.restore.actions.service import EXPLICIT_NODE_PORTS, LAST_APPLIED, owned_node_ports, service_action
+from kube.restore.apply import ApplyOptions, ObjectApplier, node_port_taken
 from kube.restore.explain import ItemStatus
-from kube.restore_apply import ApplyOptions, ObjectApplier, node_port_taken
 from schemas.specs import ExistingResourcePolicy
 
 from .objects import ctx, meta

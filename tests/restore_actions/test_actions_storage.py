@@ -3,7 +3,7 @@
 import pytest
 
 from kube.restore.actions import restore_item
-from kube.restore.actions_storage import PVC_STALE_ANNOTATIONS, claim_templates_action, pv_action, pvc_action
+from kube.restore.actions.storage import PVC_STALE_ANNOTATIONS, claim_templates_action, pv_action, pvc_action
 from kube.restore.context import NAS_PROVISIONER
 
 from .objects import ctx, meta, pod_spec, pv, pvc

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from kube.restore.actions import restore_item
-from kube.restore.actions_workloads import images_action, pod_specs
+from kube.restore.actions.workloads import images_action, pod_specs
 from kube.restore.images import parse_image_rules
 
 from .objects import ctx, deployment, meta, pod_spec

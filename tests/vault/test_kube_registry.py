@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from kube.rest import Kube
+from kube.vault_registry import KubeVaultRegistry
 from schemas.vault import VaultPhase, VaultStatus
-from vault.kube_registry import KubeVaultRegistry
 from vault.lifecycle import VaultManager
 
 pytestmark = pytest.mark.cluster

@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kube.rest import Kube, KubeError
+from kube.restore.apply import Obj, Prepare
 from kube.restore.context import RESTORE_LABEL, ActionResult, RestoreContext
-from kube.restore_apply import Obj, Prepare
 from kube.volumes import SNAPSHOT_API
 from schemas.backup import SnapshotState
 from schemas.convert import ConvertedVolume

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kube.restore import actions_misc as misc
-from kube.restore import actions_service, actions_storage, actions_workloads
-from kube.restore.actions_meta import clean_metadata, map_subject_namespaces
+from kube.restore.actions import misc
+from kube.restore.actions import service as actions_service
+from kube.restore.actions import storage as actions_storage
+from kube.restore.actions import workloads as actions_workloads
+from kube.restore.actions.meta import clean_metadata, map_subject_namespaces
 from kube.restore.context import ActionResult, RestoreContext
 from kube.restore.kinds import group_kind
 

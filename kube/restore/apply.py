@@ -31,7 +31,7 @@ import urllib3
 from kube.discovery import ApiResource
 from kube.rest import MERGE_PATCH, Kube, KubeError
 from kube.restore.actions import restore_item
-from kube.restore.actions_meta import copied, dangling_owners, owner_key
+from kube.restore.actions.meta import copied, dangling_owners, owner_key
 from kube.restore.context import RESTORE_LABEL, ActionResult, RestoreContext
 from kube.restore.explain import ItemOutcome, ItemStatus
 from kube.restore.kinds import describe, group_resource

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kube.restore.actions_meta import copied
+from kube.restore.actions.meta import copied
 from kube.restore.context import ActionResult, RestoreContext
 from kube.restore.images import map_registry
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube.restore.actions_meta import copied
+from kube.restore.actions.meta import copied
 from kube.restore.context import DISK_PROVISIONER, MULTI_NODE_MODES, ActionResult, RestoreContext
 from kube.restore.quantity import GIB, format_gib, quantity_bytes
 

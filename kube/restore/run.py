@@ -1,6 +1,6 @@
 """One restore phase from the vault into the cluster, and the final explanation of what is missing.
 
-Everything is read from and written to the restore's vault folder (:mod:`kube.restore_records`):
+Everything is read from and written to the restore's vault folder (:mod:`kube.restore.records`):
 the backup's bundles are streamed object by object, outcomes are spooled and uploaded, and only
 counts and bounded samples are returned.
 """
@@ -16,32 +16,19 @@ from functools import partial
 from kube.discovery import ApiResource
 from kube.export import BundleIndex, ResourceIndex, read_bundle, read_index
 from kube.rest import Kube
+from kube.restore.apply import ApplyOptions, ObjectApplier, Prepare, Recorder, object_path, run_bounded
 from kube.restore.context import RestoreContext
 from kube.restore.explain import ItemOutcome, ItemStatus, MissingReason, explain_missing
 from kube.restore.kinds import canonical_resource, group_resource
 from kube.restore.order import Phase
+from kube.restore.records import CONTEXT, SOURCES, JsonLinesSpool, RestoreFolder
 from kube.restore.selection import bundle_resource, item_selected, selected_bundles
 from kube.restore.versions import VersionChoice, choose_versions
-from kube.restore_apply import ApplyOptions, ObjectApplier, Prepare, Recorder, object_path, run_bounded
-from kube.restore_records import (
-    CONTEXT,
-    DISCOVERY,
-    EXPLAIN,
-    SOURCES,
-    JsonLinesSpool,
-    get_optional,
-    get_resources,
-    outcomes_key,
-    owners_key,
-    read_outcomes,
-    read_owners,
-)
-from kube.restore_volumes import VolumeSources, data_source_preparer
+from kube.restore.volumes import VolumeSources, data_source_preparer
 from schemas.errors import ErrorInfo
 from schemas.restore import GroupPlan, GroupResult, Samples
 from schemas.specs import RestoreSpec
 from schemas.status import ItemIssue
-from vault.store import ObjectStore
 
 Progress = Callable[[int, str], None]  # (objects done, current resource)
 HEARTBEAT_SECONDS = 1.0
@@ -50,9 +37,9 @@ HEARTBEAT_SECONDS = 1.0
 class Plan:
     """The backup's index, the target's discovery and the version chosen per resource."""
 
-    def __init__(self, store: ObjectStore, prefix: str, spec: RestoreSpec) -> None:
-        self.index: ResourceIndex = read_index(store, spec.backup)
-        self.target: list[ApiResource] = get_resources(store, prefix + DISCOVERY)
+    def __init__(self, folder: RestoreFolder, spec: RestoreSpec) -> None:
+        self.index: ResourceIndex = read_index(folder.store, spec.backup)
+        self.target: list[ApiResource] = folder.discovery()
         self.bundles = selected_bundles(self.index, spec, self.target)
         self.choices: dict[str, VersionChoice] = choose_versions(self.bundles, self.target)
 
@@ -68,19 +55,20 @@ class Plan:
         return max(captured, key=lambda b: b.preferred, default=None)
 
 
-def restore_group(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSpec, group: GroupPlan,
+def restore_group(kube: Kube, folder: RestoreFolder, spec: RestoreSpec, group: GroupPlan,
                   options: ApplyOptions, *, progress: Progress | None = None) -> GroupResult:
     """Create the objects of one phase, resource after resource (the phase's order), the objects
     of one resource in parallel.  Outcomes go to the vault; counts come back."""
-    plan = Plan(store, prefix, spec)
+    store = folder.store
+    plan = Plan(folder, spec)
     phase = Phase(group.phase)
-    base = RestoreContext.model_validate_json(store.get(prefix + CONTEXT))
-    known_owners = read_owners(store, prefix, phase)
+    base = folder.require(CONTEXT, RestoreContext)
+    known_owners = folder.read_owners(phase)
     prepare: Prepare | None = None
     if phase is Phase.storage:
-        raw = get_optional(store, prefix + SOURCES)
-        if raw is not None:
-            prepare = data_source_preparer(VolumeSources.model_validate_json(raw))
+        sources = folder.read(SOURCES, VolumeSources)
+        if sources is not None:
+            prepare = data_source_preparer(sources)
 
     spool = JsonLinesSpool()
     recorder = Recorder(spool.write)
@@ -110,11 +98,11 @@ def restore_group(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSpec
                                prepare=prepare)
                 objects = (o for o in read_bundle(store, bundle.key) if item_selected(o, source, spec))
                 run_bounded(pool, objects, work, recorder.record, limit=options.parallelism * 4, tick=tick)
-        spool.upload(store, outcomes_key(prefix, phase))
+        spool.upload(store, folder.outcomes_key(phase))
     except BaseException:
         spool.discard()
         raise
-    store.put(owners_key(prefix, phase), json.dumps(recorder.owners).encode())
+    store.put(folder.owners_key(phase), json.dumps(recorder.owners).encode())
     if progress is not None:
         progress(sum(recorder.counts.values()), "")
     return GroupResult(phase=group.phase, counts=recorder.counts, samples=recorder.samples)
@@ -124,17 +112,16 @@ def _is_restored(item: ItemOutcome) -> bool:
     return item.status in (ItemStatus.created, ItemStatus.updated)
 
 
-def explain_restore(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSpec
-                    ) -> tuple[dict[str, int], Samples]:
+def explain_restore(kube: Kube, folder: RestoreFolder, spec: RestoreSpec) -> tuple[dict[str, int], Samples]:
     """Write every explanation to the vault; return counts by reason and bounded samples.
 
     Restored objects with owners the restore could not rebind are looked up: the garbage
     collector may have removed them since (the FAQ's "Completed but something is missing").
     """
-    plan = Plan(store, prefix, spec)
+    plan = Plan(folder, spec)
     restored: set[tuple[str, str, str]] = set()
     gone: set[tuple[str, str, str]] = set()
-    for item in read_outcomes(store, prefix):
+    for item in folder.read_outcomes():
         if not _is_restored(item):
             continue
         restored.add(item.key())
@@ -149,28 +136,28 @@ def explain_restore(kube: Kube, store: ObjectStore, prefix: str, spec: RestoreSp
     samples = Samples()
     spool = JsonLinesSpool()
     try:
-        for entry in explain_missing(plan.index, spec, read_outcomes(store, prefix), present=present):
+        for entry in explain_missing(plan.index, spec, folder.read_outcomes(), present=present):
             spool.write(entry)
             counts[entry.reason.value] = counts.get(entry.reason.value, 0) + 1
             if entry.reason is not MissingReason.failed:  # failed items are listed as item errors already
                 samples.warning(ItemIssue(item=f"missing: {entry.reason.value}", message=entry.message))
-        spool.upload(store, prefix + EXPLAIN)
+        spool.upload(folder.store, folder.explain_key)
     except BaseException:
         spool.discard()
         raise
     return counts, samples
 
 
-
-def skip_group(store: ObjectStore, prefix: str, spec: RestoreSpec, group: GroupPlan,
-               error: ErrorInfo | None) -> GroupResult:
+def skip_group(
+    folder: RestoreFolder, spec: RestoreSpec, group: GroupPlan, error: ErrorInfo | None
+) -> GroupResult:
     """The operator skipped a phase: every selected object of it without an outcome counts as failed,
     with the step's error, so the summary's ``failed`` and ``describe --missing`` account for them.
     Objects an attempt already restored keep their outcomes."""
-    plan = Plan(store, prefix, spec)
+    plan = Plan(folder, spec)
     phase = Phase(group.phase)
-    ctx = RestoreContext.model_validate_json(store.get(prefix + CONTEXT))
-    earlier = list(read_outcomes(store, prefix, phase))
+    ctx = folder.require(CONTEXT, RestoreContext)
+    earlier = list(folder.read_outcomes(phase))
     known = {o.key() for o in earlier}
     reason = f"not restored: its restore step was skipped after {error.short() if error else 'a failure'}"
     spool = JsonLinesSpool()
@@ -184,7 +171,7 @@ def skip_group(store: ObjectStore, prefix: str, spec: RestoreSpec, group: GroupP
             if bundle is None:
                 continue
             source = bundle_resource(bundle, plan.target)
-            for obj in read_bundle(store, bundle.key):
+            for obj in read_bundle(folder.store, bundle.key):
                 if not item_selected(obj, source, spec):
                     continue
                 meta = obj.get("metadata") or {}
@@ -196,7 +183,7 @@ def skip_group(store: ObjectStore, prefix: str, spec: RestoreSpec, group: GroupP
                     continue
                 spool.write(outcome)
                 counts[ItemStatus.failed.value] = counts.get(ItemStatus.failed.value, 0) + 1
-        spool.upload(store, outcomes_key(prefix, phase))
+        spool.upload(folder.store, folder.outcomes_key(phase))
     except BaseException:
         spool.discard()
         raise

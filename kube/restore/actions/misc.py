@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube.restore.actions_meta import copied
+from kube.restore.actions.meta import copied
 from kube.restore.context import ActionResult, RestoreContext
 
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"

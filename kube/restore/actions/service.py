@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from kube.restore.actions_meta import copied
+from kube.restore.actions.meta import copied
 from kube.restore.context import ActionResult, RestoreContext
 
 HEADLESS = "None"
