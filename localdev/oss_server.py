@@ -8,7 +8,8 @@ user metadata, and ``x-oss-hash-crc64ecma`` on every write and read.  Requests m
 OSS V1 signature (``Authorization: OSS <ak>:<signature>``, what oss2 signs by default) made with one
 of the configured keys; errors come back as OSS error codes in OSS's XML body with an
 ``x-oss-request-id``.  Buckets are served path-style (what oss2 uses against an IP endpoint) and
-virtual-host style.  Object data lives on disk (see :mod:`localdev.oss_buckets`).
+virtual-host style.  Three parts: the buckets and their objects on disk (:mod:`localdev.oss_buckets`),
+who signed a request (:mod:`localdev.oss_auth`), and the HTTP handler here.
 
 Faults can be injected for every request: a 5xx rate, dropped connections (cut mid-body), added
 latency, AccessDenied, NoSuchBucket for chosen buckets, and AccessDenied for KMS-encrypted writes
@@ -31,7 +32,6 @@ import argparse
 import base64
 import email.utils
 import hashlib
-import hmac
 import json
 import os
 import random
@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from localdev.oss_auth import verify_v1
 from localdev.oss_buckets import (
     Bucket,
     BucketError,
@@ -65,24 +66,9 @@ from localdev.oss_crc64 import crc64
 
 ARCHIVE_CLASSES = ("Archive", "ColdArchive", "DeepColdArchive")
 STORAGE_CLASSES = ("Standard", "IA", *ARCHIVE_CLASSES)
-_MAX_SKEW = 15 * 60  # OSS refuses requests whose Date is further off than this
 _IO = 1024 * 1024
 _OWNER = "localoss"
 
-# Query parameters that are part of the V1 canonicalized resource (OSS API reference, "Signature
-# version 1"): only these are signed, every other query parameter is not.
-_SUBRESOURCES = frozenset({
-    "acl", "append", "bucketInfo", "callback", "callback-var", "cname", "comp", "continuation-token",
-    "cors", "delete", "encryption", "endTime", "group", "img", "inventory", "inventoryId", "lifecycle",
-    "link", "live", "location", "logging", "objectInfo", "objectMeta", "partNumber", "policy", "position",
-    "qos", "qosInfo", "referer", "replication", "replicationLocation", "replicationProgress",
-    "requestPayment", "response-cache-control", "response-content-disposition",
-    "response-content-encoding", "response-content-language", "response-content-type",
-    "response-expires", "restore", "security-token", "sequential", "startTime", "stat", "status",
-    "style", "styleName", "symlink", "tagging", "uploadId", "uploads", "versionId", "versioning",
-    "versions", "vod", "website", "worm", "wormExtend", "wormId", "x-oss-process",
-    "x-oss-traffic-limit",
-})
 _SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -262,47 +248,9 @@ class LocalOssServer:
     def authenticate(self, method: str, headers: Mapping[str, str], bucket: str, key: str,
                      params: Mapping[str, str]) -> str:
         """Check the V1 signature; returns the access key id or raises BucketError."""
-        auth = headers.get("authorization", "")
-        if not auth:
-            raise BucketError(403, "AccessDenied", "AccessDenied: anonymous access is not allowed.")
-        scheme, _, credential = auth.partition(" ")
-        if scheme != "OSS" or ":" not in credential:
-            raise BucketError(400, "InvalidArgument", "Authorization header is invalid "
-                                                      "(the local OSS server accepts OSS V1 signatures).")
-        access_key_id, _, signature = credential.rpartition(":")
-        secret = self.keys.get(access_key_id)
-        if secret is None:
-            raise BucketError(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist "
-                                                         "in our records.")
-        token = self.security_tokens.get(access_key_id)
-        if token is not None and headers.get("x-oss-security-token") != token:
-            raise BucketError(403, "InvalidAccessKeyId", "The security token you provided is invalid.")
-        date = headers.get("x-oss-date") or headers.get("date", "")
-        try:
-            sent = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
-            raise BucketError(403, "AccessDenied", "Invalid date or missing Date header.") from None
-        if abs(time.time() - sent) > _MAX_SKEW:
-            raise BucketError(403, "RequestTimeTooSkewed",
-                              "The difference between the request time and the current time is too large.")
-        oss_headers = sorted((k.lower(), v) for k, v in headers.items() if k.lower().startswith("x-oss-"))
-        canonical_headers = "".join(f"{k}:{v}\n" for k, v in oss_headers)
-        sub = sorted((k, v) for k, v in params.items() if k in _SUBRESOURCES)
-        resource = f"/{bucket}/{key}" if bucket else "/"
-        if sub:
-            resource += "?" + "&".join(f"{k}={v}" if v else k for k, v in sub)
-        string_to_sign = "\n".join([
-            method, headers.get("content-md5", ""), headers.get("content-type", ""), date,
-            canonical_headers + resource,
-        ])
-        expected = base64.b64encode(
-            hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
-        ).decode()
-        if not hmac.compare_digest(expected, signature):
-            raise BucketError(403, "SignatureDoesNotMatch",
-                              "The request signature we calculated does not match the signature you "
-                              "provided. Check your key and signing method.")
-        return access_key_id
+        return verify_v1(
+            method, headers, bucket, key, params, keys=self.keys, security_tokens=self.security_tokens
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):

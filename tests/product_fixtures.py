@@ -41,17 +41,25 @@ class Product:
         return self.ctx.settings
 
 
+def worker_context(
+    settings_path: Path, state_dir: Path, kubeconfig: str | Path, *, min_interval: float = 0
+) -> context.WorkerContext:
+    """The context the product's workers build for a cluster and a settings file (re-read at once when
+    the tests edit it, unless ``min_interval`` says otherwise): the one way tests set a product up."""
+    return context.WorkerContext(
+        settings_provider=SettingsProvider.from_file(settings_path, min_interval=min_interval),
+        state_dir=state_dir,
+        kubeconfig=str(kubeconfig),
+    )
+
+
 @pytest.fixture(scope="session")
 def product_state(tmp_path_factory: pytest.TempPathFactory, kube_cluster: Any) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("product-state")
     settings_path = state / "settings.yaml"
     prefix = f"t{uuid.uuid4().hex[:6]}"
     settings_path.write_text(SETTINGS.format(cluster="cluster-a", prefix=prefix))
-    ctx = context.WorkerContext(
-        settings_provider=SettingsProvider.from_file(settings_path, min_interval=0),
-        state_dir=state,
-        kubeconfig=str(kube_cluster.kubeconfig_path),
-    )
+    ctx = worker_context(settings_path, state, kube_cluster.kubeconfig_path)
     vault_dir = state / "vault-data"
     vault_dir.mkdir()
     ctx.vaults().create({"name": "main", "url": f"file://{vault_dir}"})

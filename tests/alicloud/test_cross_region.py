@@ -23,7 +23,6 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities import context
 from backupctl import jobctl
 from kube.rest import Kube
 from localdev.devenv import workers_in_process
@@ -31,7 +30,6 @@ from localdev.ecs_server import LocalEcsServer
 from localdev.kube.agent import csi_mount_path
 from localdev.kube.controlplane import LocalCluster
 from schemas.ids import job_id
-from schemas.settings import SettingsProvider
 from schemas.status import JobPhase, StepState
 from tests.alicloud.constants import KEY_ID, SECRET
 from tests.localcluster.helpers import (
@@ -47,7 +45,7 @@ from tests.localcluster.helpers import (
     status,
     wait_for,
 )
-from tests.product_fixtures import Product
+from tests.product_fixtures import Product, worker_context
 from tests.restore.helpers import backup, delete, finished, start_restore, unique, wait_phase
 from vault import catalog
 from workflows.restore import STEP_COPY
@@ -134,11 +132,7 @@ async def _product(
             cluster=name, prefix=f"e{uuid.uuid4().hex[:6]}", endpoint=ecs.endpoint, secret=SECRET_NAME
         )
     )
-    ctx = context.WorkerContext(
-        settings_provider=SettingsProvider.from_file(settings_path, min_interval=0),
-        state_dir=state,
-        kubeconfig=str(cluster.kubeconfig_path),
-    )
+    ctx = worker_context(settings_path, state, cluster.kubeconfig_path)
     ctx.vaults().create({"name": "main", "url": f"file://{shared['vault']}"})
     async with workers_in_process(temporal.client, ctx):
         yield Product(temporal.client, ctx, "main", shared["vault"], ctx.kube(), settings_path)

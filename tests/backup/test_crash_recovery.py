@@ -59,6 +59,7 @@ class Rig:
     namespace: str
     mount: Path
     tmp: Path
+    vault: str
     rounds: int = 0
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of what was written
 
@@ -84,7 +85,7 @@ class Rig:
             self.files[f"round-{self.rounds}/small-{i}.txt"] = hashlib.sha256(data).hexdigest()
 
     async def start(self, name: str) -> WorkflowHandle[Any, Any]:
-        spec = BackupSpec(name=name, vault="main", include_namespaces=[self.namespace])
+        spec = BackupSpec(name=name, vault=self.vault, include_namespaces=[self.namespace])
         return await jobctl.start_job(
             self.product.client,
             self.control.settings,
@@ -100,7 +101,7 @@ class Rig:
         """Completed, every file of the NAS volume restorable byte for byte, the disk snapshot taken
         over once and no VolumeSnapshot left in the application namespace."""
         assert result.phase is JobPhase.completed, (name, result.error, result.item_errors)
-        store = self.product.ctx.vaults().store("main")
+        store = self.product.ctx.vaults().store(self.vault)
         records = catalog.volume_records(store, name)
         assert records is not None
         target = self.tmp / f"restored-{name}"
@@ -149,13 +150,19 @@ async def rig(
     )
     seed(product, kube_agent, kube_namespace, configmaps=200)
     mount = nas_volume(product, kube_agent, kube_namespace)
+    # A vault of its own: a node worker killed mid-copy leaves its data-mover lock behind until it goes
+    # stale (30 min, as restic's), which holds off volume-data collection in that vault meanwhile.
+    vault = f"crash-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "vault").mkdir()
+    product.ctx.vaults().create({"name": vault, "url": f"file://{tmp_path / 'vault'}"})
     control.start()
     node.start()
     try:
-        yield Rig(product, control, node, kube_namespace, mount, tmp_path)
+        yield Rig(product, control, node, kube_namespace, mount, tmp_path, vault)
     finally:
         control.stop()
         node.stop()
+        product.ctx.vaults().delete(vault)
 
 
 async def _pending(handle: WorkflowHandle[Any, Any]) -> list[str]:

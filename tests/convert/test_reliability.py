@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from activities import context
 from backupctl import jobctl
 from localdev.devenv import workers_in_process
 from schemas.convert import ConvertState
-from schemas.settings import SettingsProvider
 from schemas.specs import ConvertSpec
 from schemas.status import JobPhase
 from tests.convert.test_convert import DISK, NAS, nas_backup, record, snapshots_of, temporaries
-from tests.product_fixtures import Product
+from tests.product_fixtures import Product, worker_context
 from tests.restore.helpers import unique
 from tests.worker_process import WorkerProcess, control_process
 from workflows.convert import ConvertWorkflow
@@ -40,11 +38,7 @@ async def node_workers(
     product: Product, worker_process: WorkerProcess, kube_cluster: Any
 ) -> AsyncIterator[None]:
     """Node workers on the killed worker's task-queue prefix (only the control worker is killed)."""
-    ctx = context.WorkerContext(
-        settings_provider=SettingsProvider.from_file(worker_process.settings_path, min_interval=0),
-        state_dir=product.ctx.state_dir,
-        kubeconfig=str(kube_cluster.kubeconfig_path),
-    )
+    ctx = worker_context(worker_process.settings_path, product.ctx.state_dir, kube_cluster.kubeconfig_path)
     async with workers_in_process(product.client, ctx, control=False):
         yield
 

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from kubernetes.config import new_client_from_config
 
-from activities import context
 from backupctl import jobctl
 from kube.discovery import ApiResource, discover
 from kube.rest import Kube, KubeError
@@ -24,7 +23,7 @@ from schemas.specs import BackupSpec, DeleteSpec, JobKind
 from schemas.status import JobPhase, JobStatus
 from tests.backup.test_backup_workflow import owned_of, seed
 from tests.conftest import REPO
-from tests.product_fixtures import Product
+from tests.product_fixtures import Product, worker_context
 from vault.lifecycle import VaultManager
 from workers import run as worker_run
 from workflows.backup import BackupWorkflow
@@ -125,11 +124,8 @@ async def test_backup_under_the_control_cluster_role(
         VaultManager(registry=registry, cluster_id="cluster-a").create(
             {"name": "main", "url": f"file://{product.vault_dir}"}
         )
-    ctx = context.WorkerContext(
-        settings_provider=SettingsProvider.from_file(settings_path),
-        state_dir=product.ctx.state_dir,  # the same vault registry
-        kubeconfig=str(kubeconfig),
-    )
+    # The same state directory: the same vault registry.
+    ctx = worker_context(settings_path, product.ctx.state_dir, kubeconfig, min_interval=2.0)
     name = f"rbac-{uuid.uuid4().hex[:6]}"
     with ThreadPoolExecutor(worker_run.ACTIVITY_THREADS) as executor:
         async with worker_run.control_worker(product.client, ctx, executor):
