@@ -35,11 +35,14 @@ MIN_PART_SIZE = 100 * 1024  # OSS rejects smaller parts (except the last) at com
 class BucketError(Exception):
     """An OSS error the HTTP layer renders: status, code, message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, extra: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.extra = extra or []  # more elements of the error document (e.g. <Condition>)
 
 
 @dataclass

@@ -106,6 +106,15 @@ class _Drop(Exception):
     """Cut the connection without an answer."""
 
 
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -332,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._bucket_op(bucket, params)
         except BucketError as err:
-            self._error(err)
+            self._error(err, err.extra)
         except _Drop:
             state._count("dropped_connections")
             self._cut()
@@ -732,6 +741,9 @@ class _Handler(BaseHTTPRequestHandler):
             "Last-Modified": email.utils.formatdate(meta.mtime, usegmt=True),
             "x-oss-hash-crc64ecma": str(meta.crc64),
         }
+        if self._not_modified(meta, headers):
+            self._send(304, headers=common, length=0)
+            return
         if meta_only:
             self._send(200, headers=common, length=meta.size)
             return
@@ -762,6 +774,32 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             for f, _ in files:
                 f.close()
+
+    @staticmethod
+    def _not_modified(meta: ObjectMeta, headers: Mapping[str, str]) -> bool:
+        """OSS's conditional GET and HEAD, in the order of RFC 7232: If-Match (else If-Unmodified-Since)
+        failing is 412 PreconditionFailed; If-None-Match matching (else If-Modified-Since not passed) is
+        304 NotModified (True).  A date that does not parse is ignored, as HTTP says."""
+        etag = f'"{meta.etag}"'
+        modified = int(meta.mtime)  # Last-Modified has whole seconds
+
+        def matches(value: str) -> bool:
+            return any(tag.strip() in ("*", etag, meta.etag) for tag in value.split(","))
+
+        def failed(condition: str) -> BucketError:
+            return BucketError(412, "PreconditionFailed",
+                               "At least one of the pre-conditions you specified did not hold.",
+                               extra=[("Condition", condition)])
+
+        if "if-match" in headers:
+            if not matches(headers["if-match"]):
+                raise failed("If-Match")
+        elif (since := _http_date(headers.get("if-unmodified-since"))) is not None and modified > since:
+            raise failed("If-Unmodified-Since")
+        if "if-none-match" in headers:
+            return matches(headers["if-none-match"])
+        since = _http_date(headers.get("if-modified-since"))
+        return since is not None and modified <= since
 
     def _send_segments(self, files: list[tuple[Any, int]], offset: int, count: int) -> None:
         for f, size in files:

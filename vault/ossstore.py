@@ -184,7 +184,8 @@ class OssStore:
         if code == "InvalidRange" or status == 416:
             return InvalidRange(f"object {key}: {self._message(err)}", key=key)
         if code == "PreconditionFailed" or status == 412:
-            return _Retry(ObjectStoreError(f"object {key} was replaced while it was read", key=key))
+            # The read pins the ETag it started with: asking again for that version cannot succeed.
+            return ObjectStoreError(f"object {key} was replaced while it was read", key=key)
         return ObjectStoreError(f"object {key}: {self._message(err)}", key=key)
 
     def _call(self, key: str | None, fn: Callable[[], T]) -> T:

@@ -205,3 +205,39 @@ def test_bucket_names_follow_oss_rules(oss_server: LocalOssServer) -> None:
     oss2.Auth(ACCESS_KEY_ID, ACCESS_KEY_SECRET)._sign_request(req, "ab", "")
     reply = requests.put(f"{oss_server.endpoint}/ab/", headers=dict(req.headers), timeout=5)
     assert reply.status_code == 400 and "<Code>InvalidBucketName</Code>" in reply.text
+
+
+def test_conditional_reads_answer_as_oss_does(raw: oss2.Bucket) -> None:
+    """If-Match / If-None-Match / If-(Un)Modified-Since on GET and HEAD, in the order of RFC 7232:
+    a failed If-Match is 412 PreconditionFailed naming the condition; a matching If-None-Match is 304."""
+    old = raw.put_object("obj", b"first version").etag
+    raw.put_object("obj", b"second, replaced version")
+    current = raw.head_object("obj")
+    stale = {"If-Match": f'"{old}"'}
+    err = oss_error(lambda: raw.get_object("obj", byte_range=(0, 4), headers=stale))
+    assert (err.status, err.code) == (412, "PreconditionFailed")
+    assert err.details.get("Condition") == "If-Match"
+    assert oss_error(lambda: raw.head_object("obj", headers=stale)).status == 412
+    same = {"If-Match": f'"{current.etag}"'}
+    assert raw.get_object("obj", byte_range=(0, 5), headers=same).read() == b"second"
+    assert raw.get_object("obj", headers={"If-Match": "*"}).read() == b"second, replaced version"
+
+    with pytest.raises(oss2.exceptions.NotModified):
+        raw.get_object("obj", headers={"If-None-Match": f'"{current.etag}"'})
+    assert raw.get_object("obj", headers={"If-None-Match": f'"{old}"'}).read().startswith(b"second")
+
+    modified = email.utils.parsedate_to_datetime(current.headers["Last-Modified"]).timestamp()
+    later = email.utils.formatdate(modified + 60, usegmt=True)
+    earlier = email.utils.formatdate(modified - 60, usegmt=True)
+    with pytest.raises(oss2.exceptions.NotModified):
+        raw.get_object("obj", headers={"If-Modified-Since": later})
+    assert raw.get_object("obj", headers={"If-Modified-Since": earlier}).read().startswith(b"second")
+    unmodified = oss_error(lambda: raw.get_object("obj", headers={"If-Unmodified-Since": earlier}))
+    assert (unmodified.status, unmodified.details.get("Condition")) == (412, "If-Unmodified-Since")
+    assert raw.get_object("obj", headers={"If-Unmodified-Since": later}).read().startswith(b"second")
+    # If-Match decides alone when both are sent (RFC 7232 3.4), as does If-None-Match over If-Modified-Since.
+    assert raw.get_object("obj", headers={**same, "If-Unmodified-Since": earlier}).read()
+    with pytest.raises(oss2.exceptions.NotModified):
+        raw.get_object("obj", headers={"If-None-Match": f'"{current.etag}"', "If-Modified-Since": earlier})
+    # A date that does not parse is ignored.
+    assert raw.get_object("obj", headers={"If-Modified-Since": "yesterday"}).read()

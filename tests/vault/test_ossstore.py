@@ -161,6 +161,38 @@ def test_corrupted_object_is_detected(oss_server: LocalOssServer, bucket: str,
         store.get_stream("p", out)  # the parallel ranged path
 
 
+@pytest.mark.parametrize("parallel", [True, False])
+def test_an_object_replaced_mid_read_is_named_not_mixed(oss_server: LocalOssServer, bucket: str,
+                                                        make_oss_store: Callable[..., OssStore],
+                                                        tmp_path: Path, parallel: bool) -> None:
+    """Reads pin the ETag they started with (If-Match): an object replaced between the first look and
+    the ranged reads (parallel), or between a cut connection and its resume (sequential), fails as
+    "replaced while it was read" — never bytes of two versions, never a false "corrupt"."""
+    store = make_oss_store()
+    first, second = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    store.put_stream("p", io.BytesIO(first))
+    real_head = store._bucket.head_object
+    replaced: list[bool] = []
+
+    def head_then_replace(key: str, **kwargs: object) -> object:
+        meta = real_head(key, **kwargs)  # type: ignore[arg-type]
+        if not replaced:
+            replaced.append(True)
+            make_oss_store().put_stream("p", io.BytesIO(second))
+        return meta
+
+    store._bucket.head_object = head_then_replace  # type: ignore[method-assign]
+    out_path = tmp_path / "out"
+    with open(out_path, "wb") as out, pytest.raises(ObjectStoreError) as err:
+        store.get_stream("p", out if parallel else HashingSink())  # type: ignore[arg-type]
+    assert not isinstance(err.value, ObjectCorrupt), err.value
+    assert "replaced while it was read" in str(err.value) and err.value.key == "p"
+    # Read again from the start, the new version comes whole.
+    with open(out_path, "wb") as out:
+        assert store.get_stream("p", out) == len(second)
+    assert out_path.read_bytes() == second
+
+
 # --- encryption and credentials -------------------------------------------------------------
 @pytest.mark.parametrize(("encryption", "key_id", "expected"), [
     ("oss-managed", None, {"x-oss-server-side-encryption": "AES256"}),
