@@ -1,14 +1,18 @@
 """A LOCAL OSS SERVER: a test double of Alibaba Cloud OSS for the tests, the demo and benchmarks.
 
 It is not OSS.  It speaks enough of the OSS REST API, over real HTTP, for everything the product
-does through ``oss2``: Put/Get/Head/Delete object, ranged GET, ListObjects (v1 and v2), multipart
-upload (initiate, upload part, complete, abort, list uploads, list parts), ``x-oss-forbid-overwrite``,
+does through ``oss2``: Put/Get/Head/Delete object, ranged GET, conditional GET/HEAD (If-Match,
+If-None-Match, If-Modified-Since, If-Unmodified-Since), ListObjects (v1 and v2), multipart upload
+(initiate, upload part, complete, abort, list uploads, list parts), ``x-oss-forbid-overwrite``,
 GetBucketInfo with the bucket's storage class, server-side-encryption headers (stored and echoed),
-user metadata, and ``x-oss-hash-crc64ecma`` on every write and read.  Requests must carry a valid
-OSS V1 signature (``Authorization: OSS <ak>:<signature>``, what oss2 signs by default) made with one
-of the configured keys; errors come back as OSS error codes in OSS's XML body with an
-``x-oss-request-id``.  Buckets are served path-style (what oss2 uses against an IP endpoint) and
-virtual-host style.  Three parts: the buckets and their objects on disk (:mod:`localdev.oss_buckets`),
+user metadata, and ``x-oss-hash-crc64ecma`` on every write and read; and what common tools use:
+ListBuckets (GetService), CopyObject and DeleteMultipleObjects.  Anything else — another
+sub-resource (``?acl``, ``?tagging``, …), UploadPartCopy, conditional copies, a delimiter on
+ListMultipartUploads — is refused with ``501 NotImplemented`` naming it, never answered plausibly.
+Requests must carry a valid OSS V1 signature (``Authorization: OSS <ak>:<signature>``, what oss2
+signs by default) made with one of the configured keys; errors come back as OSS error codes in OSS's
+XML body with an ``x-oss-request-id``.  Buckets are served path-style (what oss2 uses against an IP
+endpoint) and virtual-host style.  Three parts: the buckets and their objects on disk (:mod:`localdev.oss_buckets`),
 who signed a request (:mod:`localdev.oss_auth`), and the HTTP handler here.
 
 Faults can be injected for every request: a 5xx rate, dropped connections (cut mid-body), added
@@ -53,7 +57,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from localdev.oss_auth import verify_v1
+from localdev.oss_auth import SUBRESOURCES, verify_v1
 from localdev.oss_buckets import (
     Bucket,
     BucketError,
@@ -69,6 +73,9 @@ STORAGE_CLASSES = ("Standard", "IA", *ARCHIVE_CLASSES)
 _IO = 1024 * 1024
 _OWNER = "localoss"
 
+# The sub-resources this double implements; any other signed one (?acl, ?tagging, ...) is refused.
+_BUCKET_SUBRESOURCES = frozenset({"bucketInfo", "location", "uploads", "continuation-token", "delete"})
+_OBJECT_SUBRESOURCES = frozenset({"uploadId", "partNumber", "uploads", "objectMeta"})
 _SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -113,6 +120,25 @@ def _http_date(value: str | None) -> float | None:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
+
+
+def _continuation(token: str) -> str:
+    """The key a list-v2 continuation token (ours: base64 of the next key) stands for."""
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise BucketError(400, "InvalidArgument", "The continuation token provided is incorrect.",
+                          extra=[("ArgumentName", "continuation-token"), ("ArgumentValue", token)]) from None
+
+
+def _refuse(what: str) -> BucketError:
+    """What this double does not implement is refused as OSS refuses an unsupported operation, never
+    answered with something plausible."""
+    return BucketError(501, "NotImplemented", f"{what} is not implemented by the local OSS server.")
+
+
+def _unsupported_subresource(params: Mapping[str, str], supported: frozenset[str]) -> str | None:
+    return next((name for name in sorted(params) if name in SUBRESOURCES and name not in supported), None)
 
 
 def _iso(ts: float) -> str:
@@ -329,7 +355,10 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _Drop()
                 self._drop_mode = "body" if streams and (not lose_answer or is_get) else "after"
             if not bucket_name:
-                raise BucketError(403, "AccessDenied", "Service-level operations are not supported here.")
+                if self.command != "GET" or _unsupported_subresource(params, frozenset()) is not None:
+                    raise _refuse(f"{self.command} on the service")
+                self._list_buckets(params)
+                return
             bucket = state.bucket(bucket_name)
             if self.command == "PUT" and not key and not params:
                 self._create_bucket(bucket_name, bucket)
@@ -362,9 +391,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server_state._count("dropped_connections")
             self._cut()
             return
-        self.send_response(status)
+        self.send_response(status)  # adds Server and Date (one Date, as OSS sends)
         self.send_header("x-oss-request-id", self.request_id)
-        self.send_header("Date", email.utils.formatdate(usegmt=True))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -478,7 +506,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200)
 
     def _bucket_op(self, bucket: Bucket, params: dict[str, str]) -> None:
-        if self.command == "GET" and "bucketInfo" in params:
+        unknown = _unsupported_subresource(params, _BUCKET_SUBRESOURCES)
+        if unknown is not None:
+            raise _refuse(f"{self.command} ?{unknown} (a bucket sub-resource)")
+        if self.command == "POST" and "delete" in params:
+            self._delete_objects(bucket, params)
+        elif self.command == "GET" and "bucketInfo" in params:
             self._bucket_info(bucket)
         elif self.command == "GET" and "location" in params:
             self._send(200, _xml("LocationConstraint", []).replace(
@@ -494,8 +527,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.server_state.delete_bucket(bucket.info.name)
             self._send(204)
         else:
-            raise BucketError(400, "NotImplemented", "This bucket operation is not implemented by the local "
-                                                     "OSS server.")
+            raise _refuse(f"{self.command} on a bucket")
+
+    def _list_buckets(self, params: dict[str, str]) -> None:
+        """GetService (ListBuckets): every bucket of this server, by name, with prefix/marker/max-keys."""
+        state = self.server_state
+        with state._lock:
+            infos = sorted((b.info for b in state._buckets.values()), key=lambda i: i.name)
+        prefix, marker = params.get("prefix", ""), params.get("marker", "")
+        limit = self._int_param(params, "max-keys", 100, 1, 1000)
+        chosen = [i for i in infos if i.name.startswith(prefix) and i.name > marker]
+        page, truncated = chosen[:limit], len(chosen) > limit
+        items: list[tuple[str, Any]] = [("Owner", [("ID", _OWNER), ("DisplayName", _OWNER)])]
+        if prefix or marker or "max-keys" in params:
+            items += [("Prefix", prefix), ("Marker", marker), ("MaxKeys", limit),
+                      ("IsTruncated", str(truncated).lower()),
+                      ("NextMarker", page[-1].name if truncated else "")]
+        items.append(("Buckets", [("Bucket", [
+            ("CreationDate", _iso(i.created)), ("ExtranetEndpoint", f"oss-{i.region}.aliyuncs.com"),
+            ("IntranetEndpoint", f"oss-{i.region}-internal.aliyuncs.com"), ("Location", f"oss-{i.region}"),
+            ("Name", i.name), ("Region", i.region), ("StorageClass", i.storage_class),
+        ]) for i in page]))
+        self._send(200, _xml("ListAllMyBucketsResult", items), {"Content-Type": "application/xml"})
 
     def _bucket_info(self, bucket: Bucket) -> None:
         info = bucket.info
@@ -534,8 +587,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         if v2:
             token = params.get("continuation-token", "")
-            marker = (base64.urlsafe_b64decode(token.encode()).decode() if token
-                      else params.get("start-after", ""))
+            marker = _continuation(token) if token else params.get("start-after", "")
         else:
             marker = params.get("marker", "")
         entries, truncated = bucket.list_objects(prefix, marker, delimiter, limit)
@@ -573,6 +625,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, body, {"Content-Type": "application/xml"})
 
     def _list_uploads(self, bucket: Bucket, params: dict[str, str]) -> None:
+        if params.get("delimiter"):
+            raise _refuse("ListMultipartUploads with a delimiter")
         limit = self._int_param(params, "max-uploads", 1000, 1, 1000)
         url = params.get("encoding-type") == "url"
         key_marker = params.get("key-marker", "")
@@ -601,13 +655,20 @@ class _Handler(BaseHTTPRequestHandler):
         cmd = self.command
         if len(key.encode()) > 1023:
             raise BucketError(400, "InvalidObjectName", "The object name is too long.")
+        if key.startswith("\\"):
+            raise BucketError(400, "InvalidObjectName", "The specified object is not valid.")
+        unknown = _unsupported_subresource(params, _OBJECT_SUBRESOURCES)
+        if unknown is not None:
+            raise _refuse(f"{cmd} ?{unknown} (an object sub-resource)")
+        if cmd == "PUT" and "uploadId" in params and "x-oss-copy-source" in headers:
+            raise _refuse("UploadPartCopy")
         if cmd == "PUT" and "uploadId" in params:
             self._upload_part(bucket, key, params)
         elif cmd == "PUT":
             if "x-oss-copy-source" in headers:
-                raise BucketError(400, "NotImplemented",
-                                  "CopyObject is not implemented by the local OSS server.")
-            self._put_object(bucket, key, headers)
+                self._copy_object(bucket, key, headers)
+            else:
+                self._put_object(bucket, key, headers)
         elif cmd == "POST" and "uploads" in params:
             self._initiate(bucket, key, headers)
         elif cmd == "POST" and "uploadId" in params:
@@ -623,8 +684,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif cmd in ("GET", "HEAD"):
             self._get_object(bucket, key, headers, meta_only="objectMeta" in params)
         else:
-            raise BucketError(400, "NotImplemented", "This object operation is not implemented by the local "
-                                                     "OSS server.")
+            raise _refuse(f"{cmd} on an object")
 
     def _stored_headers(self, headers: dict[str, str]) -> dict[str, str]:
         """The request headers an object keeps: content type, user metadata, encryption."""
@@ -671,6 +731,67 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, headers={"ETag": f'"{md5}"', "x-oss-hash-crc64ecma": str(crc),
                                  "Content-MD5": base64.b64encode(bytes.fromhex(md5)).decode(),
                                  **self._sse_headers(kept)})
+
+    def _copy_object(self, bucket: Bucket, key: str, headers: dict[str, str]) -> None:
+        """CopyObject within this server: same bytes, ETag and CRC-64; metadata copied unless
+        ``x-oss-metadata-directive: REPLACE``.  Conditional copies are refused (not implemented)."""
+        if any(h.startswith("x-oss-copy-source-if-") for h in headers):
+            raise _refuse("CopyObject with x-oss-copy-source-if-* conditions")
+        source = unquote(headers["x-oss-copy-source"])
+        src_bucket_name, _, src_key = source.lstrip("/").partition("/")
+        src_bucket = self.server_state.bucket(src_bucket_name)
+        if src_bucket is None or src_bucket_name in self.server_state.faults.missing_buckets:
+            raise BucketError(404, "NoSuchBucket", "The specified bucket does not exist.")
+        if not src_key:
+            raise BucketError(400, "InvalidArgument", "Copy Source must mention the source bucket and key: "
+                                                      "/sourcebucket/sourcekey.")
+        meta = src_bucket.get(src_key)
+        directive = headers.get("x-oss-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise BucketError(400, "InvalidArgument", "x-oss-metadata-directive must be COPY or REPLACE.")
+        kept = self._stored_headers(headers) if directive == "REPLACE" else dict(meta.headers)
+        if self._forbid(headers):
+            bucket.check_absent(key)
+        path = bucket.new_data_file()
+        try:
+            with open(path, "wb") as out:
+                for segment, _size in src_bucket.iter_segments(meta):
+                    with open(segment, "rb") as part:
+                        while chunk := part.read(_IO):
+                            out.write(chunk)
+            copied = ObjectMeta(key=key, size=meta.size, etag=meta.etag, crc64=meta.crc64, mtime=time.time(),
+                                object_type=meta.object_type, headers=kept,
+                                segments=[Segment(path.name, meta.size)])
+            bucket.publish(copied, forbid_overwrite=self._forbid(headers))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        body = _xml("CopyObjectResult", [("ETag", f'"{meta.etag}"'), ("LastModified", _iso(copied.mtime))])
+        self._send(200, body, {"Content-Type": "application/xml", "ETag": f'"{meta.etag}"',
+                               "x-oss-hash-crc64ecma": str(meta.crc64), **self._sse_headers(kept)})
+
+    def _delete_objects(self, bucket: Bucket, params: dict[str, str]) -> None:
+        """DeleteMultipleObjects: up to 1,000 keys of an XML body (Content-MD5 checked when sent)."""
+        body = self._read_small_body()
+        sent_md5 = self.headers.get("content-md5")
+        if sent_md5 and base64.b64decode(sent_md5) != hashlib.md5(body).digest():
+            raise BucketError(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+        try:
+            root = ElementTree.fromstring(body)
+        except ElementTree.ParseError:
+            raise BucketError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+        url = params.get("encoding-type") == "url"
+        keys = [unquote(k) if url else k for k in (e.findtext("Key") or "" for e in root.iter("Object"))]
+        if not keys or len(keys) > 1000:
+            raise BucketError(400, "MalformedXML", "The XML you provided was not well-formed.")
+        quiet = (root.findtext("Quiet") or "false").strip().lower() == "true"
+        for key in keys:
+            bucket.delete(key)  # deleting what is not there succeeds, as in OSS
+        items: list[tuple[str, Any]] = [] if quiet else [
+            ("Deleted", [("Key", quote(k, safe="/") if url else k)]) for k in keys]
+        if url:
+            items.append(("EncodingType", "url"))
+        self._send(200, _xml("DeleteResult", items), {"Content-Type": "application/xml"})
 
     @staticmethod
     def _sse_headers(kept: Mapping[str, str]) -> dict[str, str]:

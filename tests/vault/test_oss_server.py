@@ -241,3 +241,55 @@ def test_conditional_reads_answer_as_oss_does(raw: oss2.Bucket) -> None:
         raw.get_object("obj", headers={"If-None-Match": f'"{current.etag}"', "If-Modified-Since": earlier})
     # A date that does not parse is ignored.
     assert raw.get_object("obj", headers={"If-Modified-Since": "yesterday"}).read()
+
+
+def test_what_the_double_does_not_implement_is_refused(oss_server: LocalOssServer, raw: oss2.Bucket) -> None:
+    raw.put_object("k", b"data")
+    for call in (lambda: raw.get_bucket_acl(), lambda: raw.get_object_acl("k"),
+                 lambda: raw.get_object_tagging("k"), lambda: raw.get_bucket_lifecycle()):
+        err = oss_error(call)
+        assert (err.status, err.code) == (501, "NotImplemented") and "local OSS server" in err.message
+    upload = raw.init_multipart_upload("big").upload_id
+    copy = oss_error(lambda: raw.upload_part_copy(raw.bucket_name, "k", (0, 3), "big", upload, 1))
+    assert (copy.status, copy.code) == (501, "NotImplemented")
+    assert raw.list_parts("big", upload).parts == []  # and nothing was stored
+    delimited = oss_error(lambda: raw.list_multipart_uploads(delimiter="/"))
+    assert delimited.code == "NotImplemented"
+    token = oss_error(lambda: raw.list_objects_v2(continuation_token="not*base64"))
+    assert (token.status, token.code) == (400, "InvalidArgument")
+    name = oss_error(lambda: raw.put_object("\\windows\\path", b"x"))
+    assert (name.status, name.code) == (400, "InvalidObjectName")
+
+
+def test_answers_carry_one_date_header(oss_server: LocalOssServer, raw: oss2.Bucket) -> None:
+    raw.put_object("k", b"data")
+    answer = raw.get_object("k")
+    assert len(answer.resp.response.raw.headers.getlist("Date")) == 1
+
+
+def test_list_buckets_copy_and_delete_many(oss_server: LocalOssServer, raw: oss2.Bucket) -> None:
+    service = oss2.Service(oss2.Auth(ACCESS_KEY_ID, ACCESS_KEY_SECRET), oss_server.endpoint)
+    names = [b.name for b in service.list_buckets().buckets]
+    assert raw.bucket_name in names and names == sorted(names)
+    paged = service.list_buckets(prefix=raw.bucket_name, max_keys=1)
+    assert [b.name for b in paged.buckets] == [raw.bucket_name]
+
+    raw.put_object("src", b"copied bytes", headers={"x-oss-meta-owner": "a"})
+    copied = raw.copy_object(raw.bucket_name, "src", "dst")
+    source = raw.head_object("src")
+    assert copied.etag == source.etag
+    got = raw.get_object("dst")
+    assert got.read() == b"copied bytes" and got.headers["x-oss-meta-owner"] == "a"
+    assert got.server_crc == source.server_crc
+    replaced = raw.copy_object(raw.bucket_name, "src", "dst2",
+                               headers={"x-oss-metadata-directive": "REPLACE", "x-oss-meta-owner": "b"})
+    assert replaced.etag == source.etag and raw.head_object("dst2").headers["x-oss-meta-owner"] == "b"
+    missing = oss_error(lambda: raw.copy_object(raw.bucket_name, "nope", "dst3"))
+    assert missing.code == "NoSuchKey"
+    forbid = oss_error(lambda: raw.copy_object(raw.bucket_name, "src", "dst",
+                                               headers={"x-oss-forbid-overwrite": "true"}))
+    assert forbid.code == "FileAlreadyExists"
+
+    result = raw.batch_delete_objects(["src", "dst", "dst2", "never-there"])
+    assert sorted(result.deleted_keys) == ["dst", "dst2", "never-there", "src"]
+    assert not raw.object_exists("src") and not raw.object_exists("dst")

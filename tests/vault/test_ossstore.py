@@ -175,13 +175,13 @@ def test_an_object_replaced_mid_read_is_named_not_mixed(oss_server: LocalOssServ
     replaced: list[bool] = []
 
     def head_then_replace(key: str, **kwargs: object) -> object:
-        meta = real_head(key, **kwargs)  # type: ignore[arg-type]
+        meta = real_head(key, **kwargs)
         if not replaced:
             replaced.append(True)
             make_oss_store().put_stream("p", io.BytesIO(second))
         return meta
 
-    store._bucket.head_object = head_then_replace  # type: ignore[method-assign]
+    store._bucket.head_object = head_then_replace
     out_path = tmp_path / "out"
     with open(out_path, "wb") as out, pytest.raises(ObjectStoreError) as err:
         store.get_stream("p", out if parallel else HashingSink())  # type: ignore[arg-type]
