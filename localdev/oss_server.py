@@ -12,8 +12,9 @@ ListMultipartUploads — is refused with ``501 NotImplemented`` naming it, never
 Requests must carry a valid OSS V1 signature (``Authorization: OSS <ak>:<signature>``, what oss2
 signs by default) made with one of the configured keys; errors come back as OSS error codes in OSS's
 XML body with an ``x-oss-request-id``.  Buckets are served path-style (what oss2 uses against an IP
-endpoint) and virtual-host style.  Three parts: the buckets and their objects on disk (:mod:`localdev.oss_buckets`),
-who signed a request (:mod:`localdev.oss_auth`), and the HTTP handler here.
+endpoint) and virtual-host style.  Three parts: the buckets and their objects on disk
+(:mod:`localdev.oss_buckets`), who signed a request (:mod:`localdev.oss_auth`), and the HTTP handler
+here.
 
 Faults can be injected for every request: a 5xx rate, dropped connections (cut mid-body), added
 latency, AccessDenied, NoSuchBucket for chosen buckets, and AccessDenied for KMS-encrypted writes
