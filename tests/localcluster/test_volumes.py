@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,11 @@ def test_snapshot_and_restore_round_trip(kube_cluster: Any, kube_agent: Any, kub
     (mount / "hello.txt").write_text("hello from the writer\n")
     (mount / "sub").mkdir()
     (mount / "sub" / "blob.bin").write_bytes(bytes(range(256)) * 64)
+    # What a block-level snapshot keeps and a file copy would not: a hard link, a sparse file's holes.
+    os.link(mount / "sub" / "blob.bin", mount / "sub" / "blob.link")
+    with open(mount / "sparse.img", "wb") as sparse:
+        sparse.truncate(64 * 1024 * 1024)
+        sparse.write(b"head")
 
     # The disk was made in the zone of the node the pod landed on.
     writer = get(kube, f"/api/v1/namespaces/{ns}/pods/writer")
@@ -76,6 +82,10 @@ def test_snapshot_and_restore_round_trip(kube_cluster: Any, kube_agent: Any, kub
     restored = _mount_of(kube, kube_agent, ns, "reader", "restored")
     assert (restored / "hello.txt").read_text() == "hello from the writer\n"
     assert (restored / "sub" / "blob.bin").read_bytes() == bytes(range(256)) * 64
+    blob, link = os.stat(restored / "sub" / "blob.bin"), os.stat(restored / "sub" / "blob.link")
+    assert blob.st_ino == link.st_ino and blob.st_nlink == 2
+    held = os.stat(restored / "sparse.img")
+    assert held.st_size == 64 * 1024 * 1024 and held.st_blocks * 512 < 1024 * 1024
 
     # Deleting a snapshot whose class says Delete removes its content and the data copy.
     kube.delete(snapshot_path(ns, "snap"))
@@ -145,6 +155,28 @@ def test_multi_node_disk_claim_stays_pending_with_the_drivers_warning(
     event = wait_for(warning, "the multi-node writing warning event")
     assert event["reason"] == "ProvisioningFailed"
     assert pvc_phase(kube, ns, "shared-disk") == "Pending"
+
+
+def test_disk_claim_below_the_disk_minimum_stays_pending_with_the_drivers_warning(
+    kube_cluster: Any, kube_agent: Any, kube_namespace: str
+) -> None:
+    """The cloud's disk types start at 20 GiB (ESSD PL1, SSD, efficiency): a 50Mi disk claim is refused
+    as the real driver refuses it (ProvisioningFailed "disk size is not supported", Pending)."""
+    ns, kube = kube_namespace, Kube(kube_cluster.api_client())
+    create(kube, ns, pvc("tiny-disk", "alicloud-disk-immediate", size="50Mi"))
+    create(kube, ns, pvc("big-enough", "alicloud-disk-immediate", size="20Gi"))
+
+    def warning() -> Any:
+        events = kube.list(
+            f"/api/v1/namespaces/{ns}/events", fieldSelector="involvedObject.name=tiny-disk"
+        )[0]
+        refused = "disk size is not supported"
+        return next((e for e in events if e["type"] == "Warning" and refused in e["message"]), None)
+
+    event = wait_for(warning, "the disk size warning event")
+    assert event["reason"] == "ProvisioningFailed" and "20Gi" in event["message"]
+    assert pvc_phase(kube, ns, "tiny-disk") == "Pending"
+    wait_for(lambda: pvc_phase(kube, ns, "big-enough") == "Bound", "the 20Gi claim bound")
 
 
 def test_nas_snapshot_fails_in_status(kube_cluster: Any, kube_agent: Any, kube_namespace: str) -> None:

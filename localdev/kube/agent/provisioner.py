@@ -14,6 +14,7 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from kube.rest import Kube, KubeError, Obj
+from localdev.kube.agent.blockcopy import copy_volume
 from localdev.kube.agent.crds import GROUP as SNAPSHOT_GROUP
 from localdev.kube.agent.model import (
     DISK_DRIVER,
@@ -61,6 +62,23 @@ def volume_data_dir(layout: Layout, pv: Obj) -> Path | None:
 
 def _request(pvc: Obj) -> str:
     return str((((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage", "1Gi"))
+
+
+# Smallest disk of each ECS disk type, in GiB (ECS "Block Storage performance"; ESSD at PL1, the
+# CSI driver's default performance level).  A class that lists several types gets a disk of the first
+# that fits; a claim smaller than all of them is refused as the real driver refuses it.
+_DISK_MINIMUM_GIB = {"cloud_essd": 20, "cloud_ssd": 20, "cloud_efficiency": 20, "cloud_essd_entry": 10,
+                     "cloud_auto": 1}
+_PL0_MINIMUM_GIB = 1
+
+
+def _disk_minimum_gib(sc: Obj) -> int:
+    parameters = sc.get("parameters") or {}
+    types = [t.strip() for t in str(parameters.get("type") or "cloud_essd").split(",") if t.strip()]
+    level = str(parameters.get("performanceLevel") or "PL1")
+    sizes = [_PL0_MINIMUM_GIB if t == "cloud_essd" and level == "PL0" else _DISK_MINIMUM_GIB.get(t, 20)
+             for t in types]
+    return min(sizes, default=20)
 
 
 class Provisioner:
@@ -168,6 +186,13 @@ class Provisioner:
         ):
             self._warn(pvc, sc, f"rpc error: code = InvalidArgument desc = {DISK_MULTI_NODE_ERROR}")
             return
+        if provisioner == DISK_DRIVER and parse_quantity(_request(pvc)) < _disk_minimum_gib(sc) * 2**30:
+            minimum = _disk_minimum_gib(sc)
+            types = (sc.get("parameters") or {}).get("type") or "cloud_essd"
+            self._warn(pvc, sc, f"rpc error: code = InvalidArgument desc = disk size is not supported: "
+                                f"{_request(pvc)} is below {minimum}Gi, the smallest disk of the types of "
+                                f"this class ({types})")
+            return
         node: str | None = None
         if sc.get("volumeBindingMode") == "WaitForFirstConsumer":
             node = annotations_of(pvc).get(SELECTED_NODE) or self._consumer_node(world, pvc)
@@ -192,7 +217,7 @@ class Provisioner:
         if data.exists():
             shutil.rmtree(data)
         if isinstance(source, Path):
-            shutil.copytree(source, data, symlinks=True)
+            copy_volume(source, data)
         else:
             data.mkdir(parents=True)
         created = self._kube.create("/api/v1/persistentvolumes", pv)

@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from kube.rest import Kube, KubeError, Obj
+from localdev.kube.agent.blockcopy import copy_volume
 from localdev.kube.agent.crds import API_VERSION
 from localdev.kube.agent.ecs import EcsLinkError, LocalEcsLink
 from localdev.kube.agent.model import CONTENT_FINALIZER, CSI_DRIVERS, DISK_DRIVER, REGION, Layout
@@ -361,7 +362,7 @@ class Snapshotter:
             handle = f"s-{random_id(20)}"
         target = self._layout.snapshot_dir(handle)
         target.mkdir(parents=True)
-        shutil.copytree(data, target / "data", symlinks=True)
+        copy_volume(data, target / "data")
         taken = time.time_ns()
         (target / "meta.json").write_text(
             json.dumps(
@@ -456,7 +457,8 @@ class Snapshotter:
         meta_data = json.loads((source_dir / "meta.json").read_text())
         # Build it aside and rename: a half-copied snapshot must never look complete to another agent.
         staging = self._layout.snapshot_store / f".{handle}.{random_id(6)}"
-        shutil.copytree(source_dir / "data", staging / "data", symlinks=True)
+        staging.mkdir(parents=True)
+        copy_volume(source_dir / "data", staging / "data")
         meta_data.update(handle=handle, region=str(ecs.get("RegionId") or ""), copiedFrom=source_id)
         (staging / "meta.json").write_text(json.dumps(meta_data))
         try:
