@@ -19,10 +19,11 @@ _CHUNK = 4 * 1024 * 1024
 
 
 def copy_volume(source: Path, target: Path) -> None:
-    """Copy the tree at ``source`` to ``target`` (which must not exist), keeping links, holes and
-    metadata.  Directory times are set last, after their contents were written."""
+    """Copy the tree at ``source`` to ``target`` (which must not exist; its parents are made), keeping
+    links, holes and metadata.  Directory times are set last, after their contents were written."""
     seen: dict[tuple[int, int], Path] = {}  # (device, inode) of a multiply-linked file -> its copy
     directories: list[tuple[Path, os.stat_result]] = []
+    target.parent.mkdir(parents=True, exist_ok=True)  # as copytree: the folder holding it may be new
     _copy_dir(source, target, seen, directories)
     for path, st in reversed(directories):  # children before parents: writing a child changes its mtime
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
