@@ -44,6 +44,7 @@ from vault.store import (
     ObjectStore,
     get_model,
     product_errors_of_store,
+    put_model,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -75,10 +76,6 @@ def check_record_name(name: str, field: str = "backup name") -> str:
 _check_name = check_record_name
 
 
-def _dump(model: BaseModel) -> bytes:
-    return model.model_dump_json(indent=2).encode()
-
-
 # --- vault identity -------------------------------------------------------------------------
 def read_vault_marker(store: ObjectStore) -> VaultMarker | None:
     with product_errors_of_store():
@@ -89,12 +86,12 @@ def init_vault_marker(store: ObjectStore, marker: VaultMarker) -> tuple[VaultMar
     """Write ``vault.json`` unless the location already has one; returns (the marker, written now)."""
     with product_errors_of_store():
         try:
-            store.put(VAULT_MARKER_KEY, _dump(marker), if_absent=True)
+            put_model(store, VAULT_MARKER_KEY, marker, if_absent=True)
             return marker, True
         except ObjectExists:
             existing = get_model(store, VAULT_MARKER_KEY, VaultMarker)
             if existing is None:  # deleted between our put and read: try once more
-                store.put(VAULT_MARKER_KEY, _dump(marker), if_absent=True)
+                put_model(store, VAULT_MARKER_KEY, marker, if_absent=True)
                 return marker, True
             return existing, False
 
@@ -116,7 +113,7 @@ def claim_backup(store: ObjectStore, name: str, *, cluster_id: str, uid: str,
         if next(iter(store.list(prefix, page_size=1)), None) is not None:
             raise BackupCenterError("BackupExistsInVault", name=name)
         try:
-            store.put(prefix + LOCK, _dump(claim), if_absent=True)
+            put_model(store, prefix + LOCK, claim, if_absent=True)
         except ObjectExists:
             winner = get_model(store, prefix + LOCK, BackupClaim)
             if winner is not None and winner.uid == uid:
@@ -146,7 +143,7 @@ def commit_backup(store: ObjectStore, record: BackupRecord) -> BackupRecord:
             raise BackupCenterError("BackupExistsInVault", name=record.name)
         _owned_claim(store, record.name, record.uid)
         try:
-            store.put(key, _dump(record), if_absent=True)
+            put_model(store, key, record, if_absent=True)
         except ObjectExists:
             existing = get_model(store, key, BackupRecord)
             if existing is not None and existing.uid == record.uid:
@@ -163,7 +160,7 @@ def fail_backup(store: ObjectStore, name: str, *, uid: str, cluster_id: str, err
         if get_model(store, backup_prefix(name) + RECORD, BackupRecord) is not None:
             raise BackupCenterError("BackupExistsInVault", name=name)
         _owned_claim(store, name, uid)
-        store.put(backup_prefix(name) + FAILED, _dump(failure))
+        put_model(store, backup_prefix(name) + FAILED, failure)
     return failure
 
 
@@ -287,7 +284,7 @@ def mark_deleted(store: ObjectStore, name: str, *, by_cluster: str, reason: str 
                             deleted_by_cluster=by_cluster, deleted_at=now or _now(), reason=reason)
     with product_errors_of_store():
         try:
-            store.put(backup_prefix(name) + DELETED, _dump(marker), if_absent=True)
+            put_model(store, backup_prefix(name) + DELETED, marker, if_absent=True)
         except ObjectExists:
             existing = get_model(store, backup_prefix(name) + DELETED, DeletionMarker)
             return existing or marker

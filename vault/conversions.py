@@ -20,6 +20,7 @@ from vault.store import (
     ObjectStore,
     get_model,
     product_errors_of_store,
+    put_model,
 )
 
 CONVERSIONS_PREFIX = "conversions/"
@@ -47,7 +48,7 @@ def claim_conversion(store: ObjectStore, record: ConvertRecord) -> ConvertRecord
         existing = get_model(store, key, ConvertRecord)
         if existing is None:
             try:
-                store.put(key, record.model_dump_json(indent=2).encode(), if_absent=True)
+                put_model(store, key, record, if_absent=True)
                 return record
             except ObjectExists:
                 existing = get_model(store, key, ConvertRecord)
@@ -70,7 +71,7 @@ def _finish(store: ObjectStore, name: str, uid: str, update: dict[str, object]) 
         if existing.state is not ConvertState.in_progress:
             return existing  # a retry after the write
         record = existing.model_copy(update={**update, "finished_at": datetime.now(UTC)})
-        store.put(key, record.model_dump_json(indent=2).encode())
+        put_model(store, key, record)
         return record
 
 
