@@ -32,6 +32,7 @@ from schemas.backup import SnapshotState
 from schemas.convert import ConvertedVolume, ConvertRecord
 from schemas.errors import BackupCenterError
 from schemas.ids import job_id
+from schemas.resources import OBJECT_NAMESPACE_MEMO
 from schemas.restore import DeleteOutcome, DeleteTarget
 from schemas.specs import DeleteSpec, JobKind
 from schemas.vault import VaultBackup
@@ -93,6 +94,8 @@ async def resolve_delete(spec: DeleteSpec) -> DeleteTarget:
     description = await _describe(activity.client(), job_id(spec.target_kind.value, spec.target))
     running = description is not None and description.status == WorkflowExecutionStatus.RUNNING
     target = DeleteTarget(spec=spec, vault=spec.vault, has_execution=description is not None)
+    if description is not None:
+        target.object_namespace = await description.memo_value(OBJECT_NAMESPACE_MEMO, None, type_hint=str)
     if spec.target_kind is JobKind.restore:
         if description is None:
             raise BackupCenterError("NotFound", kind="restore", name=spec.target)

@@ -12,12 +12,11 @@ from typing import Annotated
 
 import typer
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
+from backupctl import jobctl
 from backupctl.console import BadInput
 from backupctl.job_commands import add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager, named_store
-from schemas.ids import job_id
 from schemas.specs import DeleteSpec, JobKind
 from vault import catalog, conversions
 from workflows.delete import DeleteWorkflow
@@ -35,16 +34,6 @@ def request_name(kind: JobKind, target: str) -> str:
     suffix = secrets.token_hex(3)
     head = f"{kind.value}-{target}"[: 63 - len(suffix) - 1].rstrip("-")
     return f"{head}-{suffix}"
-
-
-async def _job_exists(client: Client, kind: JobKind, name: str) -> bool:
-    try:
-        await client.get_workflow_handle(job_id(kind.value, name)).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
 
 
 def _in_a_vault(kind: JobKind, target: str, vault: str | None) -> bool:
@@ -65,7 +54,7 @@ def _in_a_vault(kind: JobKind, target: str, vault: str | None) -> bool:
 
 async def _check_target(client: Client, kind: JobKind, target: str, vault: str | None) -> None:
     """Refuse, before a delete request starts, a target that exists nowhere (exit 2, nothing started)."""
-    if await _job_exists(client, kind, target):
+    if await jobctl.job_exists(client, kind.value, target):
         return
     if kind is not JobKind.restore and await asyncio.to_thread(_in_a_vault, kind, target, vault):
         return

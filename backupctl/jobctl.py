@@ -38,8 +38,10 @@ async def start_job(
     *,
     vault: str = "",
     summary: str,
+    memo: dict[str, Any] | None = None,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a job; a name used before (running or finished, not deleted) is refused."""
+    """Start a job; a name used before (running or finished, not deleted) is refused.  ``memo``: the
+    job's custom resource, when the controller starts it for one (schemas/resources.py)."""
     wid = job_id(kind, name)
     try:
         desc = await client.get_workflow_handle(wid).describe()
@@ -61,9 +63,21 @@ async def start_job(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=sa.initial(kind, vault=vault, cluster=settings.cluster_id),
             static_summary=summary,
+            memo=memo,
         )
     except WorkflowAlreadyStartedError:
         raise BackupCenterError("NameInUse", kind=kind, name=name) from None
+
+
+async def job_exists(client: Client, kind: str, name: str) -> bool:
+    """Whether a job of that name has a workflow execution (running or finished, not deleted)."""
+    try:
+        await client.get_workflow_handle(job_id(kind, name)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 async def job_status(client: Client, kind: str, name: str) -> JobStatus:

@@ -47,7 +47,7 @@ def parse_mapping(option: str, value: str | None, *, separators: str = ":=") -> 
     return result
 
 
-def _check_backup(backup: str, vault: str) -> None:
+def check_backup(backup: str, vault: str) -> None:
     """Refuse, before anything starts, a backup that is not restorable from the vault (exit 2)."""
     try:
         committed_backup(named_store(vault), backup, vault)
@@ -102,7 +102,7 @@ def create(
     keep_following: KeepFollowing = False,
 ) -> None:
     """Start a restore."""
-    _check_backup(backup, vault)
+    check_backup(backup, vault)
     spec = RestoreSpec(
         name=name,
         backup=backup,

@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationError
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationError, WithJsonSchema
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -18,7 +18,7 @@ def check_dns_label(value: str) -> str:
         raise ValueError("must be a non-empty string")
     if len(value) > 63:
         raise ValueError(f"{value!r} is longer than 63 characters")
-    if not _DNS1123_LABEL.match(value):
+    if not DNS1123_LABEL.match(value):
         raise ValueError(
             f"{value!r} is not a valid Kubernetes name (lowercase letters, digits and '-', "
             "starting and ending with a letter or digit)"
@@ -34,8 +34,18 @@ def check_dns_subdomain(value: str) -> str:
     return value
 
 
-K8sName = Annotated[str, AfterValidator(check_dns_label)]
-K8sObjectName = Annotated[str, AfterValidator(check_dns_subdomain)]
+# The JSON schemas say what the validators check, so a custom resource's OpenAPI schema (generated
+# from these models, schemas/resources.py) lets the API server refuse a bad name at admission.
+K8sName = Annotated[
+    str,
+    AfterValidator(check_dns_label),
+    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": DNS1123_LABEL.pattern}),
+]
+K8sObjectName = Annotated[
+    str,
+    AfterValidator(check_dns_subdomain),
+    WithJsonSchema({"type": "string", "maxLength": 253, "pattern": _DNS1123_SUBDOMAIN.pattern}),
+]
 
 _DURATION_PART = re.compile(r"(\d+)(d|h|ms|m|s)")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -80,10 +90,13 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
+DURATION_PATTERN = r"^([0-9]+(d|h|ms|m|s))+$"
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
 ]
 
 # --- 5-field cron --------------------------------------------------------------------------
@@ -140,7 +153,14 @@ def check_cycle(value: object) -> str:
     return text
 
 
-Cycle = Annotated[str, BeforeValidator(check_cycle)]
+# Five space-separated cron fields, or an interval; the field ranges are checked by check_cycle.
+CYCLE_PATTERN = r"^([0-9*,/-]+( [0-9*,/-]+){4}|([0-9]+(d|h|ms|m|s))+)$"
+
+Cycle = Annotated[
+    str,
+    BeforeValidator(check_cycle),
+    WithJsonSchema({"type": "string", "pattern": CYCLE_PATTERN}),
+]
 
 
 def is_cron(cycle: str) -> bool:

@@ -146,3 +146,4 @@ class DeleteTarget(BaseModel):
     source_cluster: str | None = None
     local: bool = Field(default=False, description="the target belongs to this cluster")
     has_execution: bool = False
+    object_namespace: str | None = Field(default=None, description="where the target's custom resource is")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -52,8 +52,22 @@ ResourceType = Annotated[str, AfterValidator(_resource_name)]
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # What the model validators below check, as CEL rules on the custom resource's spec
+    # (schemas/resources.py), so the API server refuses the same mistakes at admission.  Each class
+    # lists its own; the resource gathers them along the class hierarchy.
+    CEL_RULES: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+
+def _not_both(a: str, b: str) -> tuple[str, str]:
+    return (
+        f"!(has(self.{a}) && size(self.{a}) > 0 && has(self.{b}) && size(self.{b}) > 0)",
+        f"give {a} or {b}, not both",
+    )
+
 
 class NamespaceSelection(_Spec):
+    CEL_RULES = (_not_both("includeNamespaces", "excludeNamespaces"),)
+
     include_namespaces: list[K8sName] = Field(default_factory=list)
     exclude_namespaces: list[K8sName] = Field(default_factory=list)
 
@@ -66,6 +80,8 @@ class NamespaceSelection(_Spec):
 
 class BackupTemplate(NamespaceSelection):
     """Everything of a backup but its name; plans hold one."""
+
+    CEL_RULES = (_not_both("includeResources", "excludeResources"),)
 
     vault: K8sName
     mode: BackupMode = BackupMode.application
@@ -114,6 +130,13 @@ class RestoreSpec(NamespaceSelection):
 
 
 class ConvertSpec(_Spec):
+    CEL_RULES = (
+        (
+            "size(self.storageClassMapping) > 0",
+            "storageClassMapping must name at least one source → target class",
+        ),
+    )
+
     name: K8sName
     backup: K8sName
     vault: K8sName

@@ -27,10 +27,12 @@ from typing import Any
 
 import pytest
 
+from kube import job_objects
 from kube.rest import Kube
 from localdev.kube.backends import BackendUnavailable, ExternalCluster, k3s_cluster
 from localdev.kube.build import KUBE_VERSION, find_binaries
 from localdev.kube.controlplane import LocalCluster
+from schemas import resources
 
 _STARTED: dict[str, Any] = {}
 
@@ -93,8 +95,11 @@ def kube_cluster() -> Iterator[LocalCluster | ExternalCluster]:
             cluster = ExternalCluster(kubeconfig)
             stack.callback(cluster.stop)
         # The first successful API call marks the end of startup, on every backend.
-        Kube(cluster.api_client()).list("/api/v1/namespaces", limit=1)
+        kube = Kube(cluster.api_client())
+        kube.list("/api/v1/namespaces", limit=1)
         seconds = time.monotonic() - started
+        # The product's custom resources are part of its deployment (deploy/crds.yaml).
+        job_objects.install_crds(kube, list(resources.crds()))
         cluster.startup_seconds = seconds
         _STARTED.update(backend=backend, seconds=seconds)
         yield cluster

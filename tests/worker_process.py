@@ -30,7 +30,9 @@ class WorkerProcess:
         log: Path,
         *,
         args: tuple[str, ...] = ("control",),
+        command: tuple[str, ...] = ("worker",),
     ) -> None:
+        self.command = command
         self.settings_path = settings_path
         self.args = args
         self.env = dict(
@@ -56,7 +58,7 @@ class WorkerProcess:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [BACKUPCTL, "worker", *self.args],
+                [BACKUPCTL, *self.command, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

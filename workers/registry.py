@@ -29,11 +29,11 @@ def control_workflows() -> list[type]:
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup, convert, delete, ecs, restore, retention, settings, slots, vault
+    from activities import backup, convert, delete, ecs, objects, restore, retention, settings, slots, vault
 
     found: list[Callable[..., Any]] = []
     # ecs: sync activities too (the aliyun SDK blocks), on the worker's thread pool.
-    for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs):
+    for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs, objects):
         found.extend(module.ACTIVITIES)
     return found
 

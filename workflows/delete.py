@@ -20,6 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import delete as acts
     from activities import ecs as ecs_acts
+    from activities import objects as object_acts
     from schemas.restore import DeleteTarget
     from schemas.settings import Settings
     from schemas.specs import DeleteSpec, JobKind
@@ -105,16 +106,21 @@ class DeleteWorkflow(JobWorkflow[DeleteSpec]):
         runner.status.summary["vault"] = str(outcome)
 
         if target.local and target.has_execution:
-            await runner.step(
-                STEP_NAME,
-                lambda: act(
+
+            async def free_name() -> None:
+                await act(
                     acts.free_job_name,
                     spec.target_kind.value,
                     spec.target,
                     summary=f"delete workflow {spec.target_kind.value}-{spec.target}",
                     timeout=acts.NAME_FREE_TIMEOUT + QUICK,
-                ),
-            )
+                )
+                # Its custom resource goes with it (kubectl get no longer lists a deleted job).
+                await act(
+                    object_acts.remove_job_object, spec.target_kind, spec.target, target.object_namespace
+                )
+
+            await runner.step(STEP_NAME, free_name)
             runner.status.step(STEP_NAME).message = f"{spec.target_kind.value} name {spec.target} is free"
         else:
             runner.skip_step(STEP_NAME, "no job of that name on this cluster")

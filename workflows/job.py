@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar, cast
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from activities.settings import load_settings
     from schemas.errors import ErrorInfo
+    from schemas.resources import OBJECT_NAMESPACE_MEMO
     from schemas.settings import Settings
     from schemas.specs import JobKind
     from schemas.status import JobPhase, JobStatus
+    from workflows.job_object import ObjectMirror
     from workflows.step_controls import OperatorControls
     from workflows.steps import QUICK, TRANSIENT, JobCanceled, JobFailed, JobRunner
 
@@ -84,6 +88,13 @@ class JobWorkflow(OperatorControls, Generic[SpecT]):
         )
         runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
         self.runner = runner
+        # The job's custom resource: the one it was started for, or (a CLI job) one made for it.
+        self.object_namespace: str | None = workflow.memo_value(OBJECT_NAMESPACE_MEMO, None, type_hint=str)
+        mirror = ObjectMirror(
+            self._status, cast(BaseModel, spec), self.object_namespace, settings.product_namespace
+        )
+        runner.on_publish = mirror.changed
+        mirror.start()
         runner.declare(*self.prepare(spec, settings))
         error: ErrorInfo | None = None
         try:
@@ -99,7 +110,9 @@ class JobWorkflow(OperatorControls, Generic[SpecT]):
             phase = JobPhase.failed
         finally:
             await runner.slot.release()
-        return runner.finish(phase, error)
+        status = runner.finish(phase, error)
+        await mirror.close()
+        return status
 
     @workflow.query
     def status(self) -> JobStatus:

@@ -189,6 +189,8 @@ class JobRunner:
         # Visibility is opted into by the starter, which sets the job's search attributes at
         # start; servers without our attributes (the time-skipping test server) then still work.
         self._visible = workflow.info().typed_search_attributes.get(sa.PHASE) is not None
+        # Called on every step transition (the job's custom resource follows them, workflows/job_object.py).
+        self.on_publish: Callable[[], None] | None = None
 
     # --- declaration and publication ----------------------------------------------------
     def declare(self, *steps: str | tuple[str, bool]) -> None:
@@ -230,6 +232,8 @@ class JobRunner:
 
     def publish(self) -> None:
         self._show()
+        if self.on_publish is not None:
+            self.on_publish()
         if not self._visible:
             return
         workflow.upsert_search_attributes(

@@ -77,6 +77,8 @@ def _record() -> BackupRecord:
 STUBS = [
     request_slot,
     _stub("release_slot"),
+    _stub("publish_job_object", False),
+    _stub("remove_job_object", False),
     _stub("load_settings", Settings),
     # backup (volume_data off)
     _stub("validate_backup"),

@@ -1,0 +1,1 @@
+"""The Kubernetes-native door: a kopf controller that turns job objects into job workflows."""

@@ -1,0 +1,194 @@
+"""The controller's kopf handlers: job objects start, steer and delete their jobs.
+
+Status is not polled here: each job's workflow pushes its object's ``.status`` on step transitions
+(kube/job_objects.py).  The controller writes only what it decides itself — the workflow id it
+started, a refusal, the acknowledgement of a steering annotation — so its cost does not grow with
+the number of objects, and a controller restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from temporalio.client import WorkflowExecutionStatus
+
+from controller.jobs import JobDoor, Refused, delete_request_name, now
+from kube import job_objects
+from kube.rest import Kube
+from schemas.resources import (
+    API_VERSION,
+    GROUP,
+    KINDS,
+    STARTED_BY_ANNOTATION,
+    STEER_ANNOTATION,
+    VERSION,
+    ResourceKind,
+)
+from schemas.specs import JobKind
+from schemas.status import JobPhase
+
+# Kinds whose deletion deletes the job's data through a DeleteRequest (a finalizer holds the object
+# until the request completed).
+DATA_KINDS = (JobKind.backup, JobKind.restore, JobKind.convert)
+
+
+def plain(value: Any) -> Any:
+    """A kopf body (mapping views) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class Controller:
+    def __init__(self, door: JobDoor, kube: Kube) -> None:
+        self.door = door
+        self.kube = kube
+
+    async def _event(self, obj: dict[str, Any], reason: str, message: str, *, warning: bool) -> None:
+        await asyncio.to_thread(job_objects.post_event, self.kube, obj, reason=reason, message=message,
+                                warning=warning)
+
+    async def _refuse(self, obj: dict[str, Any], patch: kopf.Patch, code: str, message: str,
+                      *, phase: str = "Failed") -> None:
+        patch.status["phase"] = phase
+        patch.status["message"] = message
+        patch.status["error"] = {"code": code, "message": message, "causes": [], "fixes": []}
+        patch.status["observedGeneration"] = obj["metadata"].get("generation")
+        patch.status["conditions"] = [
+            {"type": "Ready", "status": "False", "reason": phase, "message": message,
+             "lastTransitionTime": now()},
+            {"type": "Stuck", "status": "False", "reason": "NotStuck", "message": "",
+             "lastTransitionTime": now()},
+        ]
+        await self._event(obj, code, message, warning=True)
+
+    # --- handlers ---------------------------------------------------------------------------
+    async def start(self, body: Any, patch: kopf.Patch, **_: Any) -> None:
+        obj = plain(body)
+        status = obj.get("status") or {}
+        if status.get("workflowId") or status.get("phase"):
+            return  # started (or refused) before: a resume or a second replica
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get(STARTED_BY_ANNOTATION) == "backupctl":
+            return  # the object of a CLI job: its workflow made it
+        if (obj.get("spec") or {}).get("cancel"):
+            await self._refuse(obj, patch, "Canceled", "created with spec.cancel: true; nothing started",
+                               phase="Canceled")
+            return
+        try:
+            started = await self.door.start(obj)
+        except Refused as refused:
+            await self._refuse(obj, patch, refused.code, refused.message)
+            return
+        patch.status["workflowId"] = started.workflow_id
+        patch.status["observedGeneration"] = obj["metadata"].get("generation")
+
+    async def cancel(self, body: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
+        obj = plain(body)
+        rk = _kind(obj)
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        if not new or not await self.door.owns(rk.job_kind, name, namespace):
+            return
+        if await self.door.running(rk.job_kind, name):
+            await self.door.signal(rk.job_kind, name, "cancel")
+            await self._event(obj, "CancelRequested", "spec.cancel: true: the job stops and removes what "
+                              "it made", warning=False)
+        patch.status["observedGeneration"] = obj["metadata"].get("generation")
+
+    async def steer(self, body: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
+        obj = plain(body)
+        rk = _kind(obj)
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        value = str(new or "")
+        if not value or ((obj.get("status") or {}).get("steering") or {}).get("value") == value:
+            return
+        action = value.split("-", 1)[0]
+        result = await self._steer(rk, name, namespace, action, value)
+        patch.status["steering"] = {"value": value, "action": action, "result": result, "at": now()}
+        await self._event(obj, "Steering", f"{STEER_ANNOTATION}={value}: {result}",
+                          warning=not result.startswith("sent"))
+
+    async def _steer(self, rk: ResourceKind, name: str, namespace: str, action: str, value: str) -> str:
+        if action not in ("retry", "skip"):
+            return f"refused: {value!r} is neither retry nor skip (retry-<n> gives the same decision again)"
+        if not await self.door.owns(rk.job_kind, name, namespace):
+            return "ignored: no job was started for this object"
+        status = await self.door.status(rk.job_kind, name)
+        if status is None or status.phase is not JobPhase.waiting_for_operator:
+            phase = status.phase.value if status else "unknown"
+            return f"ignored: the job is {phase}, not WaitingForOperator"
+        step = status.step(status.current_step) if status.current_step else None
+        if action == "skip" and (step is None or not step.skippable):
+            return f"refused: step {status.current_step!r} cannot be skipped; retry it or set spec.cancel"
+        await self.door.signal(rk.job_kind, name, action)
+        return f"sent {action} to step {status.current_step!r}"
+
+    async def delete(self, body: Any, **_: Any) -> None:
+        """Hold the object until its data is deleted: cancel a running job, then a DeleteRequest."""
+        obj = plain(body)
+        rk = _kind(obj)
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        if not await self.door.owns(rk.job_kind, name, namespace):
+            return  # nothing of ours to delete (deleted already, or never started)
+        if await self.door.running(rk.job_kind, name):
+            await self.door.signal(rk.job_kind, name, "cancel")
+            raise kopf.TemporaryError("canceling the running job before its data is deleted", delay=2)
+        request = delete_request_name(rk.job_kind, name)
+        path = job_objects.object_path(JobKind.delete, namespace, request)
+        found = await asyncio.to_thread(self.kube.get, path)
+        if found is None:
+            body_ = {
+                "apiVersion": API_VERSION,
+                "kind": KINDS[JobKind.delete].kind,
+                "metadata": {"name": request, "namespace": namespace},
+                "spec": {"targetKind": rk.job_kind.value, "target": name},
+            }
+            collection = job_objects.object_path(JobKind.delete, namespace)
+            await asyncio.to_thread(self.kube.create, collection, body_, exist_ok=True)
+            raise kopf.TemporaryError(f"deleting its data: DeleteRequest {request} created", delay=2)
+        status = found.get("status") or {}
+        phase = status.get("phase")
+        if phase == JobPhase.completed.value:
+            return
+        if phase in (JobPhase.failed.value, JobPhase.canceled.value):
+            raise kopf.TemporaryError(
+                f"DeleteRequest {request} {phase}: {status.get('message')}. Fix the cause, then "
+                f"`kubectl -n {namespace} delete deleterequest {request}` to try again",
+                delay=30,
+            )
+        raise kopf.TemporaryError(f"waiting for DeleteRequest {request} ({phase or 'starting'})", delay=2)
+
+    async def forget_request(self, body: Any, **_: Any) -> None:
+        """A deleted DeleteRequest of a finished job frees its name, so it can be requested again."""
+        obj = plain(body)
+        name = obj["metadata"]["name"]
+        desc = await self.door.describe(JobKind.delete, name)
+        if desc is None or desc.status == WorkflowExecutionStatus.RUNNING:
+            return
+        if await self.door.owns(JobKind.delete, name, obj["metadata"]["namespace"]):
+            await self.door.forget(JobKind.delete, name)
+
+    # --- registration -----------------------------------------------------------------------
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        for rk in KINDS.values():
+            res = (GROUP, VERSION, rk.plural)
+            kopf.on.create(*res, id="start", registry=registry)(self.start)
+            kopf.on.resume(*res, id="resume", registry=registry)(self.start)
+            kopf.on.field(*res, id="steer", field=("metadata", "annotations", STEER_ANNOTATION),
+                          registry=registry)(self.steer)
+            if rk.job_kind in DATA_KINDS:
+                kopf.on.field(*res, id="cancel", field="spec.cancel", registry=registry)(self.cancel)
+                kopf.on.delete(*res, id="delete-data", registry=registry)(self.delete)
+            else:
+                kopf.on.delete(*res, id="forget", optional=True, registry=registry)(self.forget_request)
+
+
+def _kind(obj: dict[str, Any]) -> ResourceKind:
+    from schemas.resources import BY_KIND
+
+    return BY_KIND[obj["kind"]]

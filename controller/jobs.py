@@ -1,0 +1,193 @@
+"""What the controller does for a job object: judge it, start its job once, steer it, delete it.
+
+The job's workflow id is fixed by the object's kind and name (schemas/ids.py), so however many
+controllers see an object, however often (two replicas, a restart, a resync), one job runs: a second
+start finds the workflow and adopts it when it was started for this very object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from backupctl import jobctl
+from backupctl.console import BadInput
+from backupctl.restore_cmd import check_backup
+from backupctl.vault_cmd import named_store
+from schemas.errors import BackupCenterError
+from schemas.ids import job_id
+from schemas.resources import BY_KIND, OBJECT_NAMESPACE_MEMO, ObjectSpecError, ResourceKind, spec_from_object
+from schemas.settings import Settings
+from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
+from schemas.status import JobStatus
+
+
+class Refused(Exception):
+    """What only the controller can judge (vault missing, backup unknown, a name in use): the object
+    ends Failed with this message, and nothing starts."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _workflow(kind: JobKind) -> Any:
+    from workflows.backup import BackupWorkflow
+    from workflows.convert import ConvertWorkflow
+    from workflows.delete import DeleteWorkflow
+    from workflows.restore import RestoreWorkflow
+
+    return {
+        JobKind.backup: BackupWorkflow.run,
+        JobKind.restore: RestoreWorkflow.run,
+        JobKind.convert: ConvertWorkflow.run,
+        JobKind.delete: DeleteWorkflow.run,
+    }[kind]
+
+
+def _summary(spec: BaseModel) -> tuple[str, str]:
+    """(vault, one-line summary) of a job, as the CLI words them."""
+    if isinstance(spec, BackupSpec):
+        scope = ", ".join(spec.include_namespaces) or "all namespaces"
+        return spec.vault, f"backup {spec.name}: {scope} → vault {spec.vault}"
+    if isinstance(spec, RestoreSpec):
+        return spec.vault, f"restore {spec.name}: backup {spec.backup} from vault {spec.vault}"
+    if isinstance(spec, ConvertSpec):
+        return spec.vault, f"convert {spec.name}: backup {spec.backup} in vault {spec.vault}"
+    assert isinstance(spec, DeleteSpec)
+    return spec.vault or "", f"delete {spec.target_kind.value} {spec.target}"
+
+
+def _precheck(spec: BaseModel) -> tuple[str, Callable[[], object]] | None:
+    """The checks the CLI makes before it starts a job (the API server cannot make them), with the
+    field they judge."""
+    if isinstance(spec, BackupSpec):
+        vault = spec.vault
+        return "spec.vault", lambda: named_store(vault)
+    if isinstance(spec, RestoreSpec | ConvertSpec):
+        backup, vault = spec.backup, spec.vault
+        return "spec.backup", lambda: check_backup(backup, vault)
+    return None
+
+
+def delete_request_name(kind: JobKind, name: str) -> str:
+    """The DeleteRequest a deleted job object asks for: ``<name>-dbr`` (backup), ``-drr``, ``-dcr``."""
+    suffix = {JobKind.backup: "-dbr", JobKind.restore: "-drr", JobKind.convert: "-dcr"}[kind]
+    return name[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+@dataclass
+class Started:
+    workflow_id: str
+    adopted: bool
+
+
+class JobDoor:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    async def describe(self, kind: JobKind, name: str) -> WorkflowExecutionDescription | None:
+        try:
+            return await self.client.get_workflow_handle(job_id(kind.value, name)).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def _owner(self, desc: WorkflowExecutionDescription) -> str:
+        """The namespace of the object a job was started for (a CLI job's is the product namespace)."""
+        namespace = await desc.memo_value(OBJECT_NAMESPACE_MEMO, None, type_hint=str)
+        return namespace or self.settings.product_namespace
+
+    async def start(
+        self, obj: dict[str, Any], *, checks: Callable[[BaseModel], None] | None = None
+    ) -> Started:
+        """Start the object's job, or adopt the one already started for it; Refused says why not."""
+        rk: ResourceKind = BY_KIND[obj["kind"]]
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        wid = job_id(rk.job_kind.value, name)
+        existing = await self.describe(rk.job_kind, name)
+        if existing is not None:
+            if await self._owner(existing) == namespace:
+                return Started(wid, adopted=True)
+            raise Refused(
+                "NameInUse",
+                f"metadata.name: a {rk.job_kind.value} job named {name} already exists for another "
+                f"namespace ({await self._owner(existing)}); job names are unique per cluster: pick another",
+            )
+        try:
+            spec = spec_from_object(obj)
+        except ObjectSpecError as err:
+            raise Refused("InvalidSpec", str(err)) from None
+        if checks is not None:
+            checks(spec)
+        precheck = _precheck(spec)
+        if precheck is not None:
+            field, check = precheck
+            try:
+                await asyncio.to_thread(check)
+            except BadInput as err:
+                raise Refused("InvalidSpec", f"{field}: {err}") from None
+        vault, summary = _summary(spec)
+        try:
+            await jobctl.start_job(
+                self.client,
+                self.settings,
+                rk.job_kind.value,
+                name,
+                _workflow(rk.job_kind),
+                spec,
+                vault=vault,
+                summary=summary,
+                memo={OBJECT_NAMESPACE_MEMO: namespace},
+            )
+        except BackupCenterError as err:
+            if err.code != "NameInUse":
+                raise
+            # Another controller started it between our look and our start: the same job.
+            return await self.start(obj, checks=checks)
+        return Started(wid, adopted=False)
+
+    async def forget(self, kind: JobKind, name: str) -> None:
+        """Delete a finished job's workflow execution, which frees its name."""
+        await self.client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=self.client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=job_id(kind.value, name)),
+            )
+        )
+
+    async def signal(self, kind: JobKind, name: str, signal: str) -> None:
+        await jobctl.signal_job(self.client, kind.value, name, signal)
+
+    async def status(self, kind: JobKind, name: str) -> JobStatus | None:
+        try:
+            return await jobctl.job_status(self.client, kind.value, name)
+        except BackupCenterError as err:
+            if err.code == "NotFound":
+                return None
+            raise
+
+    async def running(self, kind: JobKind, name: str) -> bool:
+        desc = await self.describe(kind, name)
+        return desc is not None and desc.status == WorkflowExecutionStatus.RUNNING
+
+    async def owns(self, kind: JobKind, name: str, namespace: str) -> bool:
+        """Whether the job of that name exists and was started for the object in ``namespace``."""
+        desc = await self.describe(kind, name)
+        return desc is not None and await self._owner(desc) == namespace
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,97 @@
+"""A real controller process (`backupctl controller`) beside the session's in-process workers, and
+`kubectl` as the person at the keyboard uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.product_fixtures import Product
+from tests.worker_process import WorkerProcess
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str | Path) -> None:
+        self.kubeconfig = str(kubeconfig)
+
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+        return done
+
+    def apply(self, manifest: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("apply", "-f", "-", stdin=manifest, check=check)
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        done = self.run("-n", namespace, "get", kind, name, "-o", "json", check=False)
+        if done.returncode != 0:
+            assert "NotFound" in done.stderr, done.stderr
+            return None
+        found: dict[str, Any] = json.loads(done.stdout)
+        return found
+
+    def wait_phase(
+        self, kind: str, name: str, namespace: str, phases: set[str], timeout: float = 90
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        obj: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            obj = self.get(kind, name, namespace)
+            phase = ((obj or {}).get("status") or {}).get("phase")
+            if phase in phases:
+                assert obj is not None
+                return obj
+            time.sleep(0.3)
+        raise AssertionError(f"{kind} {name} did not reach {phases}: {obj and obj.get('status')}")
+
+    def wait_gone(self, kind: str, name: str, namespace: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get(kind, name, namespace) is None:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{kind} {name} still there: {self.get(kind, name, namespace)}")
+
+
+@pytest.fixture(scope="session")
+def kubectl(product: Product, kube_cluster: Any) -> Kubectl:
+    # The product namespace, where admins keep job objects (deploy/namespace.yaml).
+    namespace = product.settings.product_namespace
+    product.kube.create("/api/v1/namespaces", {"metadata": {"name": namespace}}, exist_ok=True)
+    return Kubectl(kube_cluster.kubeconfig_path)
+
+
+@pytest.fixture(scope="module")
+def controller(
+    product: Product, temporal_env: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """`backupctl controller` with the session product's settings (its workers run in this process)."""
+    log = tmp_path_factory.mktemp("controller") / "controller.log"
+    proc = WorkerProcess(
+        product,
+        temporal_env.client.service_client.config.target_host,
+        product.settings_path,
+        log,
+        command=("controller",),
+        args=(),
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
