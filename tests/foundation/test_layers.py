@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"workflows"},
     {"workers"},
     {"backupctl"},
+    {"controller"},  # the Kubernetes-native door, on the CLI's job commands (plugged into backupctl)
 ]
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 PRODUCT = set(RANK)
