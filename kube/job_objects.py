@@ -124,7 +124,6 @@ def publish_status(
     if obj is None:
         if mirror_spec is None or not served(kube):
             return False
-        kube.create("/api/v1/namespaces", {"metadata": {"name": namespace}}, exist_ok=True)
         body = {
             "apiVersion": API_VERSION,
             "kind": KINDS[kind].kind,
@@ -139,7 +138,7 @@ def publish_status(
             kube.create(object_path(kind, namespace), body)
         except KubeError as err:
             if err.status == 404:
-                return False  # the kinds are not served (or the namespace is going away)
+                return False  # the kinds are not served, or no product namespace (deploy/namespace.yaml)
             if err.status != 409:
                 raise
         obj = kube.get(path)

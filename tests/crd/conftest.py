@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from kube.rest import Kube
+from tests.conftest import REPO
 from tests.product_fixtures import Product
 from tests.worker_process import WorkerProcess
 
@@ -76,11 +80,30 @@ def kubectl(product: Product, kube_cluster: Any) -> Kubectl:
     return Kubectl(kube_cluster.kubeconfig_path)
 
 
+def controller_identity(kube_cluster: Any, kube: Kube) -> Path:
+    """A kubeconfig holding exactly the controller's roles of deploy/controller.yaml, not admin."""
+    docs = [d for d in yaml.safe_load_all((REPO / "deploy" / "controller.yaml").read_text()) if d]
+    user = f"controller-{uuid.uuid4().hex[:6]}"
+    subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "ClusterRole" and name == "backup-center-controller":
+            kube.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", doc, exist_ok=True)
+            kube.create(
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                {"metadata": {"name": user}, "subjects": subject,
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}},
+            )
+    path: Path = kube_cluster.mint_identity(user)
+    return path
+
+
 @pytest.fixture(scope="module")
 def controller(
-    product: Product, temporal_env: Any, tmp_path_factory: pytest.TempPathFactory
+    product: Product, temporal_env: Any, kube_cluster: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    """`backupctl controller` with the session product's settings (its workers run in this process)."""
+    """`backupctl controller` with the session product's settings (its workers run in this process),
+    under the controller's own ClusterRole: the tests prove the role is enough."""
     log = tmp_path_factory.mktemp("controller") / "controller.log"
     proc = WorkerProcess(
         product,
@@ -90,6 +113,7 @@ def controller(
         command=("controller",),
         args=(),
     )
+    proc.env["KUBECONFIG"] = str(controller_identity(kube_cluster, product.kube))
     proc.start()
     try:
         yield proc

@@ -32,7 +32,8 @@ from workflows.delete import DeleteWorkflow
 pytestmark = pytest.mark.cluster
 
 DEPLOY = REPO / "deploy"
-MANIFESTS = ["namespace.yaml", "settings.yaml", "rbac.yaml", "control.yaml", "node.yaml"]
+MANIFESTS = ["namespace.yaml", "crds.yaml", "settings.yaml", "rbac.yaml", "control.yaml", "node.yaml",
+             "controller.yaml"]
 
 
 def documents() -> Iterator[dict[str, Any]]:
@@ -73,6 +74,7 @@ def test_manifests_pass_server_side_dry_run(kube_cluster: Any) -> None:
         "ClusterRole",
         "ClusterRoleBinding",
         "ConfigMap",
+        "CustomResourceDefinition",
         "DaemonSet",
         "Deployment",
         "Namespace",
@@ -141,6 +143,10 @@ async def test_backup_under_the_control_cluster_role(
             )
             result: JobStatus = await asyncio.wait_for(handle.result(), 120)
             assert result.phase is JobPhase.completed, result.error
+            # The job's object (a CLI job's, made by its workflow) follows it: within the role too.
+            objects = "/apis/backupcenter.io/v1alpha1/namespaces/backup-center/applicationbackups"
+            mirror = admin.get(f"{objects}/{name}")
+            assert mirror is not None and mirror["status"]["phase"] == "Completed", mirror
             # Taking the snapshot over (patch the content, delete the VolumeSnapshot) is within the role.
             assert len(owned_of(product, name)) == 1
             # So is releasing it when the backup is deleted (a pre-provisioned content, then deleted).
