@@ -20,12 +20,12 @@ from kube import job_objects
 from kube.rest import Kube
 from schemas.resources import (
     API_VERSION,
+    BY_KIND,
     GROUP,
     KINDS,
     STARTED_BY_ANNOTATION,
     STEER_ANNOTATION,
     VERSION,
-    ResourceKind,
 )
 from schemas.specs import JobKind
 from schemas.status import JobPhase
@@ -90,55 +90,55 @@ class Controller:
 
     async def cancel(self, body: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
         obj = plain(body)
-        rk = _kind(obj)
+        jk = _job(obj)
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        if not new or not await self.door.owns(rk.job_kind, name, namespace):
+        if not new or not await self.door.owns(jk, name, namespace):
             return
-        if await self.door.running(rk.job_kind, name):
-            await self.door.signal(rk.job_kind, name, "cancel")
+        if await self.door.running(jk, name):
+            await self.door.signal(jk, name, "cancel")
             await self._event(obj, "CancelRequested", "spec.cancel: true: the job stops and removes what "
                               "it made", warning=False)
         patch.status["observedGeneration"] = obj["metadata"].get("generation")
 
     async def steer(self, body: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
         obj = plain(body)
-        rk = _kind(obj)
+        jk = _job(obj)
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
         value = str(new or "")
         if not value or ((obj.get("status") or {}).get("steering") or {}).get("value") == value:
             return
         action = value.split("-", 1)[0]
-        result = await self._steer(rk, name, namespace, action, value)
+        result = await self._steer(jk, name, namespace, action, value)
         patch.status["steering"] = {"value": value, "action": action, "result": result, "at": now()}
         await self._event(obj, "Steering", f"{STEER_ANNOTATION}={value}: {result}",
                           warning=not result.startswith("sent"))
 
-    async def _steer(self, rk: ResourceKind, name: str, namespace: str, action: str, value: str) -> str:
+    async def _steer(self, jk: JobKind, name: str, namespace: str, action: str, value: str) -> str:
         if action not in ("retry", "skip"):
             return f"refused: {value!r} is neither retry nor skip (retry-<n> gives the same decision again)"
-        if not await self.door.owns(rk.job_kind, name, namespace):
+        if not await self.door.owns(jk, name, namespace):
             return "ignored: no job was started for this object"
-        status = await self.door.status(rk.job_kind, name)
+        status = await self.door.status(jk, name)
         if status is None or status.phase is not JobPhase.waiting_for_operator:
             phase = status.phase.value if status else "unknown"
             return f"ignored: the job is {phase}, not WaitingForOperator"
         step = status.step(status.current_step) if status.current_step else None
         if action == "skip" and (step is None or not step.skippable):
             return f"refused: step {status.current_step!r} cannot be skipped; retry it or set spec.cancel"
-        await self.door.signal(rk.job_kind, name, action)
+        await self.door.signal(jk, name, action)
         return f"sent {action} to step {status.current_step!r}"
 
     async def delete(self, body: Any, **_: Any) -> None:
         """Hold the object until its data is deleted: cancel a running job, then a DeleteRequest."""
         obj = plain(body)
-        rk = _kind(obj)
+        jk = _job(obj)
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        if not await self.door.owns(rk.job_kind, name, namespace):
+        if not await self.door.owns(jk, name, namespace):
             return  # nothing of ours to delete (deleted already, or never started)
-        if await self.door.running(rk.job_kind, name):
-            await self.door.signal(rk.job_kind, name, "cancel")
+        if await self.door.running(jk, name):
+            await self.door.signal(jk, name, "cancel")
             raise kopf.TemporaryError("canceling the running job before its data is deleted", delay=2)
-        request = delete_request_name(rk.job_kind, name)
+        request = delete_request_name(jk, name)
         path = job_objects.object_path(JobKind.delete, namespace, request)
         found = await asyncio.to_thread(self.kube.get, path)
         if found is None:
@@ -146,7 +146,7 @@ class Controller:
                 "apiVersion": API_VERSION,
                 "kind": KINDS[JobKind.delete].kind,
                 "metadata": {"name": request, "namespace": namespace},
-                "spec": {"targetKind": rk.job_kind.value, "target": name},
+                "spec": {"targetKind": jk.value, "target": name},
             }
             collection = job_objects.object_path(JobKind.delete, namespace)
             await asyncio.to_thread(self.kube.create, collection, body_, exist_ok=True)
@@ -188,7 +188,7 @@ class Controller:
                 kopf.on.delete(*res, id="forget", optional=True, registry=registry)(self.forget_request)
 
 
-def _kind(obj: dict[str, Any]) -> ResourceKind:
-    from schemas.resources import BY_KIND
-
-    return BY_KIND[obj["kind"]]
+def _job(obj: dict[str, Any]) -> JobKind:
+    job_kind = BY_KIND[obj["kind"]].job_kind
+    assert job_kind is not None, f"{obj['kind']} is not a job"
+    return job_kind

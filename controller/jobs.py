@@ -115,15 +115,17 @@ class JobDoor:
     ) -> Started:
         """Start the object's job, or adopt the one already started for it; Refused says why not."""
         rk: ResourceKind = BY_KIND[obj["kind"]]
+        jk = rk.job_kind
+        assert jk is not None, f"{rk.kind} is not a job"
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        wid = job_id(rk.job_kind.value, name)
-        existing = await self.describe(rk.job_kind, name)
+        wid = job_id(jk.value, name)
+        existing = await self.describe(jk, name)
         if existing is not None:
             if await self._owner(existing) == namespace:
                 return Started(wid, adopted=True)
             raise Refused(
                 "NameInUse",
-                f"metadata.name: a {rk.job_kind.value} job named {name} already exists for another "
+                f"metadata.name: a {jk.value} job named {name} already exists for another "
                 f"namespace ({await self._owner(existing)}); job names are unique per cluster: pick another",
             )
         try:
@@ -144,9 +146,9 @@ class JobDoor:
             await jobctl.start_job(
                 self.client,
                 self.settings,
-                rk.job_kind.value,
+                jk.value,
                 name,
-                _workflow(rk.job_kind),
+                _workflow(jk),
                 spec,
                 vault=vault,
                 summary=summary,

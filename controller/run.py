@@ -19,13 +19,15 @@ import kopf
 from activities import context
 from controller.handlers import Controller
 from controller.jobs import JobDoor
+from controller.locations import Locations
+from controller.schedules import Schedules
 from workers.client import connect
 
 log = logging.getLogger(__name__)
 PREFIX = "controller.backupcenter.io"
 
 
-def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+def build_registry(controller: Controller, *others: Any) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -46,6 +48,8 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     controller.register(registry)
+    for other in others:
+        other.register(registry)
     return registry
 
 
@@ -55,16 +59,24 @@ async def serve(*, stop: asyncio.Event | None = None, ready: asyncio.Event | Non
     if ctx.kubeconfig:
         os.environ["KUBECONFIG"] = ctx.kubeconfig  # kopf's login reads it
     client = await connect(ctx.settings)
-    controller = Controller(JobDoor(client, ctx.settings), ctx.kube())
+    kube = ctx.kube()
+    controller = Controller(JobDoor(client, ctx.settings), kube)
+    locations = Locations(ctx.vaults, kube, ctx.settings.product_namespace)
+    schedules = Schedules(client, ctx.settings, kube)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("controller watching job objects in every namespace")
-    await kopf.operator(
-        registry=build_registry(controller),
-        clusterwide=True,
-        standalone=True,
-        stop_flag=stop,
-        ready_flag=ready,
-    )
+    mirror = asyncio.ensure_future(locations.mirror_cli_vaults(stop))
+    try:
+        await kopf.operator(
+            registry=build_registry(controller, locations, schedules),
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    finally:
+        stop.set()
+        await mirror

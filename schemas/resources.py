@@ -25,8 +25,9 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from schemas.common import DNS1123_LABEL as _LABEL
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
+from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, PlanSpec, RestoreSpec
 from schemas.status import JobPhase, JobStatus, StepState
+from schemas.vault import VaultSpec
 
 LABEL_PATTERN = _LABEL.pattern
 GROUP = "backupcenter.io"
@@ -58,10 +59,12 @@ class ResourceKind:
     plural: str
     short_names: tuple[str, ...]
     spec_model: type[BaseModel]
-    job_kind: JobKind
+    job_kind: JobKind | None  # None: not a job (a vault, a plan)
     columns: tuple[Column, ...] = ()
-    # Spec fields the object adds to its job's spec (the job's name is the object's name).
+    # Spec fields the object adds to its model's (the model's name is the object's name).
     steering_fields: dict[str, Any] = field(default_factory=dict)
+    status_model: type[BaseModel] | None = None  # None: ObjectStatus, a job's
+    immutable_spec: bool = False
 
     @property
     def singular(self) -> str:
@@ -120,8 +123,6 @@ KINDS: dict[JobKind, ResourceKind] = {
         {},
     ),
 }
-BY_KIND = {rk.kind: rk for rk in KINDS.values()}
-BY_PLURAL = {rk.plural: rk for rk in KINDS.values()}
 
 
 # --- status ---------------------------------------------------------------------------------------
@@ -175,6 +176,76 @@ class ObjectStatus(BaseModel):
     summary: dict[str, str] = Field(default_factory=dict)
     conditions: list[Condition] = Field(default_factory=list)
     steering: Steering | None = None
+
+
+class LocationStatus(BaseModel):
+    """``.status`` of a BackupLocation: the vault's availability, as the registry has it."""
+
+    phase: str | None = None  # Available, Unavailable, Unknown, or Failed (not created)
+    lastValidated: datetime | None = None
+    lastSuccess: datetime | None = None
+    message: str | None = None
+    vaultId: str | None = None
+    storageClass: str | None = None
+    observedGeneration: int | None = None
+
+
+class ScheduleStatus(BaseModel):
+    """``.status`` of a BackupSchedule: its Temporal Schedule's state and last run."""
+
+    phase: str | None = None  # Active, Paused or Failed
+    message: str | None = None
+    cycle: str | None = None
+    lastRun: str | None = None
+    lastRunAt: datetime | None = None
+    lastResult: str | None = None
+    nextRun: datetime | None = None
+    runs: int = 0
+    skipped: int = 0
+    observedGeneration: int | None = None
+
+
+LOCATION = ResourceKind(
+    "BackupLocation",
+    "backuplocations",
+    ("bl",),
+    VaultSpec,
+    None,
+    (
+        Column("Phase", ".status.phase"),
+        Column("Last Validated", ".status.lastValidated", "date"),
+        Column("URL", ".spec.url"),
+        Column("Shareable", ".spec.shareable", "boolean"),
+        _AGE,
+    ),
+    {
+        "shareable": {
+            "type": "boolean",
+            "description": "Tenants may back up into it and restore from it (their own namespace only)",
+        }
+    },
+    LocationStatus,
+    immutable_spec=True,
+)
+SCHEDULE = ResourceKind(
+    "BackupSchedule",
+    "backupschedules",
+    ("bs",),
+    PlanSpec,
+    None,
+    (
+        Column("Phase", ".status.phase"),
+        Column("Cycle", ".spec.cycle"),
+        Column("Last Run", ".status.lastRun"),
+        Column("Result", ".status.lastResult"),
+        Column("Next Run", ".status.nextRun", "date"),
+        _AGE,
+    ),
+    {},
+    ScheduleStatus,
+)
+ALL_KINDS: tuple[ResourceKind, ...] = (*KINDS.values(), LOCATION, SCHEDULE)
+BY_KIND = {rk.kind: rk for rk in ALL_KINDS}
 
 
 class PublishRequest(BaseModel):
@@ -394,13 +465,16 @@ def spec_schema(rk: ResourceKind) -> dict[str, Any]:
         del schema["required"]
     schema["properties"].update(copy.deepcopy(rk.steering_fields))
     rules = _cel_rules(rk.spec_model)
+    if rk.immutable_spec:
+        message = f"a {rk.kind}'s spec cannot change: create another"
+        rules.append({"rule": "self == oldSelf", "message": message})
     if rules:
         schema["x-kubernetes-validations"] = rules
     return schema
 
 
 def crd(rk: ResourceKind) -> dict[str, Any]:
-    status = _model_schema(ObjectStatus, camel=False)
+    status = _model_schema(rk.status_model or ObjectStatus, camel=False)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -451,7 +525,7 @@ def crd(rk: ResourceKind) -> dict[str, Any]:
 
 
 def crds() -> Iterator[dict[str, Any]]:
-    for rk in KINDS.values():
+    for rk in ALL_KINDS:
         yield crd(rk)
 
 
