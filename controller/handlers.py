@@ -16,6 +16,7 @@ import kopf
 from temporalio.client import WorkflowExecutionStatus
 
 from controller.jobs import JobDoor, Refused, delete_request_name, now
+from controller.tenancy import Tenancy
 from kube import job_objects
 from kube.rest import Kube
 from schemas.resources import (
@@ -45,9 +46,10 @@ def plain(value: Any) -> Any:
 
 
 class Controller:
-    def __init__(self, door: JobDoor, kube: Kube) -> None:
+    def __init__(self, door: JobDoor, kube: Kube, tenancy: Tenancy) -> None:
         self.door = door
         self.kube = kube
+        self.tenancy = tenancy
 
     async def _event(self, obj: dict[str, Any], reason: str, message: str, *, warning: bool) -> None:
         await asyncio.to_thread(job_objects.post_event, self.kube, obj, reason=reason, message=message,
@@ -80,8 +82,9 @@ class Controller:
             await self._refuse(obj, patch, "Canceled", "created with spec.cancel: true; nothing started",
                                phase="Canceled")
             return
+        tenant = self.tenancy.is_tenant(obj["metadata"]["namespace"])
         try:
-            started = await self.door.start(obj)
+            started = await self.door.start(obj, narrow=self.tenancy.narrow if tenant else None)
         except Refused as refused:
             await self._refuse(obj, patch, refused.code, refused.message)
             return

@@ -111,7 +111,7 @@ class JobDoor:
         return namespace or self.settings.product_namespace
 
     async def start(
-        self, obj: dict[str, Any], *, checks: Callable[[BaseModel], None] | None = None
+        self, obj: dict[str, Any], *, narrow: Callable[[BaseModel, str], BaseModel] | None = None
     ) -> Started:
         """Start the object's job, or adopt the one already started for it; Refused says why not."""
         rk: ResourceKind = BY_KIND[obj["kind"]]
@@ -132,8 +132,12 @@ class JobDoor:
             spec = spec_from_object(obj)
         except ObjectSpecError as err:
             raise Refused("InvalidSpec", str(err)) from None
-        if checks is not None:
-            checks(spec)
+        if narrow is not None:
+            # A tenant's object: its job as it may run, or refused (controller/tenancy.py).
+            spec = await asyncio.to_thread(narrow, spec, namespace)
+            if isinstance(spec, DeleteSpec) and not await self.owns(spec.target_kind, spec.target, namespace):
+                raise Refused("NotPermitted", f"spec.target: no {spec.target_kind.value} {spec.target} was "
+                              f"made from namespace {namespace}")
         precheck = _precheck(spec)
         if precheck is not None:
             field, check = precheck
@@ -158,7 +162,7 @@ class JobDoor:
             if err.code != "NameInUse":
                 raise
             # Another controller started it between our look and our start: the same job.
-            return await self.start(obj, checks=checks)
+            return await self.start(obj, narrow=narrow)
         return Started(wid, adopted=False)
 
     async def forget(self, kind: JobKind, name: str) -> None:

@@ -21,6 +21,7 @@ from controller.handlers import Controller
 from controller.jobs import JobDoor
 from controller.locations import Locations
 from controller.schedules import Schedules
+from controller.tenancy import Tenancy
 from workers.client import connect
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ async def serve(*, stop: asyncio.Event | None = None, ready: asyncio.Event | Non
         os.environ["KUBECONFIG"] = ctx.kubeconfig  # kopf's login reads it
     client = await connect(ctx.settings)
     kube = ctx.kube()
-    controller = Controller(JobDoor(client, ctx.settings), kube)
+    tenancy = Tenancy(kube, ctx.vaults, ctx.settings.product_namespace)
+    controller = Controller(JobDoor(client, ctx.settings), kube, tenancy)
     locations = Locations(ctx.vaults, kube, ctx.settings.product_namespace)
     schedules = Schedules(client, ctx.settings, kube)
     stop = stop or asyncio.Event()
