@@ -100,7 +100,8 @@ spec: {{backup: {name}, vault: {shared}}}
     obj = await asyncio.to_thread(tenant.wait_phase, "applicationrestore", restore, ns,
                                   {"Completed", "PartiallyFailed", "Failed"}, 120)
     assert obj["status"]["phase"] == "Completed", obj["status"]
-    assert product.kube.get(f"/api/v1/namespaces/{ns}/configmaps/app")["data"] == {"k": "v"}
+    back = product.kube.get(f"/api/v1/namespaces/{ns}/configmaps/app")
+    assert back is not None and back["data"] == {"k": "v"}
     # Restoring it into another namespace is refused.
     elsewhere = f"te-{uuid.uuid4().hex[:6]}"
     tenant.apply(f"""
