@@ -34,17 +34,16 @@ from backupctl import jobctl
 from backupctl.console import console, settings_provider, state_dir
 from backupctl.vault_cmd import manager as vault_manager
 from kube.rest import Kube
-from localdev import devenv, ecs_process
+from localdev import demo_objects, devenv, ecs_process
 from localdev.kube.seed import remove_sample_app, seed_sample_app, verify_volume_files, wait_gone
 from localdev.second_cluster import REGION as REGION_B
 from localdev.second_cluster import second_cluster
+from schemas.resources import object_spec
 from schemas.settings import Settings
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
+from schemas.specs import BackupSpec, ConvertSpec, JobKind, RestoreSpec
 from schemas.status import JobStatus
 from workers.client import connect
-from workflows.backup import BackupWorkflow
 from workflows.convert import ConvertWorkflow
-from workflows.delete import DeleteWorkflow
 from workflows.restore import RestoreWorkflow
 
 VAULT = "default"
@@ -138,7 +137,19 @@ async def _convert(settings: Settings, backup: str) -> JobStatus:
     return await jobctl.wait_job(client, "convert", name)
 
 
-async def _restore(settings: Settings, spec: RestoreSpec, summary: str) -> JobStatus:
+async def _restore(
+    settings: Settings, spec: RestoreSpec, summary: str, *, kubeconfig: Path | None = None
+) -> JobStatus:
+    """A restore job: started like ``backupctl restore create`` does, or (``kubeconfig``) by applying its
+    ApplicationRestore object, as a person with kubectl does."""
+    if kubeconfig is not None:
+        home = settings.product_namespace
+        demo_objects.apply_job(kubeconfig, JobKind.restore, spec.name, home, object_spec(spec))
+        client = await connect(settings)
+        status = await demo_objects.follow(client, kubeconfig, JobKind.restore, spec.name, home)
+        table = demo_objects.run_kubectl(kubeconfig, "-n", home, "get", "applicationrestores", spec.name)
+        console.print(table, markup=False)
+        return status
     client = await connect(settings)
     await jobctl.start_job(
         client, settings, "restore", spec.name, RestoreWorkflow.run, spec, vault=VAULT, summary=summary
@@ -190,7 +201,7 @@ class Disaster:
 
 
 def _disaster(
-    settings: Settings, kube: Kube, api: ApiClient, backup: str, manifest: dict[str, Any]
+    settings: Settings, kube: Kube, api: ApiClient, backup: str, manifest: dict[str, Any], kubeconfig: Path
 ) -> Disaster:
     """Delete the application's namespaces (everything in them goes: pods, PVCs, the volumes of
     Delete classes), wait until they are gone, restore the backup under the same names, check the
@@ -218,7 +229,8 @@ def _disaster(
         name=f"restore-{backup}-in-place", backup=backup, vault=VAULT, preserve_node_ports=True
     )
     result.restored = status = asyncio.run(
-        _restore(settings, spec, f"demo restore of {backup} after its namespaces were deleted")
+        _restore(settings, spec, f"demo restore of {backup} after its namespaces were deleted",
+                 kubeconfig=kubeconfig)
     )
     if status.completed_at is not None:
         completed = status.completed_at
@@ -286,20 +298,17 @@ async def _restore_elsewhere(
         return status, problems
 
 
-async def _delete(settings: Settings, backup: str) -> JobStatus:
-    client = await connect(settings)
-    spec = DeleteSpec(name=f"backup-{backup}", target_kind=JobKind.backup, target=backup, vault=VAULT)
-    await jobctl.start_job(
-        client,
-        settings,
-        "delete",
-        spec.name,
-        DeleteWorkflow.run,
-        spec,
-        vault=VAULT,
-        summary=f"demo delete of backup {backup}",
+async def _delete(settings: Settings, backup: str, kubeconfig: Path) -> JobStatus:
+    """``kubectl delete applicationbackup``: the controller asks for the data's deletion with the
+    DeleteRequest ``<backup>-dbr`` and lets the object go once it completed."""
+    home = settings.product_namespace
+    console.print(f"$ kubectl -n {home} delete applicationbackup {backup}", markup=False)
+    await asyncio.to_thread(
+        demo_objects.run_kubectl, kubeconfig, "-n", home, "delete", "applicationbackup", backup,
+        "--wait=false",
     )
-    return await jobctl.wait_job(client, "delete", spec.name)
+    client = await connect(settings)
+    return await demo_objects.follow(client, kubeconfig, JobKind.delete, f"{backup}-dbr", home)
 
 
 def demo(
@@ -338,31 +347,25 @@ def demo(
     entry = vaults.create({"name": VAULT, "url": f"file://{vault_dir}"})
     console.print(f"vault {VAULT}: {entry.spec.url} ({vaults.check(VAULT).phase.value})")
 
-    console.rule("4. backup")
+    console.rule("4. backup, through kubectl: an ApplicationBackup object")
     excluded = _exclude_one_nas_node(kube, manifest)
     name = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}"
     spec = BackupSpec(name=name, vault=VAULT, include_namespaces=manifest["namespaces"])
     settings = settings_provider().current()
+    home = settings.product_namespace
+    kubeconfig = env.kubeconfig
 
     async def run_backup() -> JobStatus:
         client: Client = await connect(settings)
-        await jobctl.start_job(
-            client,
-            settings,
-            "backup",
-            name,
-            BackupWorkflow.run,
-            spec,
-            vault=VAULT,
-            summary=f"demo backup of {', '.join(spec.include_namespaces)}",
-        )
-        return await jobctl.wait_job(client, "backup", name)
+        return await demo_objects.follow(client, kubeconfig, JobKind.backup, name, home)
 
     try:
+        demo_objects.apply_job(kubeconfig, JobKind.backup, name, home, object_spec(spec))
         status = asyncio.run(run_backup())
     finally:
         if excluded:
             kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
+    demo_objects.describe(kubeconfig, JobKind.backup, name, home)
 
     restored = problems = deleted = converted = elsewhere = disaster = None
     elsewhere_problems: list[str] = []
@@ -415,9 +418,9 @@ def demo(
                 "files match their digests"
             )
         console.rule("9. disaster: delete the namespaces, restore them from the backup")
-        disaster = _disaster(settings, kube, api, name, manifest)
+        disaster = _disaster(settings, kube, api, name, manifest, kubeconfig)
         console.rule("10. delete the backup (and its conversion)")
-        deleted = asyncio.run(_delete(settings, name))
+        deleted = asyncio.run(_delete(settings, name, kubeconfig))
 
     console.print()
     console.rule("summary")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from activities.context import WorkerContext
 
 CONTROL_WORKER = "worker-control"
+CONTROLLER = "controller"
 NODE_WORKER_PREFIX = "worker-node-"
 
 
@@ -88,11 +89,25 @@ def up(
         shutil.copyfile(_cluster_dir(state) / "kubeconfig", kubeconfig)
         env.kubeconfig = kubeconfig
         namespace = SettingsProvider.from_environment().current().product_namespace
+        _install_product_kinds(kubeconfig, namespace)
         ecs_process.install_credentials(kubeconfig, namespace, ecs)
         env.ecs_endpoint = ecs.endpoint
     if with_workers:
         env.workers = _start_workers(state, env)
     return env
+
+
+def _install_product_kinds(kubeconfig: Path, namespace: str) -> None:
+    """What `kubectl apply -f deploy/namespace.yaml -f deploy/crds.yaml` does in a real cluster."""
+    from kubernetes.config import new_client_from_config
+
+    from kube import job_objects
+    from kube.rest import Kube
+    from schemas import resources
+
+    kube = Kube(new_client_from_config(str(kubeconfig)))
+    kube.create("/api/v1/namespaces", {"metadata": {"name": namespace}}, exist_ok=True)
+    job_objects.install_crds(kube, list(resources.crds()))
 
 
 def _worker_env(state: Path, env: DevEnvironment) -> dict[str, str]:
@@ -116,6 +131,8 @@ def _start_workers(state: Path, env: DevEnvironment) -> dict[str, int]:
     child_env = _worker_env(state, env)
     backupctl = str(Path(sys.executable).parent / "backupctl")
     wanted: dict[str, list[str]] = {CONTROL_WORKER: [backupctl, "worker", "control"]}
+    if env.kubeconfig:
+        wanted[CONTROLLER] = [backupctl, "controller"]
     if env.kubeconfig and _node_work_exists():
         for node, kubelet_root in node_kubelet_roots(env.kubeconfig).items():
             wanted[NODE_WORKER_PREFIX + node] = [
@@ -163,7 +180,7 @@ def _node_work_exists() -> bool:
 
 def down(state: Path) -> list[str]:
     stopped: list[str] = []
-    for record_file in sorted(state.glob("worker-*.json")):
+    for record_file in sorted([*state.glob("worker-*.json"), *state.glob(f"{CONTROLLER}.json")]):
         if processes.stop(state, record_file.stem):
             stopped.append(record_file.stem)
     if _cluster_dir(state).exists():
@@ -192,7 +209,7 @@ def status(state: Path) -> dict[str, dict[str, str]]:
             "server": str(cluster.get("server") or ""),
             "kubeconfig": str(cluster.get("kubeconfig") or ""),
         }
-    for record_file in sorted(state.glob("worker-*.json")):
+    for record_file in sorted([*state.glob("worker-*.json"), *state.glob(f"{CONTROLLER}.json")]):
         record = processes.read_record(state, record_file.stem)
         if record is not None:
             running = processes.is_running(record)

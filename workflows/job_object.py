@@ -70,7 +70,8 @@ class ObjectMirror:
                 mirror_spec=self.mirror_spec,
             )
             try:
-                self.enabled = await workflow.execute_activity(
+                # A local activity: one marker in the history per push, no task-queue round trip.
+                self.enabled = await workflow.execute_local_activity(
                     acts.publish_job_object,
                     request,
                     start_to_close_timeout=timedelta(seconds=30),

@@ -41,9 +41,11 @@ STAMP_NAME = "stamp.json"
 # The controller-manager is there for what a cluster does on its own (Deployments and StatefulSets make
 # pods and PVCs, namespaces and PVCs can be deleted, garbage collection); kube-scheduler is not: the
 # local agent schedules pods, as it must also play the volume topology part.
+# kubectl is the client a person uses: the demo and the custom-resource tests drive the product with it.
 KUBE_BINARIES: tuple[tuple[str, str], ...] = (
     ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
     ("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
+    ("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
 )
 
 
@@ -62,6 +64,7 @@ class Binaries:
     etcd_version: str
     # Optional: envtest's assets do not ship it; the cluster then runs without it.
     kube_controller_manager: Path | None = None
+    kubectl: Path | None = None
 
 
 def _wanted_stamp() -> dict[str, object]:
@@ -81,9 +84,10 @@ def _from_assets() -> Binaries | None:
     apiserver, etcd = base / "kube-apiserver", base / "etcd"
     if not (os.access(apiserver, os.X_OK) and os.access(etcd, os.X_OK)):
         return None
-    kcm = base / "kube-controller-manager"
+    kcm, kubectl = base / "kube-controller-manager", base / "kubectl"
     return Binaries(
-        apiserver, etcd, "KUBEBUILDER_ASSETS", "unknown", "unknown", kcm if os.access(kcm, os.X_OK) else None
+        apiserver, etcd, "KUBEBUILDER_ASSETS", "unknown", "unknown", kcm if os.access(kcm, os.X_OK) else None,
+        kubectl if os.access(kubectl, os.X_OK) else None,
     )
 
 
@@ -105,6 +109,7 @@ def _from_cache(bin_dir: Path) -> Binaries | None:
         KUBE_VERSION,
         ETCD_VERSION,
         bin_dir / "kube-controller-manager",
+        bin_dir / "kubectl",
     )
 
 
@@ -288,7 +293,16 @@ def build(bin_dir: Path = BIN_DIR, build_dir: Path = BUILD_DIR) -> Binaries:
         KUBE_VERSION,
         ETCD_VERSION,
         bin_dir / "kube-controller-manager",
+        bin_dir / "kubectl",
     )
+
+
+def kubectl() -> str:
+    """The kubectl built with the control plane (the same version), for the demo and the tests."""
+    found = ensure_binaries().kubectl
+    if found is None:
+        raise BuildError("no kubectl among the binaries (KUBEBUILDER_ASSETS without kubectl?)")
+    return str(found)
 
 
 def ensure_binaries() -> Binaries:

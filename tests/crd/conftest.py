@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from kube.rest import Kube
+from localdev.kube.build import kubectl as kubectl_binary
 from tests.conftest import REPO
 from tests.product_fixtures import Product
 from tests.worker_process import WorkerProcess
@@ -28,7 +29,7 @@ class Kubectl:
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
+            [kubectl_binary(), "--kubeconfig", self.kubeconfig, *args],
             input=stdin,
             capture_output=True,
             text=True,

@@ -49,6 +49,13 @@ def _check_story(out: str, ui_port: int) -> None:
     assert re.search(rf"ecs_snapshots\W+{ecs_ids.group(1)} ECS snapshots deleted", out), out[-3000:]
     assert "ECS (local test double): http://127.0.0.1:" in out and "ECS endpoint" in out
     assert f"http://127.0.0.1:{ui_port}" in out
+    # The Kubernetes-native door: the backup and the disaster restore are objects applied with kubectl,
+    # the backup's `kubectl describe` is shown (steps and Events), and deleting the object deletes it.
+    assert "applicationbackup.backupcenter.io/demo-" in out and "created" in out
+    assert "kubectl -n backup-center describe applicationbackup demo-" in out
+    assert re.search(r"Normal\s+Completed\s+\S+\s+backupcenter\s+backup demo-\d+ Completed", out), out[-3000:]
+    assert "applicationrestore.backupcenter.io/restore-demo-" in out
+    assert "delete applicationbackup demo-" in out
 
 
 def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
