@@ -560,7 +560,11 @@ register(
         kind="ValidationError",
         template="{kind} {name} is still running",
         causes=("Deleting a running job would leave its work half done.",),
-        fixes=("Cancel it first (`backupctl <kind> cancel <name>`), wait until it ends, then delete it.",),
+        fixes=(
+            "Cancel it first (`backupctl <kind> cancel <name>`, or `spec.cancel: true` on its object), wait "
+            "until it ends, then retry the delete (`backupctl delete retry <request>`, or annotate the "
+            "DeleteRequest backupcenter.io/steer=retry).",
+        ),
     ),
 )
 

@@ -242,6 +242,19 @@ async def test_cancel_through_the_spec(
     try:
         kubectl.apply(backup_manifest(name, home))
         await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"WaitingForOperator"})
+        # A DeleteRequest of a job still running says so, with the fix.
+        request = f"{name}-early"
+        kubectl.apply(f"""
+apiVersion: backupcenter.io/v1alpha1
+kind: DeleteRequest
+metadata: {{name: {request}, namespace: {home}}}
+spec: {{targetKind: backup, target: {name}}}
+""")
+        early = await in_thread(
+            kubectl.wait_phase, "deleterequest", request, home, {"WaitingForOperator", "Failed"}
+        )
+        assert early["status"]["error"]["code"] == "JobStillRunning", early["status"]
+        assert any("spec.cancel: true" in fix for fix in early["status"]["error"]["fixes"])
         kubectl.run("-n", home, "patch", "applicationbackup", name, "--type", "merge",
                     "-p", '{"spec":{"cancel":true}}')
         obj = await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Canceled", "Failed"})
@@ -253,6 +266,11 @@ async def test_cancel_through_the_spec(
     assert list(product.ctx.vaults().store("main").list(catalog.backup_prefix(name))) == []
     described = kubectl.run("-n", home, "describe", "applicationbackup", name).stdout
     assert "CancelRequested" in described and "Canceled" in described.split("Events:")[1]
+    # Now the delete goes through (retried through its object) and takes the backup's object along.
+    steer(kubectl, "deleterequest", request, home, "retry")
+    done = await in_thread(kubectl.wait_phase, "deleterequest", request, home, {"Completed", "Failed"})
+    assert done["status"]["phase"] == "Completed", done["status"]
+    await in_thread(kubectl.wait_gone, "applicationbackup", name, home)
 
 
 async def test_a_killed_controller_neither_duplicates_nor_loses_a_job(
@@ -281,3 +299,33 @@ async def test_a_killed_controller_neither_duplicates_nor_loses_a_job(
     await in_thread(kubectl.wait_phase, "applicationbackup", another, home, {"Completed"})
     runs = [wf async for wf in product.client.list_workflows(f"WorkflowId = 'backup-{name}'")]
     assert len(runs) == 1
+
+
+async def test_two_controllers_start_each_job_once(
+    product: Product, controller: WorkerProcess, kubectl: Kubectl, kube_namespace: str
+) -> None:
+    """Two replicas, as deploy/controller.yaml runs: every object still starts exactly one job."""
+    ns, home = kube_namespace, product.settings.product_namespace
+    product.kube.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "one"}, "data": {}})
+    second = WorkerProcess(product, controller.env["BACKUPCENTER_TEMPORAL_ADDRESS"], controller.settings_path,
+                           controller.log.with_name("controller-2.log"), command=("controller",), args=())
+    second.env["KUBECONFIG"] = controller.env["KUBECONFIG"]
+    second.start()
+    try:
+        names = [new_backup(ns) for _ in range(6)]
+        kubectl.apply("\n---\n".join(backup_manifest(name, home) for name in names))
+        for name in names:
+            obj = await in_thread(
+                kubectl.wait_phase, "applicationbackup", name, home, {"Completed", "Failed"}
+            )
+            assert obj["status"]["phase"] == "Completed", obj["status"]
+        for name in names:
+            runs = [wf async for wf in product.client.list_workflows(f"WorkflowId = 'backup-{name}'")]
+            assert len(runs) == 1, name
+            events = kubectl.run(
+                "-n", home, "get", "events", "--field-selector", f"involvedObject.name={name}",
+                "-o", "jsonpath={.items[*].reason}",
+            ).stdout.split()
+            assert events.count("Completed") == 1 and "Failed" not in events, events
+    finally:
+        second.stop()
