@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -45,6 +47,24 @@ def new_backup(app_ns: str) -> str:
     name = f"ab-{uuid.uuid4().hex[:8]}"
     _APPS[name] = app_ns
     return name
+
+
+@contextlib.asynccontextmanager
+async def stuck_backup(
+    product: Product, kubectl: Kubectl, kube_agent: Any, ns: str
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """An ApplicationBackup of ``ns`` waiting for an operator at 'wait snapshots ready': the disk
+    driver's snapshots never get ready until the block ends.  Yields its name and object."""
+    home = product.settings.product_namespace
+    seed(product, kube_agent, ns, configmaps=1)
+    name = new_backup(ns)
+    kube_agent.faults.snapshots_never_ready(True)
+    try:
+        kubectl.apply(backup_manifest(name, home))
+        waiting = await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"WaitingForOperator"})
+        yield name, waiting
+    finally:
+        kube_agent.faults.snapshots_never_ready(False)
 
 
 async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -182,13 +202,8 @@ def steer(kubectl: Kubectl, kind: str, name: str, namespace: str, value: str) ->
 async def test_stuck_then_retry_through_the_object_then_delete_deletes_the_data(
     product: Product, controller: WorkerProcess, kubectl: Kubectl, kube_agent: Any, kube_namespace: str
 ) -> None:
-    ns, home = kube_namespace, product.settings.product_namespace
-    seed(product, kube_agent, ns, configmaps=1)
-    name = new_backup(ns)
-    kube_agent.faults.snapshots_never_ready(True)
-    try:
-        kubectl.apply(backup_manifest(name, home))
-        obj = await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"WaitingForOperator"})
+    home = product.settings.product_namespace
+    async with stuck_backup(product, kubectl, kube_agent, kube_namespace) as (name, obj):
         stuck = {c["type"]: c for c in obj["status"]["conditions"]}["Stuck"]
         assert stuck["status"] == "True" and stuck["reason"] == "SnapshotNotReady"
         hint = f"annotate --overwrite applicationbackup {name} backupcenter.io/steer=retry"
@@ -200,8 +215,6 @@ async def test_stuck_then_retry_through_the_object_then_delete_deletes_the_data(
         steer(kubectl, "applicationbackup", name, home, "skip")
         obj = await in_thread(wait_steering, kubectl, name, home, "skip")
         assert obj["status"]["steering"]["result"].startswith("refused: step 'wait snapshots ready'")
-    finally:
-        kube_agent.faults.snapshots_never_ready(False)
     steer(kubectl, "applicationbackup", name, home, "retry")
     obj = await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Completed", "Failed"})
     assert obj["status"]["phase"] == "Completed", obj["status"]
@@ -235,13 +248,8 @@ def wait_steering(
 async def test_cancel_through_the_spec(
     product: Product, controller: WorkerProcess, kubectl: Kubectl, kube_agent: Any, kube_namespace: str
 ) -> None:
-    ns, home = kube_namespace, product.settings.product_namespace
-    seed(product, kube_agent, ns, configmaps=1)
-    name = new_backup(ns)
-    kube_agent.faults.snapshots_never_ready(True)
-    try:
-        kubectl.apply(backup_manifest(name, home))
-        await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"WaitingForOperator"})
+    home = product.settings.product_namespace
+    async with stuck_backup(product, kubectl, kube_agent, kube_namespace) as (name, obj):
         # A DeleteRequest of a job still running says so, with the fix.
         request = f"{name}-early"
         kubectl.apply(f"""
@@ -258,8 +266,6 @@ spec: {{targetKind: backup, target: {name}}}
         kubectl.run("-n", home, "patch", "applicationbackup", name, "--type", "merge",
                     "-p", '{"spec":{"cancel":true}}')
         obj = await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Canceled", "Failed"})
-    finally:
-        kube_agent.faults.snapshots_never_ready(False)
     assert obj["status"]["phase"] == "Canceled", obj["status"]
     assert obj["status"]["observedGeneration"] == 2
     # Cleanup ran: nothing of the backup is left in the vault.
@@ -276,25 +282,18 @@ spec: {{targetKind: backup, target: {name}}}
 async def test_a_killed_controller_neither_duplicates_nor_loses_a_job(
     product: Product, controller: WorkerProcess, kubectl: Kubectl, kube_agent: Any, kube_namespace: str
 ) -> None:
-    ns, home = kube_namespace, product.settings.product_namespace
-    seed(product, kube_agent, ns, configmaps=1)
-    name = new_backup(ns)
-    kube_agent.faults.snapshots_never_ready(True)
-    try:
-        kubectl.apply(backup_manifest(name, home))
-        await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"WaitingForOperator"})
+    home = product.settings.product_namespace
+    async with stuck_backup(product, kubectl, kube_agent, kube_namespace) as (name, obj):
         controller.kill9()
         # While the controller is down, the object still follows its job (the workflow pushes).
         steer_cli = await jobctl.job_status(product.client, "backup", name)
         assert steer_cli.phase.value == "WaitingForOperator"
-    finally:
-        kube_agent.faults.snapshots_never_ready(False)
     await jobctl.signal_job(product.client, "backup", name, "retry")
     obj = await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Completed", "Failed"})
     assert obj["status"]["phase"] == "Completed"
     controller.start()
     # The restarted controller resumes every object: this one is not started again.
-    another = new_backup(ns)
+    another = new_backup(kube_namespace)
     kubectl.apply(backup_manifest(another, home))
     await in_thread(kubectl.wait_phase, "applicationbackup", another, home, {"Completed"})
     runs = [wf async for wf in product.client.list_workflows(f"WorkflowId = 'backup-{name}'")]
