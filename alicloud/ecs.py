@@ -259,7 +259,17 @@ class EcsClient:
         return str(body["SnapshotId"])
 
     def delete_snapshot(self, snapshot_id: str, *, force: bool = False, missing_ok: bool = True) -> bool:
-        """Delete a snapshot.  Returns False if it was already gone (and ``missing_ok``), True otherwise."""
+        """Delete a snapshot.  Returns False if it was already gone (and ``missing_ok``), True otherwise.
+
+        ECS answers a DeleteSnapshot of an unknown id with success ("the request is ignored", says the API
+        reference), so whether it was there is asked first.  ``force`` deletes a snapshot disks were
+        created from (else ECS refuses it with SnapshotCreatedDisk)."""
+        try:
+            self.describe_snapshot(snapshot_id)
+        except EcsError as err:
+            if missing_ok and err.code == "EcsSnapshotNotFound":
+                return False
+            raise
 
         def build() -> RpcRequest:
             req = DeleteSnapshotRequest()
@@ -268,12 +278,7 @@ class EcsClient:
                 req.set_Force(True)
             return req
 
-        try:
-            self._call(build, CallContext("DeleteSnapshot", self._region, snapshot=snapshot_id))
-        except EcsError as err:
-            if missing_ok and err.code == "EcsSnapshotNotFound":
-                return False
-            raise
+        self._call(build, CallContext("DeleteSnapshot", self._region, snapshot=snapshot_id))
         return True
 
     def set_retention_days(self, snapshot_id: str, days: int) -> None:

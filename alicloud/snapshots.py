@@ -166,7 +166,9 @@ def delete_backup_snapshots(client_for: ClientFor, records: VolumeRecords) -> Ec
             if len(result.left) < MAX_LISTED:
                 result.left.append(state.ecs_id)
             continue
-        if client_for(state.ecs_region).delete_snapshot(state.ecs_id, missing_ok=True):
+        # Force: disks restored from the snapshot would otherwise keep it (SnapshotCreatedDisk); they
+        # stay usable, they only cannot be re-initialised from it.  The backup owns its snapshots.
+        if client_for(state.ecs_region).delete_snapshot(state.ecs_id, force=True, missing_ok=True):
             result.deleted += 1
         else:
             result.missing += 1
@@ -288,7 +290,7 @@ def delete_copies(client_for: ClientFor, folder: RestoreFolder) -> EcsDeleteResu
         dest = client_for(record.target_region)
         ids = [record.copy_id] if record.copy_id else _ids_named(dest, record.name)
         for copy_id in ids:
-            if dest.delete_snapshot(copy_id, missing_ok=True):
+            if dest.delete_snapshot(copy_id, force=True, missing_ok=True):
                 result.deleted += 1
             else:
                 result.missing += 1

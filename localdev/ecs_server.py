@@ -159,9 +159,11 @@ class LocalEcsServer:
         self.auth.sts[creds.access_key_id] = creds
         return creds
 
-    def register_disk(self, region: str, size_gib: int, disk_id: str | None = None) -> str:
-        """A disk CreateSnapshot can snapshot; returns its ``d-...`` id."""
-        return self.state.register_disk(region, size_gib, disk_id)
+    def register_disk(
+        self, region: str, size_gib: int, disk_id: str | None = None, *, source_snapshot_id: str = ""
+    ) -> str:
+        """A disk CreateSnapshot can snapshot (made from ``source_snapshot_id``, if given): its id."""
+        return self.state.register_disk(region, size_gib, disk_id, source_snapshot_id=source_snapshot_id)
 
     def register_snapshot(
         self,
@@ -239,7 +241,8 @@ class LocalEcsServer:
         try:
             if method == "POST" and path == "/__local__/disks":
                 disk_id = self.register_disk(
-                    str(payload["RegionId"]), int(payload["SizeGiB"]), payload.get("DiskId")
+                    str(payload["RegionId"]), int(payload["SizeGiB"]), payload.get("DiskId"),
+                    source_snapshot_id=str(payload.get("SourceSnapshotId") or ""),
                 )
                 return 200, {"DiskId": disk_id}
             if method == "POST" and path == "/__local__/snapshots":

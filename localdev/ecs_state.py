@@ -176,6 +176,8 @@ class _Snapshot:
     source_snapshot_id: str = ""
     source_region: str = ""
     failed: bool = False
+    # Disks created from this snapshot: DeleteSnapshot refuses it then, unless Force=true.
+    disks: set[str] = field(default_factory=set)
 
     def progress(self, now: float) -> int:
         if self.duration <= 0:
@@ -326,11 +328,17 @@ class EcsState:
 
     # --- admin (in-process) ---
 
-    def register_disk(self, region: str, size_gib: int, disk_id: str | None = None) -> str:
+    def register_disk(
+        self, region: str, size_gib: int, disk_id: str | None = None, *, source_snapshot_id: str = ""
+    ) -> str:
+        """A disk, created empty or (``source_snapshot_id``) from a snapshot of its region."""
         with self.lock:
             self.check_region(region)
+            source = self._find(region, source_snapshot_id) if source_snapshot_id else None
             disk_id = disk_id or self._new_id("d", region)
             self.disks[disk_id] = _Disk(disk_id, region, size_gib)
+            if source is not None:
+                source.disks.add(disk_id)
             return disk_id
 
     def register_snapshot(
@@ -485,8 +493,12 @@ class EcsState:
         sid = p.get("SnapshotId") or ""
         if not sid:
             raise missing_param("SnapshotId")
-        self._find(region, sid)
-        del self.snapshots[sid]
+        snap = self.snapshots.get(sid)
+        if snap is None or snap.region != region:
+            return {}  # the API reference: "If the snapshot does not exist, the request is ignored."
+        if snap.disks and (p.get("Force") or "").lower() != "true":
+            raise EcsApiError(403, "SnapshotCreatedDisk", "The snapshot has been used to create disk(s).")
+        del self.snapshots[sid]  # one still being created: its creation is canceled with it
         return {}
 
     def modify_snapshot_attribute(self, region: str, p: Mapping[str, str]) -> dict[str, Any]:

@@ -183,3 +183,37 @@ def test_runs_as_a_module(credentials: AccessKey) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_delete_snapshot_as_the_api_reference_describes_it(ecs_server: LocalEcsServer) -> None:
+    """DeleteSnapshot (ECS API reference): an unknown id is ignored; a snapshot disks were created
+    from is refused (403 SnapshotCreatedDisk) unless Force=true; one still being created goes, its
+    creation canceled."""
+    endpoint = ecs_server.endpoint
+    status, body = _send(endpoint, _signed(_params("DeleteSnapshot", SnapshotId="s-neverexisted00000000")))
+    assert status == 200 and set(body) == {"RequestId"}
+
+    used = ecs_server.register_snapshot("cn-hangzhou", 20, ready=True)
+    _admin(endpoint, "/__local__/disks", {"RegionId": "cn-hangzhou", "SizeGiB": 20, "SourceSnapshotId": used})
+    status, body = _send(endpoint, _signed(_params("DeleteSnapshot", SnapshotId=used)))
+    assert (status, body["Code"]) == (403, "SnapshotCreatedDisk")
+    assert ecs_server.snapshot(used) is not None
+    status, _ = _send(endpoint, _signed(_params("DeleteSnapshot", SnapshotId=used, Force="true")))
+    assert status == 200 and ecs_server.snapshot(used) is None
+
+    creating = ecs_server.register_snapshot("cn-hangzhou", 20, ready=False)
+    status, _ = _send(endpoint, _signed(_params("DeleteSnapshot", SnapshotId=creating)))
+    assert status == 200 and ecs_server.snapshot(creating) is None
+
+
+def test_the_client_deletes_a_snapshot_a_disk_was_made_from(
+    ecs_server: LocalEcsServer, credentials: AccessKey
+) -> None:
+    """What a backup's delete does after a restore from its snapshot: force, and say whether it was there."""
+    client = EcsClient("cn-hangzhou", credentials, ecs_server.endpoint)
+    sid = ecs_server.register_snapshot("cn-hangzhou", 20, ready=True)
+    ecs_server.register_disk("cn-hangzhou", 20, source_snapshot_id=sid)
+    with pytest.raises(Exception, match="SnapshotCreatedDisk"):
+        client.delete_snapshot(sid)
+    assert client.delete_snapshot(sid, force=True) is True
+    assert client.delete_snapshot(sid, force=True) is False  # gone: known from DescribeSnapshots

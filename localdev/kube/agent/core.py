@@ -74,7 +74,7 @@ class LocalAgent:
         self.ecs = LocalEcsLink(ecs_endpoint) if ecs_endpoint else None
         self._resync = resync
         events = Events(self.kube)
-        self._provisioner = Provisioner(self.kube, self.layout, events, region=region)
+        self._provisioner = Provisioner(self.kube, self.layout, events, region=region, ecs=self.ecs)
         self._scheduler = Scheduler(self.kube)
         self._kubelet = Kubelet(self.kube, self.layout)
         self._snapshotter = Snapshotter(self.kube, self.layout, events, ecs=self.ecs, region=region)

@@ -15,7 +15,9 @@ Configured with ``--ecs-endpoint URL --region R`` (``LocalAgent(ecs_endpoint=...
   materialises it under the copy's id once ECS says the copy is accomplished.  So the store holds data
   per id, the endpoint stays a pure API double, and one shared store serves every region;
 * deletes the ECS snapshot (``DELETE /__local__/snapshots/<id>``) together with the data when a content
-  with ``deletionPolicy: Delete`` goes.
+  with ``deletionPolicy: Delete`` goes;
+* registers every disk it provisions from a snapshot (``POST /__local__/disks`` with ``SourceSnapshotId``),
+  so that ECS refuses DeleteSnapshot of that snapshot without ``Force``, as the real one does.
 
 Without an endpoint, handles are random ``s-...`` names of the store only (one implicit region), as before.
 """
@@ -69,6 +71,13 @@ class LocalEcsLink:
         if status != 200 or not answer.get("SnapshotId"):
             raise EcsLinkError(f"{answer.get('Code', status)}: {answer.get('Message', 'no snapshot id')}")
         return str(answer["SnapshotId"])
+
+    def register_disk(self, region: str, size_gib: int, *, source_snapshot_id: str) -> str:
+        body = {"RegionId": region, "SizeGiB": size_gib, "SourceSnapshotId": source_snapshot_id}
+        status, answer = self._call("POST", "/__local__/disks", body)
+        if status != 200 or not answer.get("DiskId"):
+            raise EcsLinkError(f"{answer.get('Code', status)}: {answer.get('Message', 'no disk id')}")
+        return str(answer["DiskId"])
 
     def describe(self, snapshot_id: str) -> dict[str, Any] | None:
         """The snapshot as DescribeSnapshots shows it (``RegionId``, ``Status``, ``SourceSnapshotId`` …)."""

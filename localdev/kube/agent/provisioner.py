@@ -16,6 +16,7 @@ from kubernetes.utils import parse_quantity
 from kube.rest import Kube, KubeError, Obj
 from localdev.kube.agent.blockcopy import copy_volume
 from localdev.kube.agent.crds import GROUP as SNAPSHOT_GROUP
+from localdev.kube.agent.ecs import EcsLinkError, LocalEcsLink
 from localdev.kube.agent.model import (
     DISK_DRIVER,
     DISK_MULTI_NODE_ERROR,
@@ -82,11 +83,32 @@ def _disk_minimum_gib(sc: Obj) -> int:
 
 
 class Provisioner:
-    def __init__(self, kube: Kube, layout: Layout, events: Events, *, region: str = REGION) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        layout: Layout,
+        events: Events,
+        *,
+        region: str = REGION,
+        ecs: LocalEcsLink | None = None,
+    ) -> None:
         self._kube = kube
         self._layout = layout
         self._events = events
         self._default_zone = default_zone(region)
+        self._region = region
+        self._ecs = ecs
+
+    def _register_disk_from(self, source: Path, pvc: dict[str, Any]) -> None:
+        """Tell ECS the disk was made from that snapshot (it then refuses DeleteSnapshot without Force)."""
+        handle = source.parent.name
+        if self._ecs is None or self._layout.snapshot_dir(handle) != source.parent:
+            return  # no ECS, or a clone of another PVC
+        size_gib = max(1, -(-int(parse_quantity(_request(pvc))) // (1 << 30)))
+        try:
+            self._ecs.register_disk(self._region, size_gib, source_snapshot_id=handle)
+        except EcsLinkError as err:
+            log.warning("disk from snapshot %s not registered with ECS: %s", handle, err)
 
     def reconcile(self, world: World) -> None:
         for pv in list(world.pvs.values()):
@@ -218,6 +240,7 @@ class Provisioner:
             shutil.rmtree(data)
         if isinstance(source, Path):
             copy_volume(source, data)
+            self._register_disk_from(source, pvc)
         else:
             data.mkdir(parents=True)
         created = self._kube.create("/api/v1/persistentvolumes", pv)
