@@ -22,7 +22,13 @@ def publish_job_object(request: PublishRequest) -> bool:
     namespace = request.namespace or ctx.settings.product_namespace
     mirror = request.mirror_spec if request.namespace is None else None
     return job_objects.publish_status(
-        ctx.kube(), request.kind, namespace, request.name, request.status, mirror_spec=mirror
+        ctx.kube(),
+        request.kind,
+        namespace,
+        request.name,
+        request.status,
+        mirror_spec=mirror,
+        previous_phase=request.previous_phase,
     )
 
 

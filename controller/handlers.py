@@ -27,6 +27,7 @@ from schemas.resources import (
     STARTED_BY_ANNOTATION,
     STEER_ANNOTATION,
     VERSION,
+    job_conditions,
 )
 from schemas.specs import JobKind
 from schemas.status import JobPhase
@@ -62,10 +63,7 @@ class Controller:
         patch.status["error"] = {"code": code, "message": message, "causes": [], "fixes": []}
         patch.status["observedGeneration"] = obj["metadata"].get("generation")
         patch.status["conditions"] = [
-            {"type": "Ready", "status": "False", "reason": phase, "message": message,
-             "lastTransitionTime": now()},
-            {"type": "Stuck", "status": "False", "reason": "NotStuck", "message": "",
-             "lastTransitionTime": now()},
+            {**c.model_dump(mode="json"), "lastTransitionTime": now()} for c in job_conditions(phase, message)
         ]
         await self._event(obj, code, message, warning=True)
 
@@ -84,11 +82,11 @@ class Controller:
             return
         tenant = self.tenancy.is_tenant(obj["metadata"]["namespace"])
         try:
-            started = await self.door.start(obj, narrow=self.tenancy.narrow if tenant else None)
+            workflow_id = await self.door.start(obj, narrow=self.tenancy.narrow if tenant else None)
         except Refused as refused:
             await self._refuse(obj, patch, refused.code, refused.message)
             return
-        patch.status["workflowId"] = started.workflow_id
+        patch.status["workflowId"] = workflow_id
         patch.status["observedGeneration"] = obj["metadata"].get("generation")
 
     async def cancel(self, body: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:

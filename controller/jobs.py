@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,12 +85,6 @@ def delete_request_name(kind: JobKind, name: str) -> str:
     return name[: 63 - len(suffix)].rstrip("-") + suffix
 
 
-@dataclass
-class Started:
-    workflow_id: str
-    adopted: bool
-
-
 class JobDoor:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
@@ -112,8 +105,9 @@ class JobDoor:
 
     async def start(
         self, obj: dict[str, Any], *, narrow: Callable[[BaseModel, str], BaseModel] | None = None
-    ) -> Started:
-        """Start the object's job, or adopt the one already started for it; Refused says why not."""
+    ) -> str:
+        """Start the object's job, or adopt the one already started for it: its workflow id.
+        Refused says why not."""
         rk: ResourceKind = BY_KIND[obj["kind"]]
         jk = rk.job_kind
         assert jk is not None, f"{rk.kind} is not a job"
@@ -122,7 +116,7 @@ class JobDoor:
         existing = await self.describe(jk, name)
         if existing is not None:
             if await self._owner(existing) == namespace:
-                return Started(wid, adopted=True)
+                return wid
             raise Refused(
                 "NameInUse",
                 f"metadata.name: a {jk.value} job named {name} already exists for another "
@@ -163,7 +157,7 @@ class JobDoor:
                 raise
             # Another controller started it between our look and our start: the same job.
             return await self.start(obj, narrow=narrow)
-        return Started(wid, adopted=False)
+        return wid
 
     async def forget(self, kind: JobKind, name: str) -> None:
         """Delete a finished job's workflow execution, which frees its name."""

@@ -63,17 +63,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _keep_transition_times(new: list[dict[str, Any]], old: list[dict[str, Any]]) -> None:
-    """A condition's lastTransitionTime changes only when its status does (Kubernetes convention)."""
-    before = {c.get("type"): c for c in old}
-    for cond in new:
-        prior = before.get(cond["type"])
-        if prior is not None and prior.get("status") == cond["status"] and prior.get("lastTransitionTime"):
-            cond["lastTransitionTime"] = prior["lastTransitionTime"]
-        else:
-            cond["lastTransitionTime"] = _now()
-
-
 def post_event(kube: Kube, obj: dict[str, Any], *, reason: str, message: str, warning: bool) -> None:
     """A core/v1 Event about the object (what ``kubectl describe`` lists under Events)."""
     meta = obj["metadata"]
@@ -113,14 +102,17 @@ def publish_status(
     status: ObjectStatus,
     *,
     mirror_spec: dict[str, Any] | None,
+    previous_phase: str | None,
 ) -> bool:
-    """Push a job's status to its object; False when there is no object to push to any more.
+    """Push a job's status to its object (and an Event when the phase differs from
+    ``previous_phase``, the last one pushed); False when there is no object to push to any more.
 
-    ``mirror_spec`` is given for jobs started by the CLI: their object is created here when missing
-    (and when the cluster serves the kinds).  A controller-started job's object is the user's: once it
-    is gone, pushing stops."""
+    One PATCH per push: the object is read only when it is missing.  ``mirror_spec`` is given for
+    jobs started by the CLI: their object is created here when missing (and when the cluster serves
+    the kinds).  A controller-started job's object is the user's: once it is gone, pushing stops."""
     path = object_path(kind, namespace, name)
-    obj = kube.get(path)
+    new = status.model_dump(mode="json", exclude=set(CONTROLLER_FIELDS))
+    obj = _patch_status(kube, path, new)
     if obj is None:
         if mirror_spec is None or not served(kube):
             return False
@@ -138,28 +130,29 @@ def publish_status(
             kube.create(object_path(kind, namespace), body)
         except KubeError as err:
             if err.status == 404:
-                return False  # the kinds are not served, or no product namespace (deploy/namespace.yaml)
+                return False  # no product namespace (deploy/namespace.yaml)
             if err.status != 409:
                 raise
-        obj = kube.get(path)
+        obj = _patch_status(kube, path, new)
         if obj is None:
             return False
-    old = obj.get("status") or {}
-    new = status.model_dump(mode="json", exclude=set(CONTROLLER_FIELDS))
-    _keep_transition_times(new["conditions"], old.get("conditions") or [])
-    try:
-        kube.patch(f"{path}/status", {"status": new})
-    except KubeError as err:
-        if err.status == 404:
-            return False
-        raise
-    if new["phase"] != old.get("phase"):
+    if new["phase"] != previous_phase:
         message = new.get("message") or (f"step {new['currentStep']}" if new.get("currentStep") else "")
         reason = new["phase"]
         if new.get("error") and new["phase"] in ("Failed", "WaitingForOperator"):
             reason = new["error"]["code"]
         post_event(kube, obj, reason=reason, message=message, warning=new["phase"] in WARNING_PHASES)
     return True
+
+
+def _patch_status(kube: Kube, path: str, status: dict[str, Any]) -> dict[str, Any] | None:
+    """The object after its status was merged in; None when there is no such object."""
+    try:
+        return kube.patch(f"{path}/status", {"status": status})
+    except KubeError as err:
+        if err.status == 404:
+            return None
+        raise
 
 
 def remove_object(kube: Kube, kind: JobKind, namespace: str, name: str) -> bool:

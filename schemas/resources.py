@@ -256,6 +256,7 @@ class PublishRequest(BaseModel):
     namespace: str | None = Field(default=None, description="None: the CLI job's object, product namespace")
     status: ObjectStatus
     mirror_spec: dict[str, Any] | None = None
+    previous_phase: str | None = Field(default=None, description="the last push's phase (an Event on change)")
 
 
 def steer_hint(kind: ResourceKind, namespace: str, name: str) -> str:
@@ -265,9 +266,29 @@ def steer_hint(kind: ResourceKind, namespace: str, name: str) -> str:
     )
 
 
+def job_conditions(phase: str, message: str, *, stuck: tuple[str, str] | None = None) -> list[Condition]:
+    """A job object's Ready and Stuck conditions (``stuck``: the reason and message when it waits for
+    an operator); transition times are set by whoever writes them."""
+    ready = phase in (JobPhase.completed.value, JobPhase.partially_failed.value)
+    return [
+        Condition(
+            type="Ready",
+            status="True" if ready else "False",
+            reason=phase,
+            message=message,
+        ),
+        Condition(
+            type="Stuck",
+            status="True" if stuck else "False",
+            reason=stuck[0] if stuck else "NotStuck",
+            message=stuck[1] if stuck else "",
+        ),
+    ]
+
+
 def object_status(status: JobStatus, *, workflow_id: str, namespace: str) -> ObjectStatus:
     """The object's view of a job's status: steps, error, counts and the Ready and Stuck conditions
-    (their transition times are kept by whoever writes them, see activities/objects.py)."""
+    (their transition times are kept by the workflow's mirror, workflows/job_object.py)."""
     kind = KINDS[status.kind]
     done = sum(1 for s in status.steps if s.state in (StepState.succeeded, StepState.skipped))
     progress = f"{done}/{len(status.steps)} steps"
@@ -278,27 +299,18 @@ def object_status(status: JobStatus, *, workflow_id: str, namespace: str) -> Obj
     message = error.short() if error else None
     if message is None and status.phase.finished:
         message = f"{status.kind.value} {status.name} {status.phase.value}"
-    stuck = status.phase is JobPhase.waiting_for_operator
-    ready = status.phase in (JobPhase.completed, JobPhase.partially_failed)
-    conditions = [
-        Condition(
-            type="Ready",
-            status="True" if ready else "False",
-            reason=status.phase.value,
-            message=message or (f"at step {status.current_step}" if status.current_step else ""),
-        ),
-        Condition(
-            type="Stuck",
-            status="True" if stuck else "False",
-            reason=error.code if stuck and error else "NotStuck",
-            message=(
-                f"step {status.current_step!r} waits for an operator: {message}. Fix the cause, then "
-                f"{steer_hint(kind, namespace, status.name)}"
-                if stuck
-                else ""
-            ),
-        ),
-    ]
+    stuck = None
+    if status.phase is JobPhase.waiting_for_operator:
+        stuck = (
+            error.code if error else status.phase.value,
+            f"step {status.current_step!r} waits for an operator: {message}. Fix the cause, then "
+            f"{steer_hint(kind, namespace, status.name)}",
+        )
+    conditions = job_conditions(
+        status.phase.value,
+        message or (f"at step {status.current_step}" if status.current_step else ""),
+        stuck=stuck,
+    )
     return ObjectStatus(
         phase=status.phase.value,
         currentStep=status.current_step,

@@ -7,7 +7,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +50,31 @@ class Kubectl:
         found: dict[str, Any] = json.loads(done.stdout)
         return found
 
+    @staticmethod
+    def wait_for(probe: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+        """The first truthy answer of ``probe`` (polled every 0.3 s); AssertionError naming
+        ``what`` (called with the last answer when it is a function) after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        found = None
+        while time.monotonic() < deadline:
+            found = probe()
+            if found:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}: last seen {found!r}")
+
     def wait_phase(
         self, kind: str, name: str, namespace: str, phases: set[str], timeout: float = 90
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        obj: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
+        def reached() -> dict[str, Any] | None:
             obj = self.get(kind, name, namespace)
-            phase = ((obj or {}).get("status") or {}).get("phase")
-            if phase in phases:
-                assert obj is not None
-                return obj
-            time.sleep(0.3)
-        raise AssertionError(f"{kind} {name} did not reach {phases}: {obj and obj.get('status')}")
+            return obj if ((obj or {}).get("status") or {}).get("phase") in phases else None
+
+        found: dict[str, Any] = self.wait_for(reached, f"{kind} {name} to reach {phases}", timeout)
+        return found
 
     def wait_gone(self, kind: str, name: str, namespace: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.get(kind, name, namespace) is None:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"{kind} {name} still there: {self.get(kind, name, namespace)}")
+        self.wait_for(lambda: self.get(kind, name, namespace) is None, f"{kind} {name} to go", timeout)
 
 
 @pytest.fixture(scope="session")

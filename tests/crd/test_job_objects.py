@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -204,8 +203,13 @@ async def test_stuck_then_retry_through_the_object_then_delete_deletes_the_data(
 ) -> None:
     home = product.settings.product_namespace
     async with stuck_backup(product, kubectl, kube_agent, kube_namespace) as (name, obj):
-        stuck = {c["type"]: c for c in obj["status"]["conditions"]}["Stuck"]
+        conditions = {c["type"]: c for c in obj["status"]["conditions"]}
+        stuck = conditions["Stuck"]
         assert stuck["status"] == "True" and stuck["reason"] == "SnapshotNotReady"
+        # Ready has been False since the job began: its transition time is kept, not renewed per push.
+        assert conditions["Ready"]["status"] == "False"
+        assert conditions["Ready"]["lastTransitionTime"] <= stuck["lastTransitionTime"]
+        assert conditions["Ready"]["lastTransitionTime"] >= obj["status"]["startedAt"][:19]
         hint = f"annotate --overwrite applicationbackup {name} backupcenter.io/steer=retry"
         assert hint in stuck["message"]
         assert obj["status"]["currentStep"] == "wait snapshots ready"
@@ -220,6 +224,9 @@ async def test_stuck_then_retry_through_the_object_then_delete_deletes_the_data(
     assert obj["status"]["phase"] == "Completed", obj["status"]
     assert obj["status"]["steering"]["result"] == "sent retry to step 'wait snapshots ready'"
     assert {s["name"]: s["attempts"] for s in obj["status"]["steps"]}["wait snapshots ready"] == 2
+    after = {c["type"]: c for c in obj["status"]["conditions"]}
+    assert after["Stuck"]["status"] == "False" and after["Ready"]["status"] == "True"
+    assert after["Stuck"]["lastTransitionTime"] >= stuck["lastTransitionTime"]
 
     # Deleting the object deletes the backup: through a DeleteRequest, held by a finalizer until done.
     store = product.ctx.vaults().store("main")
@@ -233,16 +240,13 @@ async def test_stuck_then_retry_through_the_object_then_delete_deletes_the_data(
     kubectl.run("-n", home, "delete", "deleterequest", f"{name}-dbr")
 
 
-def wait_steering(
-    kubectl: Kubectl, name: str, namespace: str, value: str, timeout: float = 30
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_steering(kubectl: Kubectl, name: str, namespace: str, value: str) -> dict[str, Any]:
+    def acknowledged() -> dict[str, Any] | None:
         obj = kubectl.get("applicationbackup", name, namespace) or {}
-        if ((obj.get("status") or {}).get("steering") or {}).get("value") == value:
-            return obj
-        time.sleep(0.3)
-    raise AssertionError(f"steering {value} not acknowledged: {obj.get('status')}")
+        return obj if ((obj.get("status") or {}).get("steering") or {}).get("value") == value else None
+
+    found: dict[str, Any] = kubectl.wait_for(acknowledged, f"steering {value} acknowledged", 30)
+    return found
 
 
 async def test_cancel_through_the_spec(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,6 @@ from tests.product_fixtures import Product
 from tests.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
-
-
-def wait_until(probe: Any, what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def has_marker(bucket: Path) -> bool:
@@ -72,7 +61,7 @@ spec: {{url: "file://{bucket}", description: a test vault}}
     assert done.returncode != 0 and "spec cannot change" in done.stderr, done.stderr
 
     # A vault made with the CLI has its BackupLocation too.
-    assert wait_until(lambda: kubectl.get("backuplocation", product.vault, home), "BackupLocation main")
+    assert kubectl.wait_for(lambda: kubectl.get("backuplocation", product.vault, home), "BackupLocation main")
 
     kubectl.run("-n", home, "delete", "backuplocation", name)
     assert vaults.registry.get(name).deleted  # forgotten on this cluster; the bucket stays
@@ -106,9 +95,10 @@ spec:
         assert found is not None
         return dict(found["status"])
 
-    obj = {"status": await asyncio.to_thread(
-        wait_until, lambda: (s := status()).get("lastResult") == "Completed" and s, "the run's result", 60
-    )}
+    ran = await asyncio.to_thread(
+        kubectl.wait_for, lambda: (s := status()).get("lastResult") == "Completed" and s, "the result", 60
+    )
+    obj = {"status": ran}
     assert obj["status"]["lastRun"].startswith(f"{name}-") and obj["status"]["runs"] == 1
     assert obj["status"]["nextRun"]
 
@@ -119,7 +109,7 @@ spec:
     desc = await handle.describe()
     assert desc.schedule.state.paused and describe_cycle(desc.schedule.spec) == "0 3 * * *"
     paused = await asyncio.to_thread(
-        wait_until, lambda: not (s := status()).get("nextRun") and s, "no next run while paused"
+        kubectl.wait_for, lambda: not (s := status()).get("nextRun") and s, "no next run while paused"
     )
     assert paused["cycle"] == "0 3 * * *"
 
