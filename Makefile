@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv demo test soak lint bench kube-bins clean dev-up dev-down
+.PHONY: all venv demo test conformance soak lint bench kube-bins clean dev-up dev-down
 
 all: test
 
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 test: lint kube-bins
 	$(PY) -m pytest
+	$(PY) -m tests.conformance.oss2_sdk
+
+# The oss2 SDK's own tests (from its sdist, fetched once with pip) against the local OSS server.
+conformance: $(STAMP)
+	$(PY) -m tests.conformance.oss2_sdk
 
 # Many rounds of the kill tests (make test runs a short version of each).
 soak: kube-bins

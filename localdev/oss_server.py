@@ -3,18 +3,24 @@
 It is not OSS.  It speaks enough of the OSS REST API, over real HTTP, for everything the product
 does through ``oss2``: Put/Get/Head/Delete object, ranged GET, conditional GET/HEAD (If-Match,
 If-None-Match, If-Modified-Since, If-Unmodified-Since), ListObjects (v1 and v2), multipart upload
-(initiate, upload part, complete, abort, list uploads, list parts), ``x-oss-forbid-overwrite``,
-GetBucketInfo with the bucket's storage class, server-side-encryption headers (stored and echoed),
-user metadata, and ``x-oss-hash-crc64ecma`` on every write and read; and what common tools use:
-ListBuckets (GetService), CopyObject and DeleteMultipleObjects.  Anything else — another
-sub-resource (``?acl``, ``?tagging``, …), UploadPartCopy, conditional copies, a delimiter on
-ListMultipartUploads — is refused with ``501 NotImplemented`` naming it, never answered plausibly.
+(initiate, upload part, complete — also ``x-oss-complete-all`` — abort, list uploads, list parts),
+``x-oss-forbid-overwrite``, GetBucketInfo with the bucket's storage class, per-object storage class
+(an archived object's data is refused with InvalidObjectState: RestoreObject is not implemented),
+server-side-encryption headers (stored and echoed), user metadata (UTF-8 too), GetObject's
+``response-*`` header overrides, and ``x-oss-hash-crc64ecma`` on every write and read; and what common
+tools use: ListBuckets (GetService), CopyObject, DeleteMultipleObjects and presigned URLs.  Anything
+else — another sub-resource (``?acl``, ``?tagging``, ``?append``, ``?symlink``, …), tagging headers, ACLs
+other than private, UploadPartCopy, conditional copies, a delimiter on ListMultipartUploads — is
+refused with ``501 NotImplemented`` naming it, never answered plausibly (ListLiveChannel answers, truly,
+that there are none: creating one is refused).  The oss2 SDK's own tests run against it (``make
+conformance``, tests/conformance/).
+
 Requests must carry a valid OSS V1 signature (``Authorization: OSS <ak>:<signature>``, what oss2
-signs by default) made with one of the configured keys; errors come back as OSS error codes in OSS's
-XML body with an ``x-oss-request-id``.  Buckets are served path-style (what oss2 uses against an IP
-endpoint) and virtual-host style.  Three parts: the buckets and their objects on disk
-(:mod:`localdev.oss_buckets`), who signed a request (:mod:`localdev.oss_auth`), and the HTTP handler
-here.
+signs by default, or in a presigned URL) made with one of the configured keys; errors come back as
+OSS error codes in OSS's XML body with an ``x-oss-request-id`` (and ``x-oss-ec`` where known).
+Buckets are served path-style (what oss2 uses against an IP endpoint) and virtual-host style.
+Three parts: the buckets and their objects on disk (:mod:`localdev.oss_buckets`), who signed a
+request (:mod:`localdev.oss_auth`), and the HTTP handler here.
 
 Faults can be injected for every request: a 5xx rate, dropped connections (cut mid-body), added
 latency, AccessDenied, NoSuchBucket for chosen buckets, and AccessDenied for KMS-encrypted writes
@@ -74,10 +80,30 @@ STORAGE_CLASSES = ("Standard", "IA", *ARCHIVE_CLASSES)
 _IO = 1024 * 1024
 _OWNER = "localoss"
 
-# The sub-resources this double implements; any other signed one (?acl, ?tagging, ...) is refused.
-_BUCKET_SUBRESOURCES = frozenset({"bucketInfo", "location", "uploads", "continuation-token", "delete"})
-_OBJECT_SUBRESOURCES = frozenset({"uploadId", "partNumber", "uploads", "objectMeta"})
 _SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
+# OSS's detailed error codes (header x-oss-ec, element <EC>), only where OSS's own material gives the
+# value; for other errors the double sends none rather than a made-up one.
+_EC = {"NoSuchKey": "0026-00000001"}
+# GetObject's response-header overrides (query parameters) and the header each one sets.
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+# The sub-resources this double implements; any other signed one (?acl, ?tagging, ...) is refused.
+_BUCKET_SUBRESOURCES = frozenset({
+    "bucketInfo", "location", "uploads", "continuation-token", "delete", "live", "security-token",
+})
+_OBJECT_SUBRESOURCES = frozenset({
+    "uploadId", "partNumber", "uploads", "objectMeta", "security-token", *_RESPONSE_OVERRIDES,
+})
+# The ACL an object here has (access needs a signature): asking for it is a no-op, any other refused.
+_PRIVATE_ACLS = ("default", "private")
+# The control characters XML 1.0 forbids but OSS accepts in the keys of a DeleteMultipleObjects body.
+_XML_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -172,8 +198,12 @@ class LocalOssServer:
 
     def __init__(self, root: str | Path, keys: Mapping[str, str] | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, region: str = "cn-hangzhou",
-                 security_tokens: Mapping[str, str] | None = None) -> None:
+                 security_tokens: Mapping[str, str] | None = None, advertise_self: bool = False) -> None:
         self.root = Path(root)
+        # The endpoints ListBuckets and GetBucketInfo name: OSS names its region's public ones
+        # (oss-<region>.aliyuncs.com); a client that connects to what they say (the oss2 SDK's own
+        # tests do) needs this server's address instead.
+        self.advertise_self = advertise_self
         self.root.mkdir(parents=True, exist_ok=True)
         self.keys = dict(keys or {})
         # STS-style keys: an access key id listed here is only valid with this security token.
@@ -409,6 +439,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = _xml("Error", [("Code", err.code), ("Message", err.message), ("RequestId", self.request_id),
                               ("HostId", self.headers.get("host", "")), *(extra or [])])
         headers = {"Content-Type": "application/xml"}
+        ec = _EC.get(err.code)
+        if ec is not None:
+            headers["x-oss-ec"] = ec
+            body = body.replace(b"</Error>", f"<EC>{ec}</EC></Error>".encode())
         if self.command == "HEAD":
             # HEAD answers carry no body; OSS puts the error document in this header instead.
             headers["x-oss-err"] = base64.b64encode(body).decode()
@@ -520,6 +554,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"<LocationConstraint>oss-{bucket.info.region}</LocationConstraint>".encode()))
         elif self.command == "GET" and "uploads" in params:
             self._list_uploads(bucket, params)
+        elif self.command == "GET" and "live" in params:
+            # ListLiveChannel: true, and empty — creating a live channel (PUT ?live) is refused, so a
+            # bucket here never has one (what bucket-cleaning tools list before a bucket delete).
+            self._send(200, _xml("ListLiveChannelResult", [
+                ("Prefix", params.get("prefix", "")), ("Marker", params.get("marker", "")),
+                ("MaxKeys", self._int_param(params, "max-keys", 100, 1, 1000)), ("IsTruncated", "false"),
+                ("NextMarker", ""),
+            ]), {"Content-Type": "application/xml"})
         elif self.command == "GET":
             self._list_objects(bucket, params)
         elif self.command == "DELETE":
@@ -545,19 +587,26 @@ class _Handler(BaseHTTPRequestHandler):
                       ("IsTruncated", str(truncated).lower()),
                       ("NextMarker", page[-1].name if truncated else "")]
         items.append(("Buckets", [("Bucket", [
-            ("CreationDate", _iso(i.created)), ("ExtranetEndpoint", f"oss-{i.region}.aliyuncs.com"),
-            ("IntranetEndpoint", f"oss-{i.region}-internal.aliyuncs.com"), ("Location", f"oss-{i.region}"),
+            ("CreationDate", _iso(i.created)), *self._endpoints(i),
+            ("Location", f"oss-{i.region}"),
             ("Name", i.name), ("Region", i.region), ("StorageClass", i.storage_class),
         ]) for i in page]))
         self._send(200, _xml("ListAllMyBucketsResult", items), {"Content-Type": "application/xml"})
+
+    def _endpoints(self, info: BucketInfo) -> list[tuple[str, Any]]:
+        state = self.server_state
+        if state.advertise_self:
+            own = state.endpoint
+            return [("ExtranetEndpoint", own), ("IntranetEndpoint", own)]
+        return [("ExtranetEndpoint", f"oss-{info.region}.aliyuncs.com"),
+                ("IntranetEndpoint", f"oss-{info.region}-internal.aliyuncs.com")]
 
     def _bucket_info(self, bucket: Bucket) -> None:
         info = bucket.info
         body = _xml("BucketInfo", [("Bucket", [
             ("AccessMonitor", "Disabled"),
             ("CreationDate", _iso(info.created)),
-            ("ExtranetEndpoint", f"oss-{info.region}.aliyuncs.com"),
-            ("IntranetEndpoint", f"oss-{info.region}-internal.aliyuncs.com"),
+            *self._endpoints(info),
             ("Location", f"oss-{info.region}"),
             ("StorageClass", info.storage_class),
             ("TransferAcceleration", "Disabled"),
@@ -601,7 +650,7 @@ class _Handler(BaseHTTPRequestHandler):
             item: list[tuple[str, Any]] = [
                 ("Key", enc(entry.key)), ("LastModified", _iso(entry.mtime)),
                 ("ETag", f'"{entry.etag}"'), ("Type", entry.object_type), ("Size", entry.size),
-                ("StorageClass", bucket.info.storage_class),
+                ("StorageClass", entry.headers.get("x-oss-storage-class", bucket.info.storage_class)),
             ]
             if not v2 or params.get("fetch-owner") == "true":
                 item.append(("Owner", [("ID", _OWNER), ("DisplayName", _OWNER)]))
@@ -683,13 +732,29 @@ class _Handler(BaseHTTPRequestHandler):
         elif cmd == "GET" and "uploadId" in params:
             self._list_parts(bucket, key, params)
         elif cmd in ("GET", "HEAD"):
-            self._get_object(bucket, key, headers, meta_only="objectMeta" in params)
+            self._get_object(bucket, key, headers, params, meta_only="objectMeta" in params)
         else:
             raise _refuse(f"{cmd} on an object")
 
+    @staticmethod
+    def _check_acl(headers: Mapping[str, str]) -> None:
+        acl = headers.get("x-oss-object-acl")
+        if acl is not None and acl not in _PRIVATE_ACLS:
+            raise _refuse(f"x-oss-object-acl: {acl} (objects here are private)")
+
     def _stored_headers(self, headers: dict[str, str]) -> dict[str, str]:
-        """The request headers an object keeps: content type, user metadata, encryption."""
+        """The request headers an object keeps: content type, user metadata, storage class, encryption.
+        Object tags and ACLs other than private are refused (not implemented)."""
+        for name in ("x-oss-tagging", "x-oss-tagging-directive"):
+            if name in headers:
+                raise _refuse(f"object tagging ({name})")
+        self._check_acl(headers)
         kept = {k: v for k, v in headers.items() if k.startswith("x-oss-meta-")}
+        storage_class = headers.get("x-oss-storage-class")
+        if storage_class is not None:
+            if storage_class not in STORAGE_CLASSES:
+                raise BucketError(400, "InvalidArgument", f"Unsupported storage class {storage_class}.")
+            kept["x-oss-storage-class"] = storage_class
         kept["content-type"] = headers.get("content-type") or "application/octet-stream"
         sse = headers.get("x-oss-server-side-encryption")
         if sse:
@@ -777,12 +842,17 @@ class _Handler(BaseHTTPRequestHandler):
         sent_md5 = self.headers.get("content-md5")
         if sent_md5 and base64.b64decode(sent_md5) != hashlib.md5(body).digest():
             raise BucketError(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+        # Parsed with each control character as a character reference to a private-use stand-in
+        # (expat refuses them raw), then given back: OSS takes such keys (oss2 sends them raw).
+        escaped = _XML_CONTROL.sub(lambda m: f"&#{0xF700 + m.group()[0]};".encode(), body)
         try:
-            root = ElementTree.fromstring(body)
+            root = ElementTree.fromstring(escaped)
         except ElementTree.ParseError:
             raise BucketError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
         url = params.get("encoding-type") == "url"
-        keys = [unquote(k) if url else k for k in (e.findtext("Key") or "" for e in root.iter("Object"))]
+        control = {0xF700 + c: c for c in range(0x20)}
+        found = ((e.findtext("Key") or "").translate(control) for e in root.iter("Object"))
+        keys = [unquote(k) if url else k for k in found]
         if not keys or len(keys) > 1000:
             raise BucketError(400, "MalformedXML", "The XML you provided was not well-formed.")
         quiet = (root.findtext("Quiet") or "false").strip().lower() == "true"
@@ -825,12 +895,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, bucket: Bucket, key: str, params: dict[str, str], headers: dict[str, str]) -> None:
         body = self._read_small_body()
+        self._check_acl(headers)
+        if headers.get("x-oss-complete-all", "").lower() == "yes":
+            # Every uploaded part, in part-number order; OSS refuses a part list beside it.
+            if body.strip():
+                raise BucketError(400, "InvalidArgument", "Should not speficy both complete all header and "
+                                                          "http body.")
+            upload = bucket.upload(params["uploadId"], key)
+            wanted = [(p.number, p.etag) for p in sorted(upload.parts.values(), key=lambda p: p.number)]
+            self._finish_complete(bucket, key, params, headers, wanted)
+            return
         try:
             root = ElementTree.fromstring(body)
             wanted = [(int(p.findtext("PartNumber") or ""), p.findtext("ETag") or "")
                       for p in root.findall("Part")]
         except (ElementTree.ParseError, ValueError):
             raise BucketError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+        self._finish_complete(bucket, key, params, headers, wanted)
+
+    def _finish_complete(self, bucket: Bucket, key: str, params: dict[str, str], headers: dict[str, str],
+                         wanted: list[tuple[int, str]]) -> None:
         meta = bucket.complete(params["uploadId"], key, wanted, forbid_overwrite=self._forbid(headers))
         result = _xml("CompleteMultipartUploadResult", [
             ("Location", f"{bucket.info.name}.oss-{bucket.info.region}.aliyuncs.com/{key}"),
@@ -856,8 +940,13 @@ class _Handler(BaseHTTPRequestHandler):
                                    ("ETag", f'"{p.etag}"'), ("HashCrc64ecma", p.crc64), ("Size", p.size)]))
         self._send(200, _xml("ListPartsResult", items), {"Content-Type": "application/xml"})
 
-    def _get_object(self, bucket: Bucket, key: str, headers: dict[str, str], *, meta_only: bool) -> None:
+    def _get_object(self, bucket: Bucket, key: str, headers: dict[str, str], params: dict[str, str], *,
+                    meta_only: bool) -> None:
         meta = bucket.get(key)
+        storage_class = meta.headers.get("x-oss-storage-class", bucket.info.storage_class)
+        if self.command == "GET" and not meta_only and storage_class in ARCHIVE_CLASSES:
+            # An archived object's data is readable only after RestoreObject, which is refused here.
+            raise BucketError(403, "InvalidObjectState", "The operation is not valid for the object's state.")
         common = {
             "ETag": f'"{meta.etag}"',
             "Last-Modified": email.utils.formatdate(meta.mtime, usegmt=True),
@@ -873,9 +962,13 @@ class _Handler(BaseHTTPRequestHandler):
             "Content-Type": meta.headers.get("content-type", "application/octet-stream"),
             "Accept-Ranges": "bytes",
             "x-oss-object-type": meta.object_type,
-            "x-oss-storage-class": bucket.info.storage_class,
             **{k: v for k, v in meta.headers.items() if k != "content-type"},
+            "x-oss-storage-class": storage_class,
         })
+        for param, header in _RESPONSE_OVERRIDES.items():
+            if param in params and self.command == "GET":
+                common.pop(header.lower(), None)
+                common[header] = params[param]
         first, last = 0, meta.size - 1
         status = 200
         wanted = self._parse_range(headers.get("range", ""), meta.size, headers)

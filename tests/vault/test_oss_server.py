@@ -293,3 +293,70 @@ def test_list_buckets_copy_and_delete_many(oss_server: LocalOssServer, raw: oss2
     result = raw.batch_delete_objects(["src", "dst", "dst2", "never-there"])
     assert sorted(result.deleted_keys) == ["dst", "dst2", "never-there", "src"]
     assert not raw.object_exists("src") and not raw.object_exists("dst")
+
+
+# --- found by the oss2 conformance run (tests/conformance) -----------------------------------
+def test_detailed_error_code_where_oss_gives_one(raw: oss2.Bucket) -> None:
+    err = oss_error(lambda: raw.get_object("missing"))
+    assert err.ec == "0026-00000001" and err.headers["x-oss-ec"] == "0026-00000001"
+    assert oss_error(lambda: raw.head_object("missing")).ec == "0026-00000001"
+
+
+def test_utf8_user_metadata_signs_and_comes_back(raw: oss2.Bucket) -> None:
+    raw.put_object("meta", b"x", headers={"x-oss-meta-owner": "测试".encode()})
+    sent = raw.head_object("meta").headers["x-oss-meta-owner"]
+    assert sent.encode("iso-8859-1").decode() == "测试"
+
+
+def test_presigned_urls_are_checked_like_signed_headers(raw: oss2.Bucket) -> None:
+    raw.put_object("shared", b"shared bytes")
+    assert requests.get(raw.sign_url("GET", "shared", 60), timeout=10).content == b"shared bytes"
+    put = requests.put(raw.sign_url("PUT", "uploaded", 60), data=b"via url", timeout=10)
+    assert put.status_code == 200 and raw.get_object("uploaded").read() == b"via url"
+    expired = requests.get(raw.sign_url("GET", "shared", -5), timeout=10)
+    assert expired.status_code == 403 and b"Request has expired" in expired.content
+    forged = raw.sign_url("GET", "shared", 60).replace("shared?", "uploaded?")
+    answer = requests.get(forged, timeout=10)
+    assert answer.status_code == 403 and b"SignatureDoesNotMatch" in answer.content
+
+
+def test_batch_delete_takes_keys_with_control_characters(raw: oss2.Bucket) -> None:
+    keys = ["form\x0cfeed", "<angle>", "bell\x07"]
+    for key in keys:
+        raw.put_object(key, b"x")
+    assert sorted(raw.batch_delete_objects(keys).deleted_keys) == sorted(keys)
+    assert not any(raw.object_exists(k) for k in keys)
+
+
+def test_complete_all_parts_and_response_overrides(raw: oss2.Bucket) -> None:
+    upload = raw.init_multipart_upload("all").upload_id
+    raw.upload_part("all", upload, 2, b"b" * 10)
+    raw.upload_part("all", upload, 1, b"a" * 102400)  # every part but the last: 100 KB or more
+    raw.complete_multipart_upload("all", upload, None, headers={"x-oss-complete-all": "yes"})
+    got = raw.get_object("all", params={"response-content-type": "text/plain",
+                                        "response-content-disposition": "attachment"})
+    assert got.read() == b"a" * 102400 + b"b" * 10
+    assert got.headers["Content-Type"] == "text/plain"
+    assert got.headers["Content-Disposition"] == "attachment"
+
+
+def test_what_is_not_implemented_is_refused(raw: oss2.Bucket) -> None:
+    tagged = oss_error(lambda: raw.put_object("t", b"x", headers={"x-oss-tagging": "a=b"}))
+    assert (tagged.status, tagged.code) == (501, "NotImplemented") and "tagging" in tagged.message
+    public = oss_error(lambda: raw.put_object("p", b"x", headers={"x-oss-object-acl": "public-read"}))
+    assert public.code == "NotImplemented" and not raw.object_exists("p")
+    raw.put_object("private", b"x", headers={"x-oss-object-acl": "private"})  # what every object is
+    assert raw.list_live_channel().channels == []  # none can exist: creating one is refused
+    live = oss_error(lambda: raw.create_live_channel("ch", oss2.models.LiveChannelInfo(
+        target=oss2.models.LiveChannelInfoTarget())))
+    assert live.code == "NotImplemented"
+
+
+def test_an_archived_object_is_not_readable_until_restored(raw: oss2.Bucket) -> None:
+    raw.put_object("cold", b"x", headers={"x-oss-storage-class": "Archive"})
+    assert raw.head_object("cold").headers["x-oss-storage-class"] == "Archive"
+    assert next(iter(oss2.ObjectIterator(raw))).storage_class == "Archive"
+    err = oss_error(lambda: raw.get_object("cold"))
+    assert (err.status, err.code) == (403, "InvalidObjectState")
+    bad = oss_error(lambda: raw.put_object("odd", b"x", headers={"x-oss-storage-class": "Frozen"}))
+    assert (bad.status, bad.code) == (400, "InvalidArgument")
