@@ -151,36 +151,31 @@ class EcsClient:
         found: dict[str, SnapshotInfo] = {}
         for start in range(0, len(ids), _DESCRIBE_BATCH):
             batch = ids[start : start + _DESCRIBE_BATCH]
-            page = 1
-            while True:
-                body = self._call(
-                    partial(_describe_request, batch, page),
-                    CallContext("DescribeSnapshots", self._region, snapshot=",".join(batch)),
-                )
-                items = body.get("Snapshots", {}).get("Snapshot", []) or []
-                for item in items:
-                    info = _parse_snapshot(item, self._region)
-                    found[info.snapshot_id] = info
-                total = int(body.get("TotalCount", len(items)) or 0)
-                if not items or page * _DESCRIBE_BATCH >= total:
-                    break
-                page += 1
+            ctx = CallContext("DescribeSnapshots", self._region, snapshot=",".join(batch))
+            for item in self._pages(partial(_describe_request, batch), ctx):
+                info = _parse_snapshot(item, self._region)
+                found[info.snapshot_id] = info
         return found
 
     def find_snapshots(self, *, name: str) -> list[SnapshotInfo]:
         """Snapshots of this region with exactly this name (a copy whose id an interrupted caller never
         learnt is found by the name it gave it)."""
-        found: list[SnapshotInfo] = []
-        page = 1
         ctx = CallContext("DescribeSnapshots", self._region)
+        items = self._pages(partial(_named_request, name), ctx)
+        return [info for info in (_parse_snapshot(i, self._region) for i in items) if info.name == name]
+
+    def _pages(self, request: Callable[[str], RpcRequest], ctx: CallContext) -> list[Mapping[str, Any]]:
+        """Every snapshot of a DescribeSnapshots query, page by page with NextToken (ECS's paging:
+        each page continues after the last one given, so snapshots made or deleted meanwhile shift
+        nothing; PageNumber paging is deprecated)."""
+        items: list[Mapping[str, Any]] = []
+        token = ""
         while True:
-            body = self._call(partial(_named_request, name, page), ctx)
-            items = body.get("Snapshots", {}).get("Snapshot", []) or []
-            found += [_parse_snapshot(item, self._region) for item in items]
-            total = int(body.get("TotalCount", len(items)) or 0)
-            if not items or page * _DESCRIBE_BATCH >= total:
-                return [info for info in found if info.name == name]
-            page += 1
+            body = self._call(partial(request, token), ctx)
+            items += body.get("Snapshots", {}).get("Snapshot", []) or []
+            token = str(body.get("NextToken") or "")
+            if not token:
+                return items
 
     def describe_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """One snapshot; ``EcsSnapshotNotFound`` if it does not exist (expired, deleted)."""
@@ -356,19 +351,23 @@ class EcsClient:
         return call_with_backoff(once, policy=self._backoff)
 
 
-def _describe_request(ids: list[str], page: int) -> RpcRequest:
+def _page_request(token: str) -> DescribeSnapshotsRequest:
     req = DescribeSnapshotsRequest()
-    req.set_SnapshotIds(json.dumps(ids))
-    req.set_PageSize(_DESCRIBE_BATCH)
-    req.set_PageNumber(page)
+    req.set_MaxResults(_DESCRIBE_BATCH)
+    if token:
+        req.set_NextToken(token)
     return req
 
 
-def _named_request(name: str, page: int) -> RpcRequest:
-    req = DescribeSnapshotsRequest()
+def _describe_request(ids: list[str], token: str) -> RpcRequest:
+    req = _page_request(token)
+    req.set_SnapshotIds(json.dumps(ids))
+    return req
+
+
+def _named_request(name: str, token: str) -> RpcRequest:
+    req = _page_request(token)
     req.set_SnapshotName(name)
-    req.set_PageSize(_DESCRIBE_BATCH)
-    req.set_PageNumber(page)
     return req
 
 

@@ -3,6 +3,7 @@ quotas, injected faults, and ECS's error codes (see localdev/ecs_server.py for w
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import random
@@ -412,8 +413,6 @@ class EcsState:
                     400, "InvalidSnapshotIds.Malformed", "The specified parameter SnapshotIds is not valid."
                 )
             ids = parsed
-        page_number = _int_param(p, "PageNumber", 1, low=1)
-        page_size = _int_param(p, "PageSize", 10, low=1, high=100)
         wanted_status = p.get("Status", "all")
         snaps = [s for s in self.snapshots.values() if s.region == region]
         if ids is not None:
@@ -424,13 +423,47 @@ class EcsState:
             snaps = [s for s in snaps if s.name == p["SnapshotName"]]
         if wanted_status != "all":
             snaps = [s for s in snaps if s.status(now) == wanted_status]
-        snaps.sort(key=lambda s: (-s.created_at, s.snapshot_id))
+        snaps.sort(key=_listing_order)
+        if "NextToken" in p or "MaxResults" in p:
+            return self._token_page(snaps, p, now)
+        # PageNumber/PageSize: what ECS calls deprecated (pages shift when snapshots come and go).
+        page_number = _int_param(p, "PageNumber", 1, low=1)
+        page_size = _int_param(p, "PageSize", 10, low=1, high=100)
         page = snaps[(page_number - 1) * page_size : page_number * page_size]
         return {
             "TotalCount": len(snaps),
             "PageNumber": page_number,
             "PageSize": page_size,
             "NextToken": "",
+            "Snapshots": {"Snapshot": [s.to_api(now) for s in page]},
+        }
+
+    @staticmethod
+    def _token_page(snaps: list[_Snapshot], p: Mapping[str, str], now: float) -> dict[str, Any]:
+        """NextToken/MaxResults paging: the token names the last snapshot given, so a page continues
+        after it however many snapshots were created or deleted meanwhile."""
+        limit = _int_param(p, "MaxResults", 10, low=1, high=100, code="InvalidParameter")
+        token = p.get("NextToken") or ""
+        total = len(snaps)
+        if token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+                key = (float(after[0]), str(after[1]))
+            except (ValueError, TypeError, IndexError, KeyError):
+                raise EcsApiError(
+                    400, "InvalidParameter", "The specified parameter NextToken is not valid."
+                ) from None
+            snaps = [s for s in snaps if _listing_order(s) > key]
+        page = snaps[:limit]
+        more = len(snaps) > limit
+        next_token = ""
+        if more:
+            last = _listing_order(page[-1])
+            next_token = base64.urlsafe_b64encode(json.dumps([last[0], last[1]]).encode()).decode()
+        return {
+            "TotalCount": total,
+            "MaxResults": limit,
+            "NextToken": next_token,
             "Snapshots": {"Snapshot": [s.to_api(now) for s in page]},
         }
 
@@ -557,7 +590,20 @@ def _retention(value: str | None) -> int | None:
     return days
 
 
-def _int_param(p: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None) -> int:
+def _listing_order(snap: _Snapshot) -> tuple[float, str]:
+    """DescribeSnapshots lists the newest first (ties by id); keyed on -creation time."""
+    return (-snap.created_at, snap.snapshot_id)
+
+
+def _int_param(
+    p: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    low: int,
+    high: int | None = None,
+    code: str | None = None,
+) -> int:
     raw = p.get(name)
     if raw in (None, ""):
         return default
@@ -566,5 +612,6 @@ def _int_param(p: Mapping[str, str], name: str, default: int, *, low: int, high:
     except ValueError:
         value = low - 1
     if value < low or (high is not None and value > high):
-        raise EcsApiError(400, f"Invalid{name}.Malformed", f"The specified parameter {name} is not valid.")
+        code = code or f"Invalid{name}.Malformed"
+        raise EcsApiError(400, code, f"The specified parameter {name} is not valid.")
     return value

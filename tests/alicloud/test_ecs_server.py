@@ -217,3 +217,42 @@ def test_the_client_deletes_a_snapshot_a_disk_was_made_from(
         client.delete_snapshot(sid)
     assert client.delete_snapshot(sid, force=True) is True
     assert client.delete_snapshot(sid, force=True) is False  # gone: known from DescribeSnapshots
+
+
+def test_describe_snapshots_pages_with_next_token(ecs_server: LocalEcsServer) -> None:
+    """NextToken/MaxResults paging (the ECS API reference's, PageNumber being deprecated): each page
+    continues after the last snapshot given, so snapshots made meanwhile shift nothing; bad values
+    are refused."""
+    endpoint = ecs_server.endpoint
+    name = f"paged-{uuid.uuid4().hex[:6]}"
+    made = {ecs_server.register_snapshot("cn-hangzhou", 20, name=name, ready=True) for _ in range(25)}
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        extra = {"SnapshotName": name, "MaxResults": "10", **({"NextToken": token} if token else {})}
+        status, body = _send(endpoint, _signed(_params(**extra)))
+        assert status == 200 and body["TotalCount"] >= 25, body
+        seen += [s["SnapshotId"] for s in body["Snapshots"]["Snapshot"]]
+        pages += 1
+        if pages == 1:  # newer snapshots arrive while the listing is walked: they come first, not here
+            ecs_server.register_snapshot("cn-hangzhou", 20, name=name, ready=True)
+        token = body["NextToken"]
+        if not token:
+            break
+    assert pages == 3 and len(seen) == len(set(seen)) == 25 and set(seen) == made
+
+    for bad in ({"MaxResults": "0"}, {"MaxResults": "101"}, {"NextToken": "not-a-token"}):
+        status, body = _send(endpoint, _signed(_params(**bad)))
+        assert (status, body["Code"]) == (400, "InvalidParameter"), (bad, body)
+        assert next(iter(bad)) in body["Message"]
+
+
+def test_the_client_walks_every_page(ecs_server: LocalEcsServer, credentials: AccessKey) -> None:
+    client = EcsClient("cn-hangzhou", credentials, ecs_server.endpoint)
+    name = f"many-{uuid.uuid4().hex[:6]}"
+    made = [ecs_server.register_snapshot("cn-hangzhou", 20, name=name, ready=True) for _ in range(130)]
+    before = len(ecs_server.calls("DescribeSnapshots"))
+    assert {s.snapshot_id for s in client.find_snapshots(name=name)} == set(made)  # pages of 100 and 30
+    assert set(client.describe_snapshots(made)) == set(made)  # two id batches, each one page
+    assert len(ecs_server.calls("DescribeSnapshots")) - before == 4
