@@ -44,9 +44,9 @@ soak: kube-bins
 demo: kube-bins
 	$(VENV)/bin/backupctl demo
 
-# The data mover's baseline is Debian's restic, measured in the same run.
+# The data mover's peers (restic 0.18.1, kopia 0.21.1) are built from the Go module proxy, once.
 bench: kube-bins
-	@command -v restic >/dev/null || (apt-get update -qq && apt-get install -y -qq restic)
+	$(PY) -m bench.peers
 	@for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 dev-up: kube-bins

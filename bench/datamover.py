@@ -1,16 +1,23 @@
-"""Benchmark of the volume data mover against restic, measured in the same run.
+"""Benchmark of the volume data mover against restic 0.18.1 and kopia 0.21.1, measured in the same run.
 
-Generates about 1 GiB of mixed files (many small, some medium, a few large; part compressible
-text, part random) in a temporary directory, then times, for our data mover (encrypted, into a
-file:// FileStore) and for Debian's restic (local repository, always encrypted):
+Datasets (generated in a temporary directory):
 
-    full backup, re-backup after changing 1% of the files, restore
+    mixed    ~1 GiB of mixed files (many small, some medium, a few large; part text, part random)
+    small    200,000 files of 1-4 KiB
+    large    one 4 GiB file
+    million  1,000,000 files of 1-4 KiB (the incremental, unchanged and memory figures; no restore)
 
-Both run as separate processes and are timed the same way (wall clock of the whole process, so
-interpreter start-up counts against us); peak RSS is the VmHWM of each process.
-Prints ``<name> ratio (ours/restic): X`` lines (goal: every ratio <= 1.0) and MB/s figures.
+Steps, for our data mover (encrypted, into a file:// FileStore), restic and kopia (local
+repositories, always encrypted, each tool's default settings): full backup, backup after changing
+1% of the files (of the bytes, for ``large``), backup of the unchanged tree, restore.
 
-    .venv/bin/python bench/datamover.py [--size-mib 1024] [--workers 4] [--keep DIR]
+Every run is a separate process timed the same way (wall clock of the whole process, so interpreter
+start-up counts against us); peak RSS is the VmHWM of each process.  Each round runs every step for
+the three tools back to back (the order rotates) and the best round counts.  Prints
+``<dataset> <step> ratio (ours/restic): X`` and ``… ratio (ours/kopia): X`` lines (goal: every
+ratio <= 1.0), MB/s, files/s and peak RSS.  restic and kopia are built by ``python -m bench.peers``.
+
+    .venv/bin/python bench/datamover.py [--datasets mixed,small,large,million] [--quick] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,19 +215,176 @@ def _op_main(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def restic(args: Sequence[str], env: dict[str, str]) -> Run:
-    return _run(["restic", *args], env)
+# --- datasets -----------------------------------------------------------------------------------
+
+def generate_small(root: Path, count: int, seed: int = 7) -> list[Path]:
+    """``count`` files of 1-4 KiB, 1,000 per directory (half text, half random)."""
+    content = _Content(seed)
+    rng = content.rng
+    files: list[Path] = []
+    for i in range(count):
+        if i % 1000 == 0:
+            (root / f"d{i // 1000:04d}").mkdir(parents=True, exist_ok=True)
+        path = root / f"d{i // 1000:04d}" / f"f{i:07d}"
+        path.write_bytes(content.make(rng.randint(1024, 4096), i % 2 == 0))
+        files.append(path)
+    return files
+
+
+def generate_large(root: Path, size_mib: int, seed: int = 11) -> list[Path]:
+    """One file of ``size_mib`` (random: nothing to compress or deduplicate)."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "disk.img"
+    rng = random.Random(seed)
+    with open(path, "wb") as out:
+        for _ in range(size_mib):
+            out.write(rng.randbytes(MIB))
+    return [path]
+
+
+def change_large(files: list[Path], seed: int) -> int:
+    """Overwrite 1% of the single file's bytes, as 64 KiB extents spread over it."""
+    rng = random.Random(seed)
+    (path,) = files
+    size = path.stat().st_size
+    extent = 64 * 1024
+    changed = 0
+    with open(path, "r+b") as f:
+        for _ in range(max(1, size // 100 // extent)):
+            f.seek(rng.randrange(0, size - extent))
+            f.write(rng.randbytes(extent))
+            changed += extent
+    return changed
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    make: Any  # (root) -> files
+    change: Any  # (files, seed) -> bytes changed
+    steps: tuple[str, ...]
+
+
+FULL, CHANGED, UNCHANGED, RESTORE = "full", "1% changed", "unchanged", "restore"
+TOOLS = ("ours", "restic", "kopia")
+
+
+def datasets(args: argparse.Namespace) -> dict[str, Dataset]:
+    every = (FULL, CHANGED, UNCHANGED, RESTORE)
+    return {
+        "mixed": Dataset("mixed", lambda r: generate(r, args.size_mib), change_one_percent, every),
+        "small": Dataset("small", lambda r: generate_small(r, args.small_files), change_one_percent, every),
+        "large": Dataset("large", lambda r: generate_large(r, args.large_mib), change_large, every),
+        "million": Dataset("million", lambda r: generate_small(r, args.million_files, seed=13),
+                           change_one_percent, (FULL, CHANGED, UNCHANGED)),
+    }
+
+
+# --- the three tools ------------------------------------------------------------------------------
+
+class _Tool:
+    """One tool's repository in one round: backups of the source, a restore of the last one."""
+
+    name = ""
+
+    def __init__(self, rdir: Path, src: Path, args: argparse.Namespace, peers: dict[str, Path]) -> None:
+        self.rdir, self.src, self.args, self.peers = rdir, src, args, peers
+        self.summary: dict[str, Any] = {}
+
+    def backup(self) -> Run:
+        raise NotImplementedError
+
+    def restore(self, target: Path) -> Run:
+        raise NotImplementedError
+
+
+class _Ours(_Tool):
+    name = "ours"
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.common = ["--store", str(self.rdir / "vault"), *([] if self.args.no_encrypt else ["--encrypt"])]
+        self.last: str | None = None
+
+    def backup(self) -> Run:
+        parent = ["--parent", self.last] if self.last else []
+        run, self.summary = ours("backup", *self.common, "--src", str(self.src), *parent,
+                                 workers=self.args.workers)
+        self.last = str(self.summary["snapshot_id"])
+        return run
+
+    def restore(self, target: Path) -> Run:
+        assert self.last is not None
+        run, _ = ours("restore", *self.common, "--snapshot", self.last, "--dst", str(target),
+                      workers=self.args.workers)
+        return run
+
+
+class _Restic(_Tool):
+    name = "restic"
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.env = dict(os.environ, RESTIC_REPOSITORY=str(self.rdir / "restic-repo"),
+                        RESTIC_PASSWORD_FILE=str(self.rdir / "password"),
+                        RESTIC_CACHE_DIR=str(self.rdir / "restic-cache"))
+        (self.rdir / "password").write_text("bench-password\n")
+        self._run(["init"])
+
+    def _run(self, cmd: list[str]) -> Run:
+        return _run([str(self.peers["restic"]), *cmd], self.env)
+
+    def backup(self) -> Run:
+        return self._run(["backup", "--host", "bench", str(self.src)])
+
+    def restore(self, target: Path) -> Run:
+        return self._run(["restore", "latest", "--target", str(target)])
+
+
+class _Kopia(_Tool):
+    name = "kopia"
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.env = dict(os.environ, KOPIA_PASSWORD="bench-password",
+                        KOPIA_CONFIG_PATH=str(self.rdir / "kopia-config" / "repository.config"),
+                        KOPIA_CACHE_DIRECTORY=str(self.rdir / "kopia-cache"),
+                        KOPIA_LOG_DIR=str(self.rdir / "kopia-logs"), KOPIA_CHECK_FOR_UPDATES="false")
+        self._run(["repository", "create", "filesystem", "--path", str(self.rdir / "kopia-repo")])
+        self.root_object = ""
+
+    def _run(self, cmd: list[str]) -> Run:
+        return _run([str(self.peers["kopia"]), *cmd], self.env)
+
+    def backup(self) -> Run:
+        run = self._run(["snapshot", "create", str(self.src), "--json"])
+        self.root_object = json.loads(run.stdout)["rootEntry"]["obj"]
+        return run
+
+    def restore(self, target: Path) -> Run:
+        return self._run(["snapshot", "restore", self.root_object, str(target)])
+
+
+_TOOL_TYPES: dict[str, type[_Tool]] = {"ours": _Ours, "restic": _Restic, "kopia": _Kopia}
 
 
 # --- the benchmark ------------------------------------------------------------------------------
+
+QUICK = {"size_mib": 256, "small_files": 20_000, "large_mib": 512, "million_files": 100_000}
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--datasets", default="mixed,small,large,million")
+    parser.add_argument("--size-mib", type=int, default=1024, help="the mixed dataset's size")
+    parser.add_argument("--small-files", type=int, default=200_000)
+    parser.add_argument("--large-mib", type=int, default=4096)
+    parser.add_argument("--million-files", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help=f"smaller datasets: {QUICK}")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="repeat all steps; the best round counts")
+    parser.add_argument("--rounds", type=int, default=2, help="repeat all steps; the best round counts")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     parser.add_argument("--no-encrypt", action="store_true", help="run ours without encryption")
     parser.add_argument("--op", choices=["backup", "restore"], help=argparse.SUPPRESS)
@@ -234,64 +398,44 @@ def main() -> int:
     if args.op:
         _op_main(args)
         return 0
-    if shutil.which("restic") is None:
-        print("restic not found: apt-get install restic", file=sys.stderr)
-        return 2
+    if args.quick:
+        for name, value in QUICK.items():
+            setattr(args, name, value)
+    sys.path.insert(0, str(REPO))
+    from bench.peers import build
 
+    peers = build()
+    chosen = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    known = datasets(args)
+    unknown = [d for d in chosen if d not in known]
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; known: {', '.join(known)}")
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-datamover-"))
     work.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
+    ok = True
     try:
-        return _bench(work, args)
+        for name in chosen:
+            ok &= _bench(work / name, known[name], args, peers)
+            shutil.rmtree(work / name, ignore_errors=True)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"goals met: {'yes' if ok else 'no'}")
+    return 0
 
 
-STEPS = ("full backup", "incremental backup", "restore")
-
-
-@dataclass
-class _Round:
-    work: Path  # this round's directory: vault, restic repository, restore targets
-    src: Path
-    common: list[str]
-    env: dict[str, str]
-    workers: int
-    state: dict[str, Any] = field(default_factory=dict)
-
-    def step(self, name: str, tool: str) -> Run:
-        if tool == "restic":
-            target = str(self.work / "restore-restic")
-            cmd = ["restore", "latest", "--target", target] if name == "restore" else [
-                "backup", "--host", "bench", str(self.src)]
-            return restic(cmd, self.env)
-        if name == "full backup":
-            run, self.state["full"] = ours("backup", *self.common, "--src", str(self.src),
-                                           workers=self.workers)
-        elif name == "incremental backup":
-            parent = str(self.state["full"]["snapshot_id"])
-            run, self.state["incr"] = ours("backup", *self.common, "--src", str(self.src), "--parent", parent,
-                                           workers=self.workers)
-        else:
-            run, _ = ours("restore", *self.common, "--snapshot", str(self.state["incr"]["snapshot_id"]),
-                          "--dst", str(self.work / "restore-ours"), workers=self.workers)
-        return run
-
-
-def _bench(work: Path, args: argparse.Namespace) -> int:
+def _bench(work: Path, ds: Dataset, args: argparse.Namespace, peers: dict[str, Path]) -> bool:
     src = work / "src"
     shutil.rmtree(src, ignore_errors=True)
     t = time.perf_counter()
-    files = generate(src, args.size_mib)
+    files = ds.make(src)
     nfiles, nbytes = tree_size(src)
     mb = nbytes / 1e6
-    print(f"dataset: {nfiles} files, {nbytes / MIB:.0f} MiB (generated in {time.perf_counter() - t:.1f}s)")
-    (work / "password").write_text("bench-password\n")
-    enc = [] if args.no_encrypt else ["--encrypt"]
-    runs: dict[tuple[str, str], list[Run]] = {(s, t): [] for s in STEPS for t in ("ours", "restic")}
-
-    # The machine may be shared: each round measures every step for both tools back to back
-    # (who goes first alternates), and the best round of each counts.
+    took = time.perf_counter() - t
+    print(f"== {ds.name}: {nfiles} files, {nbytes / MIB:.0f} MiB (generated in {took:.1f}s)", flush=True)
+    runs: dict[tuple[str, str], list[Run]] = {(s, tool): [] for s in ds.steps for tool in TOOLS}
     for rnd in range(args.rounds):
         # Fresh directories per round, all deleted only at the end: right after deleting tens of
         # thousands of files, creating files is several times slower on some file systems, which
@@ -299,46 +443,39 @@ def _bench(work: Path, args: argparse.Namespace) -> int:
         rdir = work / f"round{rnd + 1}"
         shutil.rmtree(rdir, ignore_errors=True)
         rdir.mkdir()
-        common = ["--store", str(rdir / "vault"), *enc]
-        env = dict(os.environ, RESTIC_REPOSITORY=str(rdir / "restic-repo"),
-                   RESTIC_PASSWORD_FILE=str(work / "password"), RESTIC_CACHE_DIR=str(rdir / "restic-cache"))
-        restic(["init"], env)
-        order = ("ours", "restic") if rnd % 2 == 0 else ("restic", "ours")
-        ctx = _Round(work=rdir, src=src, common=common, env=env, workers=args.workers)
-        for name in STEPS:
-            if name == "incremental backup":
-                changed = change_one_percent(files, seed=100 + rnd)
-            for tool in order:
-                runs[(name, tool)].append(ctx.step(name, tool))
+        order = TOOLS[rnd % 3:] + TOOLS[:rnd % 3]
+        tools = {name: _TOOL_TYPES[name](rdir, src, args, peers) for name in order}
+        for step in ds.steps:
+            if step == CHANGED:
+                changed = ds.change(files, 100 + rnd)
+            for name in order:
+                tool = tools[name]
+                run = tool.restore(rdir / f"restore-{name}") if step == RESTORE else tool.backup()
+                runs[(step, name)].append(run)
         line = ", ".join(
-            f"{name} {runs[(name, 'ours')][-1].seconds:.2f}s vs {runs[(name, 'restic')][-1].seconds:.2f}s"
-            for name in STEPS
+            f"{step} " + "/".join(f"{runs[(step, tool)][-1].seconds:.2f}" for tool in TOOLS)
+            for step in ds.steps
         )
-        incr, full = ctx.state["incr"], ctx.state["full"]
-        print(f"  round {rnd + 1}: {line}; incremental: {changed / MIB:.1f} MiB changed in "
-              f"{incr['files_changed']} files, {incr['new_bytes'] / MIB:.1f} MiB new; "
-              f"ours uploaded {full['uploaded_bytes'] / MIB:.0f} MiB in the full backup")
-    _check_identical(src, rdir / "restore-ours")
-
+        print(f"  round {rnd + 1} (ours/restic/kopia s): {line}; {changed / MIB:.1f} MiB changed", flush=True)
+        if RESTORE in ds.steps:
+            _check_identical(src, rdir / "restore-ours")
     ok = True
     best = {key: min(r.seconds for r in rs) for key, rs in runs.items()}
-    for name in STEPS:
-        ratio = best[(name, "ours")] / best[(name, "restic")]
-        ok &= ratio <= 1.0
-        print(f"{name} ratio (ours/restic): {ratio:.2f}")
-    for name in STEPS:
-        for tool in ("ours", "restic"):
-            print(f"{name} {tool} MB/s: {mb / best[(name, tool)]:.0f}")
-    for name in STEPS:
-        for tool in ("ours", "restic"):
-            print(f"{name} {tool} cpu seconds: {min(r.cpu for r in runs[(name, tool)]):.2f}")
-    peak = max(r.rss_mib for (_, tool), rs in runs.items() if tool == "ours" for r in rs)
-    restic_peak = max(r.rss_mib for (_, tool), rs in runs.items() if tool == "restic" for r in rs)
-    print(f"peak memory ours MiB: {peak}")
-    print(f"peak memory restic MiB: {restic_peak}")
-    ok &= peak <= PEAK_RSS_GOAL_MIB
-    print(f"goals met: {'yes' if ok else 'no'}")
-    return 0
+    for step in ds.steps:
+        for peer in ("restic", "kopia"):
+            ratio = best[(step, "ours")] / best[(step, peer)]
+            ok &= ratio <= 1.0
+            print(f"{ds.name} {step} ratio (ours/{peer}): {ratio:.2f}")
+    for step in ds.steps:
+        print(f"{ds.name} {step} " + ", ".join(
+            f"{tool} {mb / best[(step, tool)]:.0f} MB/s {nfiles / best[(step, tool)]:.0f} files/s"
+            for tool in TOOLS))
+    for name in TOOLS:
+        peak = max(r.rss_mib for (_, tool), rs in runs.items() if tool == name for r in rs)
+        print(f"{ds.name} peak memory {name} MiB: {peak}")
+        if name == "ours":
+            ok &= peak <= PEAK_RSS_GOAL_MIB
+    return ok
 
 
 def _check_identical(src: Path, dst: Path) -> None:

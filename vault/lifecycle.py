@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,8 @@ from vault.catalog import init_vault_marker, read_vault_marker
 from vault.credentials import CredentialsError, OssCredentials, credentials_from_secret
 from vault.open import from_validation_error, invalid, open_store
 from vault.store import ObjectStore, ObjectStoreError, as_product_error
+
+log = logging.getLogger(__name__)
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -302,6 +305,7 @@ class VaultManager:
         if marker.vault_id != entry.vault_id:
             raise BackupCenterError("VaultUnavailable", cause=f"{entry.spec.url} now holds another vault "
                                                               f"({marker.vault_name}, id {marker.vault_id})")
+        _remove_dead_uploads(store, entry.name)
         return VaultStatus(phase=VaultPhase.available, last_check_time=now, last_success_time=now,
                            storage_class=storage_class)
 
@@ -322,6 +326,24 @@ class VaultManager:
         if entry is None:
             raise BackupCenterError("NotFound", kind="vault", name=name)
         return entry
+
+
+def _remove_dead_uploads(store: ObjectStore, name: str) -> None:
+    """What writers that died mid-upload left (a file store's temporary files, an OSS bucket's
+    incomplete multipart uploads, whose parts OSS keeps and bills until aborted): removed once old
+    enough that no live writer can own them (each store's own threshold).  The availability check
+    runs every few minutes, so leftovers last that threshold and no longer.  Best effort: a
+    failure here says nothing about whether the vault can be used."""
+    cleanup = getattr(store, "cleanup_incomplete_uploads", None)
+    if not callable(cleanup):
+        return
+    try:
+        removed = int(cleanup())
+    except ObjectStoreError as err:
+        log.warning("vault %s: leftovers of interrupted uploads not removed: %s", name, err)
+        return
+    if removed:
+        log.info("vault %s: removed %d leftover(s) of interrupted uploads", name, removed)
 
 
 def _storage_class(store: ObjectStore) -> str:

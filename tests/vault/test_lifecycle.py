@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import oss2
 import pytest
 
 from localdev.oss_server import LocalOssServer
@@ -16,6 +19,7 @@ from schemas.vault import VAULT_MARKER_KEY, SecretRef, VaultEntry, VaultPhase, V
 from tests.vault.conftest import ACCESS_KEY_ID, ACCESS_KEY_SECRET, CREDENTIALS, SMALL_PARTS
 from vault.credentials import OssCredentials
 from vault.lifecycle import FileVaultRegistry, VaultManager, VaultRegistry, kube_secret_resolver
+from vault.ossstore import OssStore
 
 
 class Clock:
@@ -249,3 +253,32 @@ def test_names_that_cannot_exist_are_not_found(registry: FileVaultRegistry, cloc
     for name in ("Bad_Name", "../../etc", ""):
         assert error_of(lambda n=name: mgr.describe(n)).code == "NotFound"
         assert error_of(lambda n=name: mgr.delete(n)).code == "NotFound"
+
+
+def test_the_check_removes_what_dead_writers_left(oss_server: LocalOssServer, bucket: str,
+                                                 registry: FileVaultRegistry, clock: Clock, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temporary files and incomplete multipart uploads of writers killed mid-upload are removed by
+    the periodic availability check once older than the store's threshold; younger ones (a live
+    writer's) stay."""
+    mgr = manager(registry, clock, credentials=None)
+    mgr.create({"name": "local", "url": f"file://{tmp_path / 'v'}"})
+    leftovers = tmp_path / "v" / "%tmp"
+    dead, live = leftovers / "dead.tmp", leftovers / "live.tmp"
+    dead.write_bytes(b"half a pack")
+    live.write_bytes(b"being written")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(dead, (two_hours_ago, two_hours_ago))
+    assert mgr.check("local").phase == VaultPhase.available
+    assert not dead.exists() and live.exists()
+
+    oss = manager(registry, clock)
+    oss.create(oss_spec(oss_server, bucket))
+    raw = oss2.Bucket(oss2.Auth(ACCESS_KEY_ID, ACCESS_KEY_SECRET), oss_server.endpoint, bucket)
+    raw.init_multipart_upload("backups-root/data/packs/killed-mid-upload")
+    assert oss.check("vault-1").phase == VaultPhase.available
+    assert len(list(oss2.MultipartUploadIterator(raw))) == 1  # younger than 6 hours: may be live
+    real = OssStore.cleanup_incomplete_uploads
+    monkeypatch.setattr(OssStore, "cleanup_incomplete_uploads", lambda self: real(self, older_than=0))
+    assert oss.check("vault-1").phase == VaultPhase.available
+    assert list(oss2.MultipartUploadIterator(raw)) == []
