@@ -34,7 +34,7 @@ from vault import catalog, conversions
 POLL_SECONDS = 1.0
 
 
-def _clients(ctx: WorkerContext) -> Callable[[str], EcsClient]:
+def clients_by_region(ctx: WorkerContext) -> Callable[[str], EcsClient]:
     """ECS clients by region, made once per activity (credentials read once)."""
     made: dict[str, EcsClient] = {}
     kube, settings = ctx.kube(), ctx.settings
@@ -80,13 +80,13 @@ def delete_ecs_snapshots(target: DeleteTarget) -> EcsDeleteResult:
     store = ctx.store(target.vault)
     if target.spec.target_kind is JobKind.restore:
         folder = RestoreFolder.of(store, ctx.settings.cluster_id, target.spec.target)
-        return snapshots.delete_copies(_clients(ctx), folder)
+        return snapshots.delete_copies(clients_by_region(ctx), folder)
     # Damaged records name no ECS snapshot: those of contents labelled with the backup are
     # released with them (delete cluster objects); the rest cannot be known.
     records = catalog.volume_records_if_readable(store, target.spec.target)
     if records is None:
         return EcsDeleteResult()
-    return snapshots.delete_backup_snapshots(_clients(ctx), records)
+    return snapshots.delete_backup_snapshots(clients_by_region(ctx), records)
 
 
 # --- cross-region restore ------------------------------------------------------------------
@@ -132,7 +132,7 @@ def copy_snapshot_to_region(request: CopyRequest) -> CopyResult:
     its progress in percent (alicloud.snapshots.copy_into_region)."""
     ctx = current()
     return snapshots.copy_into_region(
-        _clients(ctx),
+        clients_by_region(ctx),
         RestoreFolder.of(ctx.store(request.vault), ctx.settings.cluster_id, request.restore),
         request,
         deadline=waiting.deadline(timedelta(seconds=request.timeout_seconds)),
@@ -156,7 +156,7 @@ def delete_restore_copies(job: RestoreJob) -> EcsDeleteResult:
     ctx = current()
     store = ctx.store(job.spec.vault)
     return snapshots.delete_copies(
-        _clients(ctx), RestoreFolder.of(store, ctx.settings.cluster_id, job.spec.name)
+        clients_by_region(ctx), RestoreFolder.of(store, ctx.settings.cluster_id, job.spec.name)
     )
 
 

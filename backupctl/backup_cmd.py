@@ -1,18 +1,23 @@
-"""``backupctl backup create|list|describe|cancel|retry|skip``."""
+"""``backupctl backup create|list|describe|verify|cancel|retry|skip``."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from typing import Annotated
 
 import typer
+from temporalio.client import Client
 
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
 from backupctl.console import console
 from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
-from schemas.specs import BackupMode, BackupSpec, ClusterResources
+from backupctl.restore_cmd import check_backup
+from schemas.specs import BackupMode, BackupSpec, ClusterResources, VerifySpec
 from workflows.backup import BackupWorkflow
+from workflows.verify import VerifyWorkflow
 
 backup_app = typer.Typer(help="Back up applications and their volumes.", no_args_is_help=True)
 
@@ -78,6 +83,43 @@ def describe(name: Annotated[str, typer.Argument()]) -> None:
     """Steps, errors with causes and fixes, per-item errors and warnings."""
     status = with_client(lambda client: jobctl.job_status(client, "backup", name))
     console.print(jobctl.render(status))
+
+
+@backup_app.command("verify")
+def verify(
+    name: Annotated[str, typer.Argument(help="The backup to verify")],
+    vault: Annotated[str, typer.Option(help="Vault that holds the backup")],
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Read every pack and check every chunk (slower; finds rot)")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Follow progress until the verification finishes")] = False,
+) -> None:
+    """Check that a backup is restorable without restoring it: its resource bundles, its volumes'
+    file-level snapshots (with --read-data every chunk) and its disk snapshots.  The report is kept
+    with the backup and shown by `restore backups`; findings end the job Failed, each one naming
+    the object at fault and what it breaks."""
+    spec = VerifySpec(name=verify_name(name), backup=name, vault=vault, read_data=read_data)
+
+    async def precheck(_client: Client) -> None:
+        await asyncio.to_thread(check_backup, name, vault)
+
+    start_job_command(
+        "verify",
+        spec.name,
+        VerifyWorkflow.run,
+        spec,
+        vault=vault,
+        summary=f"verify backup {name} in vault {vault}" + (" (read data)" if read_data else ""),
+        label="verification",
+        wait=wait,
+        precheck=precheck,
+    )
+
+
+def verify_name(backup: str) -> str:
+    """``<backup>-<random>``: each verification is its own job (the job id adds ``verify-``)."""
+    suffix = secrets.token_hex(3)
+    return f"{backup[: 63 - len(suffix) - 1].rstrip('-')}-{suffix}"
 
 
 add_operator_commands(

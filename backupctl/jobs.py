@@ -32,7 +32,7 @@ def visibility_query(kind: str | None, phase: str | None) -> str:
 
 @jobs_app.command("list")
 def list_jobs(
-    kind: Annotated[str | None, typer.Option(help="backup, restore, convert or delete")] = None,
+    kind: Annotated[str | None, typer.Option(help="backup, restore, convert, delete or verify")] = None,
     phase: Annotated[str | None, typer.Option(help="e.g. WaitingForOperator")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many jobs")] = 100,
 ) -> None:

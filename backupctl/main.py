@@ -33,7 +33,7 @@ from vault.store import ObjectStoreError, as_product_error
 
 app = typer.Typer(
     name="backupctl",
-    help="Backup center for Kubernetes on Temporal: backup, convert, restore and delete jobs.",
+    help="Backup center for Kubernetes on Temporal: backup, verify, convert, restore and delete jobs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -17,6 +17,7 @@ from kube.restore.records import RestoreFolder
 from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
 from schemas.status import JobStatus
+from vault import verifications
 from vault.catalog import committed_backup, list_backups
 from workflows.restore import RestoreWorkflow
 
@@ -198,11 +199,13 @@ def backups(
     """The backups this cluster can restore from a vault: committed, not deleted, of any cluster."""
     store = named_store(vault)
     found = list_backups(store)
-    table = Table("backup", "source cluster", "completed (UTC)", "namespaces", "resources", "volumes")
+    table = Table("backup", "source cluster", "completed (UTC)", "namespaces", "resources", "volumes",
+                  "last verification")
     for b in found:
         r = b.record
         if r is None:
             continue
+        checked = verifications.latest(store, b.name)
         table.add_row(
             b.name,
             r.source_cluster,
@@ -210,6 +213,7 @@ def backups(
             ", ".join(r.namespaces),
             str(r.resource_count),
             str(r.volume_count),
+            checked.line() if checked else "never",
         )
     console.print(table)
     console.print(f"{len(found)} backup(s) in vault {vault}")

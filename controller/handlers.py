@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from temporalio.client import WorkflowExecutionStatus
 
 from controller.jobs import JobDoor, Refused, delete_request_name, now
 from controller.tenancy import Tenancy
@@ -164,16 +163,6 @@ class Controller:
             )
         raise kopf.TemporaryError(f"waiting for DeleteRequest {request} ({phase or 'starting'})", delay=2)
 
-    async def forget_request(self, body: Any, **_: Any) -> None:
-        """A deleted DeleteRequest of a finished job frees its name, so it can be requested again."""
-        obj = plain(body)
-        name = obj["metadata"]["name"]
-        desc = await self.door.describe(JobKind.delete, name)
-        if desc is None or desc.status == WorkflowExecutionStatus.RUNNING:
-            return
-        if await self.door.owns(JobKind.delete, name, obj["metadata"]["namespace"]):
-            await self.door.forget(JobKind.delete, name)
-
     # --- registration -----------------------------------------------------------------------
     def register(self, registry: kopf.OperatorRegistry) -> None:
         for rk in KINDS.values():
@@ -185,8 +174,6 @@ class Controller:
             if rk.job_kind in DATA_KINDS:
                 kopf.on.field(*res, id="cancel", field="spec.cancel", registry=registry)(self.cancel)
                 kopf.on.delete(*res, id="delete-data", registry=registry)(self.delete)
-            else:
-                kopf.on.delete(*res, id="forget", optional=True, registry=registry)(self.forget_request)
 
 
 def _job(obj: dict[str, Any]) -> JobKind:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,7 +26,7 @@ from schemas.errors import BackupCenterError
 from schemas.ids import job_id
 from schemas.resources import BY_KIND, OBJECT_NAMESPACE_MEMO, ObjectSpecError, ResourceKind, spec_from_object
 from schemas.settings import Settings
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec
+from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec, VerifySpec
 from schemas.status import JobStatus
 
 
@@ -40,17 +40,25 @@ class Refused(Exception):
         self.message = message
 
 
+# Request kinds: each object asks for one run; the same name applied again (after the earlier object
+# went) asks again.  Clock slack between the API server's creationTimestamp and Temporal's start time.
+REQUEST_KINDS = (JobKind.delete, JobKind.verify)
+ADOPT_SLACK = timedelta(seconds=2)
+
+
 def _workflow(kind: JobKind) -> Any:
     from workflows.backup import BackupWorkflow
     from workflows.convert import ConvertWorkflow
     from workflows.delete import DeleteWorkflow
     from workflows.restore import RestoreWorkflow
+    from workflows.verify import VerifyWorkflow
 
     return {
         JobKind.backup: BackupWorkflow.run,
         JobKind.restore: RestoreWorkflow.run,
         JobKind.convert: ConvertWorkflow.run,
         JobKind.delete: DeleteWorkflow.run,
+        JobKind.verify: VerifyWorkflow.run,
     }[kind]
 
 
@@ -63,6 +71,8 @@ def _summary(spec: BaseModel) -> tuple[str, str]:
         return spec.vault, f"restore {spec.name}: backup {spec.backup} from vault {spec.vault}"
     if isinstance(spec, ConvertSpec):
         return spec.vault, f"convert {spec.name}: backup {spec.backup} in vault {spec.vault}"
+    if isinstance(spec, VerifySpec):
+        return spec.vault, f"verify backup {spec.backup} in vault {spec.vault}"
     assert isinstance(spec, DeleteSpec)
     return spec.vault or "", f"delete {spec.target_kind.value} {spec.target}"
 
@@ -73,7 +83,7 @@ def _precheck(spec: BaseModel) -> tuple[str, Callable[[], object]] | None:
     if isinstance(spec, BackupSpec):
         vault = spec.vault
         return "spec.vault", lambda: named_store(vault)
-    if isinstance(spec, RestoreSpec | ConvertSpec):
+    if isinstance(spec, RestoreSpec | ConvertSpec | VerifySpec):
         backup, vault = spec.backup, spec.vault
         return "spec.backup", lambda: check_backup(backup, vault)
     return None
@@ -114,6 +124,9 @@ class JobDoor:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         wid = job_id(jk.value, name)
         existing = await self.describe(jk, name)
+        if existing is not None and await self._asks_again(jk, existing, obj):
+            await self.forget(jk, name)
+            existing = None
         if existing is not None:
             if await self._owner(existing) == namespace:
                 return wid
@@ -158,6 +171,21 @@ class JobDoor:
             # Another controller started it between our look and our start: the same job.
             return await self.start(obj, narrow=narrow)
         return wid
+
+    async def _asks_again(
+        self, jk: JobKind, existing: WorkflowExecutionDescription, obj: dict[str, Any]
+    ) -> bool:
+        """Whether a request object (DeleteRequest, BackupVerification) made anew under the name of
+        an earlier one, whose job has finished, asks for the job again: then the earlier execution
+        goes and a new job starts.  A job started for this very object (after it was created) is
+        adopted instead, and data jobs (backups, restores, conversions) free their names only through
+        their deletion."""
+        if jk not in REQUEST_KINDS or existing.status == WorkflowExecutionStatus.RUNNING:
+            return False
+        if await self._owner(existing) != obj["metadata"]["namespace"]:
+            return False
+        created = datetime.fromisoformat(obj["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        return existing.start_time is not None and existing.start_time < created - ADOPT_SLACK
 
     async def forget(self, kind: JobKind, name: str) -> None:
         """Delete a finished job's workflow execution, which frees its name."""

@@ -24,7 +24,7 @@ from kube.rest import Kube
 from kube.restore.actions.service import record_explicit_node_ports
 from schemas.backup import ExportSummary
 from schemas.specs import BackupMode, ClusterResources
-from vault.store import ObjectStore
+from vault.store import ObjectStore, ObjectStoreError
 
 PAGE_SIZE = 500
 INDEX_NAME = "index.json"
@@ -190,6 +190,28 @@ class _References:
         return False
 
 
+class _NamespaceDigests:
+    """Per namespace: how many objects and the sha256 of their JSON lines, in bundle order (what the
+    index records, and what a verification recomputes)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, Any]] = {}
+
+    def add(self, item: dict[str, Any]) -> bytes:
+        line = json.dumps(item, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        ns = item.get("metadata", {}).get("namespace", "")
+        count, digest = self._seen.get(ns, (0, None))
+        if digest is None:
+            digest = hashlib.sha256()
+        digest.update(line)
+        self._seen[ns] = (count + 1, digest)
+        return line
+
+    def counts(self) -> dict[str, NamespaceCount]:
+        seen = sorted(self._seen.items())
+        return {ns: NamespaceCount(count=c, digest=d.hexdigest()) for ns, (c, d) in seen}
+
+
 class _Bundle:
     """One resource-version bundle being written: zstd JSON lines spooled to a temp file."""
 
@@ -199,17 +221,10 @@ class _Bundle:
         self.file = tempfile.TemporaryFile(prefix="export-")  # noqa: SIM115
         self._zstd = zstandard.ZstdCompressor(level=3).stream_writer(self.file, closefd=False)
         self.count = 0
-        self.namespaces: dict[str, tuple[int, Any]] = {}
+        self.digests = _NamespaceDigests()
 
     def add(self, item: dict[str, Any]) -> None:
-        line = json.dumps(item, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-        self._zstd.write(line)
-        ns = item.get("metadata", {}).get("namespace", "")
-        count, digest = self.namespaces.get(ns, (0, None))
-        if digest is None:
-            digest = hashlib.sha256()
-        digest.update(line)
-        self.namespaces[ns] = (count + 1, digest)
+        self._zstd.write(self.digests.add(item))
         self.count += 1
 
     def finish(self, store: ObjectStore, key: str) -> BundleIndex:
@@ -229,10 +244,7 @@ class _Bundle:
             key=key,
             count=self.count,
             bytes=size,
-            namespaces={
-                ns: NamespaceCount(count=c, digest=d.hexdigest())
-                for ns, (c, d) in sorted(self.namespaces.items())
-            },
+            namespaces=self.digests.counts(),
         )
 
 
@@ -342,3 +354,22 @@ def read_bundle(store: ObjectStore, key: str) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
         if buffer.strip():
             yield json.loads(buffer)
+
+
+def check_bundle(store: ObjectStore, bundle: BundleIndex) -> str | None:
+    """Why a bundle does not hold what the index says (None when it does): it must decode, and
+    each namespace's objects must match the index's count and digest (computed as the export did)."""
+    digests = _NamespaceDigests()
+    try:
+        for item in read_bundle(store, bundle.key):
+            digests.add(item)
+    except (ObjectStoreError, zstandard.ZstdError, ValueError) as err:
+        return f"does not decode: {err}"
+    got = digests.counts()
+    if got == bundle.namespaces:
+        return None
+    wrong = sorted(ns or "(cluster)" for ns in set(got) | set(bundle.namespaces)
+                   if got.get(ns) != bundle.namespaces.get(ns))
+    objects = sum(c.count for c in got.values())
+    return (f"holds {objects} of {bundle.count} objects or other content than exported "
+            f"(namespaces: {', '.join(wrong)})")

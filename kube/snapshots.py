@@ -115,7 +115,7 @@ class OwnedContent(BaseModel):
     snapshot_class: str = ""
 
 
-def _content_path(name: str) -> str:
+def content_path(name: str) -> str:
     return f"{SNAPSHOT_API}/volumesnapshotcontents/{name}"
 
 
@@ -129,7 +129,7 @@ def take_ownership(
 ) -> OwnedContent:
     """Make the product the owner of a ready snapshot's data (idempotent: a retry after the
     VolumeSnapshot is gone finds the content by name and its original policy in the annotation)."""
-    path = _content_path(content)
+    path = content_path(content)
     found = kube.get(path)
     if found is None:
         raise BackupCenterError(
@@ -224,7 +224,7 @@ def release(
     result = ReleaseResult()
     by_handle: dict[str, OwnedContent] = {}
     for item in owned:
-        if item.content and kube.delete(_content_path(item.content)):
+        if item.content and kube.delete(content_path(item.content)):
             result.contents_removed += 1
         if item.handle and item.driver:
             by_handle.setdefault(item.handle, item)
@@ -261,7 +261,7 @@ def release(
     left = dict(pending)
     while left:
         for name in sorted(left):
-            found = kube.get(_content_path(name))
+            found = kube.get(content_path(name))
             if found is None:
                 del left[name]
                 continue
@@ -269,7 +269,7 @@ def release(
             if name not in seen and (status.get("readyToUse") or status.get("error")):
                 seen.add(name)
                 result.already_gone += not status.get("readyToUse")
-                kube.delete(_content_path(name))
+                kube.delete(content_path(name))
         beat({"releasing": len(left), "total": len(pending)})
         if not left:
             break

@@ -436,6 +436,21 @@ register(
         ),
         fixes=("List the vault's backups with `backupctl vault describe <vault>` and pick a committed one.",),
     ),
+    E(
+        code="BackupVerifyFailed",
+        kind="BackupError",
+        template="backup {name} is not fully restorable: {count} problem(s) found, first {first}",
+        causes=(
+            "Objects of the backup were deleted, truncated or altered in the vault, or its disk snapshots "
+            "were removed outside the product (each cause below names one and what it breaks).",
+        ),
+        fixes=(
+            "Take a new backup of the affected namespaces now; the report is kept with the backup "
+            "(backups/<name>/verify/ in the vault) and shown by `backupctl restore backups`.",
+            "Restore what is still intact (the report lists it) with --include-namespaces or "
+            "--include-resources.",
+        ),
+    ),
 )
 
 # --- restore item rewriting (issue 7) ----------------------------------------------------------

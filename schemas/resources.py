@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from schemas.common import DNS1123_LABEL as _LABEL
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, PlanSpec, RestoreSpec
+from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, PlanSpec, RestoreSpec, VerifySpec
 from schemas.status import JobPhase, JobStatus, StepState
 from schemas.vault import VaultSpec
 
@@ -120,6 +120,15 @@ KINDS: dict[JobKind, ResourceKind] = {
         DeleteSpec,
         JobKind.delete,
         (*_JOB_COLUMNS, Column("Target", ".spec.target"), Column("Of", ".spec.targetKind"), _AGE),
+        {},
+    ),
+    JobKind.verify: ResourceKind(
+        "BackupVerification",
+        "backupverifications",
+        ("bvf",),
+        VerifySpec,
+        JobKind.verify,
+        (*_JOB_COLUMNS, Column("Backup", ".spec.backup"), Column("Vault", ".spec.vault"), _AGE),
         {},
     ),
 }

@@ -26,6 +26,7 @@ class JobKind(StrEnum):
     restore = "restore"
     convert = "convert"
     delete = "delete"
+    verify = "verify"
 
 
 class BackupMode(StrEnum):
@@ -155,6 +156,16 @@ class DeleteSpec(_Spec):
     target_kind: JobKind
     target: K8sName
     vault: K8sName | None = None
+
+
+class VerifySpec(_Spec):
+    """Check that a backup is restorable without restoring it (``backupctl backup verify``)."""
+
+    name: K8sName
+    backup: K8sName
+    vault: K8sName
+    read_data: bool = Field(default=False, description="read every pack and check every chunk "
+                                                       "(like restic check --read-data)")
 
 
 class PlanSpec(_Spec):

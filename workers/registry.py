@@ -15,6 +15,7 @@ def control_workflows() -> list[type]:
     from workflows.retention import RetentionWorkflow
     from workflows.slots import JobSlotsWorkflow
     from workflows.vault_check import VaultAvailabilityWorkflow
+    from workflows.verify import VerifyWorkflow
 
     return [
         BackupWorkflow,
@@ -25,15 +26,28 @@ def control_workflows() -> list[type]:
         DeleteWorkflow,
         VaultAvailabilityWorkflow,
         RetentionWorkflow,
+        VerifyWorkflow,
     ]
 
 
 def control_activities() -> list[Callable[..., Any]]:
-    from activities import backup, convert, delete, ecs, objects, restore, retention, settings, slots, vault
+    from activities import (
+        backup,
+        convert,
+        delete,
+        ecs,
+        objects,
+        restore,
+        retention,
+        settings,
+        slots,
+        vault,
+        verify,
+    )
 
     found: list[Callable[..., Any]] = []
     # ecs: sync activities too (the aliyun SDK blocks), on the worker's thread pool.
-    for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs, objects):
+    for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs, objects, verify):
         found.extend(module.ACTIVITIES)
     return found
 

@@ -17,7 +17,7 @@ from tests.backup.test_backup_workflow import start as start_cli_backup
 from tests.crd.conftest import Kubectl
 from tests.product_fixtures import Product
 from tests.worker_process import WorkerProcess
-from vault import catalog
+from vault import catalog, verifications
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
@@ -99,6 +99,34 @@ async def test_apply_backup_then_restore_into_a_mapped_namespace(
     assert cli.phase.value == "Completed"
     # The data is in the vault: the backup is usable.
     assert catalog.get_backup(product.ctx.vaults().store("main"), name) is not None
+
+    # Verified through its own kind: the report is kept with the backup.
+    check = f"bv-{uuid.uuid4().hex[:8]}"
+    kubectl.apply(f"""
+apiVersion: backupcenter.io/v1alpha1
+kind: BackupVerification
+metadata: {{name: {check}, namespace: {home}}}
+spec: {{backup: {name}, vault: main, readData: true}}
+""")
+    obj = await in_thread(kubectl.wait_phase, "backupverification", check, home, {"Completed", "Failed"})
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert obj["status"]["summary"]["findings"] == "0"
+    report = verifications.latest(product.ctx.vaults().store("main"), name)
+    assert report is not None and report.job == check and report.passed and report.read_data
+    # A request kind: deleted and applied again under the same name, it runs again.
+    kubectl.run("-n", home, "delete", "backupverification", check)
+    await asyncio.sleep(2.5)  # later than the first job's start by more than the clock slack
+    kubectl.apply(f"""
+apiVersion: backupcenter.io/v1alpha1
+kind: BackupVerification
+metadata: {{name: {check}, namespace: {home}}}
+spec: {{backup: {name}, vault: main}}
+""")
+    again = await in_thread(kubectl.wait_phase, "backupverification", check, home, {"Completed", "Failed"})
+    assert again["status"]["phase"] == "Completed", again["status"]
+    second = verifications.latest(product.ctx.vaults().store("main"), name)
+    assert second is not None and second.job == check and not second.read_data  # the new run's report
+    kubectl.run("-n", home, "delete", "backupverification", check)
 
     target = f"{ns}-copy"
     restore = f"ar-{uuid.uuid4().hex[:8]}"

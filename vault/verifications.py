@@ -1,0 +1,40 @@
+"""Verification reports kept with their backup: ``backups/<name>/verify/<finished>-<job>.json``.
+
+Written once per verification (put-if-absent) beside the backup's records, so they go with the
+backup when it is deleted; the newest is what listings show.  The finish time in the key keeps a
+verification asked again under the same job name from meeting its predecessor's report.
+"""
+
+from __future__ import annotations
+
+from schemas.verify import VerifyReport
+from vault.catalog import backup_prefix
+from vault.store import ObjectExists, ObjectInfo, ObjectStore, get_model, put_model
+
+VERIFY_DIR = "verify/"
+
+
+def report_key(report: VerifyReport) -> str:
+    return f"{backup_prefix(report.backup)}{VERIFY_DIR}{report.finished_at:%Y%m%dT%H%M%SZ}-{report.job}.json"
+
+
+def record(store: ObjectStore, report: VerifyReport) -> str:
+    """Keep the report; its key.  Idempotent: a retried write of the same report succeeds."""
+    key = report_key(report)
+    try:
+        put_model(store, key, report, if_absent=True)
+    except ObjectExists:
+        if get_model(store, key, VerifyReport) != report:
+            raise
+    return key
+
+
+def latest(store: ObjectStore, backup: str) -> VerifyReport | None:
+    """The newest verification of the backup (by finish time), or None."""
+    reports = [
+        get_model(store, o.key, VerifyReport)
+        for o in store.list(backup_prefix(backup) + VERIFY_DIR)
+        if isinstance(o, ObjectInfo) and o.key.endswith(".json")
+    ]
+    found = [r for r in reports if r is not None]
+    return max(found, key=lambda r: r.finished_at) if found else None
