@@ -200,6 +200,23 @@ class Disaster:
     files: int = 0
 
 
+def _verify(settings: Settings, kubeconfig: Path, backup: str, home: str) -> JobStatus:
+    """The backup checked end to end — resources, every chunk of its file-level volumes, its disk
+    snapshots — through kubectl; the report is kept with the backup in the vault."""
+    name = f"{backup}-check"
+    demo_objects.apply_job(kubeconfig, JobKind.verify, name, home,
+                           {"backup": backup, "vault": VAULT, "readData": True})
+
+    async def run() -> JobStatus:
+        return await demo_objects.follow(await connect(settings), kubeconfig, JobKind.verify, name, home)
+
+    status = asyncio.run(run())
+    demo_objects.describe(kubeconfig, JobKind.verify, name, home)
+    for step in status.steps:
+        console.print(f"{step.name}: {step.message or step.state.value}", soft_wrap=True)
+    return status
+
+
 def _disaster(
     settings: Settings, kube: Kube, api: ApiClient, backup: str, manifest: dict[str, Any], kubeconfig: Path
 ) -> Disaster:
@@ -367,10 +384,12 @@ def demo(
             kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
     demo_objects.describe(kubeconfig, JobKind.backup, name, home)
 
-    restored = problems = deleted = converted = elsewhere = disaster = None
+    restored = problems = deleted = converted = elsewhere = disaster = verified = None
     elsewhere_problems: list[str] = []
     files = sum(len(v["files"]) for v in manifest["volumes"])
     if status.phase.finished and status.phase.value in ("Completed", "PartiallyFailed"):
+        console.rule("4b. verify the backup without restoring it: a BackupVerification object")
+        verified = _verify(settings, kubeconfig, name, home)
         console.rule("5. convert the NAS volume to a disk snapshot")
         converted = asyncio.run(_convert(settings, name))
         for step in converted.steps:
@@ -438,6 +457,11 @@ def demo(
         for step in converted.steps:
             if step.name.startswith("convert "):
                 table.add_row(f"  {step.name}", f"{step.state.value} {step.message or ''}")
+    if verified is not None:
+        table.add_row("verify backup", f"{verified.name}: {verified.phase.value}")
+        for key in ("findings", "checked_chunks", "checked_bytes_read", "checked_disk_snapshots", "report"):
+            if key in verified.summary:
+                table.add_row(f"  {key.removeprefix('checked_')}", str(verified.summary[key]))
     if restored is not None:
         table.add_row("restore", f"restore-{name}: {restored.phase.value}")
         for key, value in restored.summary.items():
@@ -483,7 +507,8 @@ def demo(
     table.add_row("Web UI", f"{env.temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
     table.add_row("stuck jobs", f"query BackupPhase = 'WaitingForOperator' in {env.temporal.ui_url}")
     console.print(table)
-    jobs = (status, converted, restored, elsewhere, disaster.restored if disaster else None, deleted)
+    after = disaster.restored if disaster else None
+    jobs = (status, verified, converted, restored, elsewhere, after, deleted)
     failed = [j for j in jobs if j is not None and j.phase.value not in ("Completed", "PartiallyFailed")]
     if not keep:
         devenv.down(state)

@@ -55,6 +55,10 @@ def _check_story(out: str, ui_port: int) -> None:
     assert "kubectl -n backup-center describe applicationbackup demo-" in out
     assert re.search(r"Normal\s+Completed\s+\S+\s+backupcenter\s+backup demo-\d+ Completed", out), out[-3000:]
     assert "applicationrestore.backupcenter.io/restore-demo-" in out
+    # The backup verified through its own kind, every chunk read, before anything else touches it.
+    assert "backupverification.backupcenter.io/demo-" in out, out[-3000:]
+    assert re.search(r"verify backup\W+demo-\d+-check: Completed", out), out[-3000:]
+    assert re.search(r"findings\W+0\b", out), out[-3000:]
     assert "delete applicationbackup demo-" in out
 
 
