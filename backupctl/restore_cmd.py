@@ -1,7 +1,8 @@
-"""``backupctl restore create|list|describe|cancel|retry|skip|backups``."""
+"""``backupctl restore create|list|describe|cancel|retry|skip|backups|files``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,12 +14,14 @@ from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console, load_settings
 from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager, named_store
+from datamover import restore_tree
+from datamover.errors import DataMoverError, PathNotInSnapshot, UnsafePath
 from kube.restore.records import RestoreFolder
 from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
 from schemas.status import JobStatus
 from vault import verifications
-from vault.catalog import committed_backup, list_backups
+from vault.catalog import committed_backup, list_backups, volume_records
 from workflows.restore import RestoreWorkflow
 
 restore_app = typer.Typer(
@@ -217,3 +220,41 @@ def backups(
         )
     console.print(table)
     console.print(f"{len(found)} backup(s) in vault {vault}")
+
+
+@restore_app.command("files")
+def files(
+    backup: Annotated[str, typer.Option(help="Backup to take the files from")],
+    vault: Annotated[str, typer.Option(help="Vault that holds the backup")],
+    volume: Annotated[str, typer.Option(help="The volume, as <namespace>/<pvc> in the backup")],
+    path: Annotated[
+        list[str], typer.Option(help="A file or directory inside the volume, from its root (repeatable)")
+    ],
+    to_dir: Annotated[Path, typer.Option(help="Local directory to write them under (created if missing)")],
+    overwrite: Annotated[bool, typer.Option(help="Replace files that are already there")] = False,
+) -> None:
+    """Restore chosen files of a volume's file-level copy into a local directory (the paths keep
+    their place below the volume's root; files already there are kept unless --overwrite)."""
+    check_backup(backup, vault)
+    store = named_store(vault)
+    records = volume_records(store, backup)
+    snapshot = records.files.get(volume) if records else None
+    if snapshot is None:
+        disks = {f"{s.namespace}/{s.pvc}" for s in records.snapshots} if records else set()
+        if volume in disks:
+            raise BadInput(f"--volume: {volume} was backed up as a disk snapshot, not file by file; "
+                           "restore it with `backupctl restore create` (restoring chosen files from a disk "
+                           "snapshot is not available yet)")
+        have = ", ".join(sorted(records.files)) if records and records.files else "none"
+        raise BadInput(f"--volume: backup {backup} has no file-level copy of {volume} (it has: {have})")
+    try:
+        summary = restore_tree(store, snapshot, to_dir, paths=path, overwrite=overwrite)
+    except (UnsafePath, PathNotInSnapshot) as err:
+        raise BadInput(f"--path: {err}") from None
+    except DataMoverError as err:
+        raise BackupCenterError("VolumeCopyFailed", volume=volume, reason=str(err)) from None
+    kept = f", {summary.kept_existing} already there kept" if summary.kept_existing else ""
+    console.print(f"{summary.files} file(s), {summary.dirs} dir(s), {summary.bytes} bytes of {volume} "
+                  f"restored under {to_dir}{kept} (every file checked against its digest)")
+    for warning in summary.warning_paths:
+        console.print(f"[yellow]{warning}[/yellow]")

@@ -62,6 +62,12 @@ class UnsafePath(DataMoverError):
     code = "RestorePathUnsafe"
 
 
+class PathNotInSnapshot(DataMoverError):
+    """A path chosen for a partial restore that the snapshot does not hold."""
+
+    code = "RestorePathNotInSnapshot"
+
+
 class VaultBusy(DataMoverError):
     """Garbage collection holds the vault; the backup waited and gave up.  Retry later."""
 

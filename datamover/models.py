@@ -81,6 +81,7 @@ class RestoreSummary(BaseModel):
     files_verified: int = 0
     metadata_warnings: int = Field(0, description="Owner/mode/time changes the OS refused (e.g. not root)")
     warning_paths: list[str] = Field(default_factory=list)
+    kept_existing: int = Field(0, description="Chosen paths already in the target, kept (no overwrite)")
     duration_seconds: float = 0.0
 
 

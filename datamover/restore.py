@@ -23,6 +23,7 @@ import resource
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ import zstandard
 from vault.store import ObjectStore
 
 from .crypto import Crypto
-from .errors import DataCorrupt, ObjectMissing, UnsafePath, store_errors
+from .errors import DataCorrupt, ObjectMissing, PathNotInSnapshot, UnsafePath, store_errors
 from .index import ChunkIndex, load_index
 from .manifest import Entry, ManifestReader
 from .models import MAX_ERROR_PATHS, Progress, ProgressCallback, RestoreSummary
@@ -87,6 +88,9 @@ class _Restore:
         self.max_fds = _max_open_files()
         self.window = _Window()
         self.dirs: list[tuple[str, Entry]] = []
+        # A restore of chosen paths into a directory that was there leaves that directory's own
+        # owner, mode and times alone.
+        self.stamp_root = True
         self.prev_key: tuple[str, ...] | None = None
         self.last_leaf: tuple[str, ...] | None = None
         self.safe_parents: set[str] = {""}
@@ -139,7 +143,8 @@ class _Restore:
         if kind == "d":
             if rel != ".":
                 _make_dir(path)
-            self.dirs.append((path, entry))
+            if rel != "." or self.stamp_root:
+                self.dirs.append((path, entry))
             self.summary.dirs += 1
         elif kind == "l":
             _clear(path)
@@ -363,6 +368,50 @@ class _Restore:
         ))
 
 
+class _Selection:
+    """The chosen paths of a partial restore, and the directories above them."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        wanted: list[str] = []
+        for raw in paths:
+            rel = raw.strip().removeprefix("./").rstrip("/")
+            wanted.append("" if rel in ("", ".") else "/".join(_safe_parts(rel)))  # "": everything
+        if not wanted:
+            raise UnsafePath("no path chosen to restore", key="")
+        self.paths = sorted(set(wanted))
+        self.everything = "" in self.paths
+
+    def _chosen(self, rel: str) -> bool:
+        return self.everything or any(rel == p or rel.startswith(p + "/") for p in self.paths)
+
+    def wants(self, entry: Entry, summary: RestoreSummary) -> bool:
+        rel = str(entry.get("p"))
+        if rel == ".":
+            return True
+        if self._chosen(rel):
+            link = entry.get("lt")
+            if entry.get("t") == "h" and not self._chosen(str(link)):
+                # Its data lives at the link's target, which was not chosen: say so, restore the rest.
+                summary.warning_paths.append(f"{rel}: hard link to {link}, which was not chosen")
+                return False
+            return True
+        return entry.get("t") == "d" and any(p.startswith(rel + "/") for p in self.paths)
+
+    def missing(self, store: ObjectStore, repo: Repo, snapshot_id: str) -> list[str]:
+        """The chosen paths the snapshot does not hold (one pass over its manifest)."""
+        left = {p for p in self.paths if p}
+        with ManifestReader(store, repo.crypto, snapshot_id) as reader:
+            for entry in reader.entries():
+                left.discard(str(entry.get("p")))
+                if not left:
+                    break
+        return sorted(left)
+
+
+def _exists(target: str, entry: Entry) -> bool:
+    return os.path.lexists(os.path.join(target, *str(entry.get("p")).split("/")))
+
+
 def _safe_parts(rel: Any) -> list[str]:
     if not isinstance(rel, str) or not rel or rel.startswith("/") or "\0" in rel:
         raise UnsafePath(f"snapshot entry path {rel!r} is absolute or invalid", key=str(rel))
@@ -458,16 +507,28 @@ def restore_tree(
     workers: int = 4,
     verify: bool = True,
     cache_dir: Path | None = None,
+    paths: Sequence[str] | None = None,
+    overwrite: bool = True,
 ) -> RestoreSummary:
     """Write snapshot ``snapshot_id`` under ``target`` (created if missing).
 
-    Existing entries at the snapshot's paths are replaced; other files in target are left alone.
-    Raises UnsafePath, ObjectMissing / DataCorrupt (naming the vault object) or
-    EncryptionKeyMismatch; owner changes the OS refuses are counted as metadata warnings.
+    Existing entries at the snapshot's paths are replaced (kept, when ``overwrite`` is false);
+    other files in target are left alone.  ``paths`` restores only those files and directories
+    (with the directories above them), each relative to the volume's root; one the snapshot does
+    not hold is refused (PathNotInSnapshot) before anything is written.  Raises UnsafePath,
+    ObjectMissing / DataCorrupt (naming the vault object) or EncryptionKeyMismatch; owner changes
+    the OS refuses are counted as metadata warnings.
     """
     started = time.monotonic()
     repo = Repo.open(store, key, create=False)
+    chosen = _Selection(paths) if paths is not None else None
+    if chosen is not None:
+        missing = chosen.missing(store, repo, snapshot_id)
+        if missing:
+            raise PathNotInSnapshot(f"snapshot {snapshot_id} holds no {', '.join(map(repr, missing))}",
+                                    key=missing[0])
     target_str = os.fspath(target)
+    existed = os.path.isdir(target_str)
     os.makedirs(target_str, exist_ok=True)
     summary = RestoreSummary(snapshot_id=snapshot_id, target=target_str)
     with ManifestReader(store, repo.crypto, snapshot_id) as reader:
@@ -479,8 +540,14 @@ def restore_tree(
         index = load_index(repo, recover=False, require_packs=False, cache_dir=cache_dir)
         job = _Restore(repo, index, target_str, summary, workers=workers, verify=verify, progress=progress,
                        files_total=int(footer.get("files", 0)), bytes_total=int(footer.get("bytes", 0)))
+        job.stamp_root = overwrite or not existed
         try:
             for entry in reader.entries():
+                if chosen is not None and not chosen.wants(entry, summary):
+                    continue
+                if not overwrite and entry.get("p") != "." and _exists(target_str, entry):
+                    summary.kept_existing += entry.get("t") != "d"
+                    continue
                 job.add(entry)
             job.finish()
         finally:
