@@ -7,7 +7,6 @@ file a test damages is put back byte for byte afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -27,7 +26,7 @@ from schemas.specs import VerifySpec
 from schemas.status import JobPhase, JobStatus
 from schemas.verify import VerifyFinding, VerifyReport
 from tests.backup.test_backup_workflow import owned_of
-from tests.conftest import BACKUPCTL
+from tests.cli_runner import Ran, cli_env, run_cli
 from tests.localcluster.helpers import SNAPSHOTS, wait_for
 from tests.product_fixtures import Product
 from tests.restore.helpers import backup, finished
@@ -236,21 +235,10 @@ async def test_the_cli_verifies_and_restore_backups_shows_the_verdict(
     product: Product, temporal_env: Any, kube_agent: Any, kube_namespace: str
 ) -> None:
     name = await protected_app(product, kube_agent, kube_namespace)
-    env = dict(
-        os.environ,
-        BACKUPCENTER_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
-        COLUMNS="250",
-        BACKUPCENTER_SETTINGS=str(product.settings_path),
-        BACKUPCENTER_STATE_DIR=str(product.ctx.state_dir),
-    )
+    env = cli_env(product, temporal_env)
 
-    async def cli(*args: str) -> tuple[int, str, str]:
-        # Asynchronously: this test's event loop also runs the product's worker.
-        proc = await asyncio.create_subprocess_exec(
-            BACKUPCTL, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 180)
-        return proc.returncode or 0, out.decode(), err.decode()
+    async def cli(*args: str) -> Ran:
+        return await run_cli(env, *args)
 
     code, out, err = await cli("backup", "verify", "never-made", "--vault", product.vault)
     assert code == 2 and "never-made" in err, (out, err)  # refused before anything starts

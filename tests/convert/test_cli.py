@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
-from tests.conftest import BACKUPCTL
+from tests.cli_runner import Ran, cli_env, run_cli
 from tests.convert.test_convert import DISK, NAS, nas_backup
 from tests.product_fixtures import Product
 from tests.restore.helpers import unique
@@ -16,31 +14,14 @@ from tests.restore.helpers import unique
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
-class Ran(NamedTuple):
-    code: int
-    out: str
-    err: str
-
-
 async def test_convert_cli_lifecycle(
     product: Product, temporal_env: Any, kube_agent: Any, kube_namespace: str
 ) -> None:
     backup_name = await nas_backup(product, kube_agent, kube_namespace)
-    env = dict(
-        os.environ,
-        BACKUPCENTER_TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
-        COLUMNS="250",
-        BACKUPCENTER_SETTINGS=str(product.settings_path),
-        BACKUPCENTER_STATE_DIR=str(product.ctx.state_dir),
-    )
+    env = cli_env(product, temporal_env)
 
     async def cli(*args: str) -> Ran:
-        # Asynchronously: this test's event loop also runs the product's worker.
-        proc = await asyncio.create_subprocess_exec(
-            BACKUPCTL, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 180)
-        return Ran(proc.returncode or 0, out.decode(), err.decode())
+        return await run_cli(env, *args)
 
     bad = await cli(
         "convert",

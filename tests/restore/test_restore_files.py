@@ -3,15 +3,13 @@ as an operator runs it (a real process), the same path-safety rules as a full re
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.backup.test_verify import BIG_FILE, protected_app
-from tests.conftest import BACKUPCTL
+from tests.cli_runner import Ran, cli_env, run_cli
 from tests.product_fixtures import Product
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
@@ -22,18 +20,10 @@ async def test_restore_files_to_a_local_directory(
 ) -> None:
     ns = kube_namespace
     name = await protected_app(product, kube_agent, ns)  # NAS volume `shared` (files), disk volume `data`
-    address = temporal_env.client.service_client.config.target_host
-    env = dict(os.environ, BACKUPCENTER_TEMPORAL_ADDRESS=address, COLUMNS="250",
-               BACKUPCENTER_SETTINGS=str(product.settings_path),
-               BACKUPCENTER_STATE_DIR=str(product.ctx.state_dir))
+    env = cli_env(product, temporal_env)
 
-    async def cli(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            BACKUPCTL, "restore", "files", "--backup", name, "--vault", product.vault, *args,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        return proc.returncode or 0, out.decode(), err.decode()
+    async def cli(*args: str) -> Ran:
+        return await run_cli(env, "restore", "files", "--backup", name, "--vault", product.vault, *args)
 
     dst = tmp_path / "out"
     code, out, err = await cli("--volume", f"{ns}/shared", "--path", "site", "--path", BIG_FILE,
