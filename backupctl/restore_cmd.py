@@ -15,7 +15,7 @@ from backupctl.console import BadInput, console, load_settings
 from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from backupctl.vault_cmd import manager, named_store
 from datamover import restore_tree
-from datamover.errors import DataMoverError, PathNotInSnapshot, UnsafePath
+from datamover.errors import DataMoverError, PathNotInSnapshot, UnsafeChoice, UnsafePath
 from kube.restore.records import RestoreFolder
 from schemas.errors import BackupCenterError
 from schemas.specs import ExistingResourcePolicy, RestoreSpec
@@ -247,11 +247,15 @@ def files(
                            "snapshot is not available yet)")
         have = ", ".join(sorted(records.files)) if records and records.files else "none"
         raise BadInput(f"--volume: backup {backup} has no file-level copy of {volume} (it has: {have})")
+    if to_dir.exists() and not to_dir.is_dir():
+        raise BadInput(f"--to-dir: {to_dir} exists and is not a directory")
     try:
         summary = restore_tree(store, snapshot, to_dir, paths=path, overwrite=overwrite)
-    except (UnsafePath, PathNotInSnapshot) as err:
+    except (PathNotInSnapshot, UnsafeChoice) as err:
         raise BadInput(f"--path: {err}") from None
-    except DataMoverError as err:
+    except UnsafePath as err:
+        raise BadInput(f"refused: {err}") from None
+    except (DataMoverError, OSError) as err:
         raise BackupCenterError("VolumeCopyFailed", volume=volume, reason=str(err)) from None
     kept = f", {summary.kept_existing} already there kept" if summary.kept_existing else ""
     console.print(f"{summary.files} file(s), {summary.dirs} dir(s), {summary.bytes} bytes of {volume} "

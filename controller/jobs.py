@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kopf
 from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
@@ -44,6 +45,7 @@ class Refused(Exception):
 # went) asks again.  Clock slack between the API server's creationTimestamp and Temporal's start time.
 REQUEST_KINDS = (JobKind.delete, JobKind.verify)
 ADOPT_SLACK = timedelta(seconds=2)
+FORGET_POLLS = 50  # x 0.2 s
 
 
 def _workflow(kind: JobKind) -> Any:
@@ -125,7 +127,7 @@ class JobDoor:
         wid = job_id(jk.value, name)
         existing = await self.describe(jk, name)
         if existing is not None and await self._asks_again(jk, existing, obj):
-            await self.forget(jk, name)
+            await self._forget_and_wait(jk, name)
             existing = None
         if existing is not None:
             if await self._owner(existing) == namespace:
@@ -186,6 +188,20 @@ class JobDoor:
             return False
         created = datetime.fromisoformat(obj["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
         return existing.start_time is not None and existing.start_time < created - ADOPT_SLACK
+
+    async def _forget_and_wait(self, jk: JobKind, name: str) -> None:
+        """Delete the earlier execution and wait until Temporal no longer has it (deletion is
+        asynchronous: a start before that would meet the old id and refuse)."""
+        try:
+            await self.forget(jk, name)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        for _ in range(FORGET_POLLS):
+            if await self.describe(jk, name) is None:
+                return
+            await asyncio.sleep(0.2)
+        raise kopf.TemporaryError(f"the earlier {jk.value} job {name} is still being removed", delay=2)
 
     async def forget(self, kind: JobKind, name: str) -> None:
         """Delete a finished job's workflow execution, which frees its name."""

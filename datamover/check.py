@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from vault.store import ObjectStore, ObjectStoreError
+from vault.store import ObjectCorrupt, ObjectInfo, ObjectNotFound, ObjectStore
 
-from .errors import DataCorrupt, DataMoverError
+from .errors import DataCorrupt, ObjectMissing
 from .index import ChunkIndex, list_ids, load_index
 from .manifest import ManifestReader
 from .packs import BlobEntry, decode_blob
@@ -50,10 +50,16 @@ def _affected(paths: list[str]) -> tuple[list[str], int]:
 
 
 def open_index(store: ObjectStore, key: bytes | None = None) -> tuple[Repo, ChunkIndex]:
-    """The vault's data mover repository and its chunk index (packs without an index object are
-    read from their trailers, as a backup or restore would)."""
+    """The vault's data mover repository and its chunk index, as a restore reads them: index
+    objects only (recovering packs without one would write index objects, and a check writes
+    nothing), whether or not their packs are still there (that is checked per snapshot)."""
     repo = Repo.open(store, key, create=False)
-    return repo, load_index(repo, recover=True, require_packs=False)
+    return repo, load_index(repo, recover=False, require_packs=False)
+
+
+def stored_packs(store: ObjectStore) -> dict[str, ObjectInfo]:
+    """The packs in the vault (listed once for all the snapshots checked)."""
+    return list_ids(store, PACKS_PREFIX)
 
 
 def check_snapshot(
@@ -62,15 +68,23 @@ def check_snapshot(
     *,
     repo: Repo,
     index: ChunkIndex,
+    stored: dict[str, ObjectInfo] | None = None,
     read_data: bool = False,
     workers: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> SnapshotCheck:
+    """Problems are what the vault holds wrongly (missing, corrupt); an unreachable vault or a wrong
+    key raises, so the caller retries instead of calling good data bad."""
     result = SnapshotCheck(snapshot_id)
-    by_pack: dict[str, list[tuple[BlobEntry, str]]] = {}
+    # Per pack, each chunk once (a chunk used by many files, or many times in one, is read once),
+    # with the first file using it, for the report.
+    by_pack: dict[str, dict[bytes, tuple[BlobEntry, str]]] = {}
     missing: list[str] = []
+    manifest = snapshot_key(snapshot_id)
     try:
         with ManifestReader(store, repo.crypto, snapshot_id) as reader:
+            if reader.header.get("snapshot_id") != snapshot_id:
+                raise DataCorrupt(f"vault object {manifest} holds another snapshot", key=manifest)
             for entry in reader.entries():
                 chunks = entry.get("c")
                 if entry.get("t") != "f" or not chunks:
@@ -78,29 +92,35 @@ def check_snapshot(
                 result.files += 1
                 for chunk_hex, _length in chunks:
                     result.chunks += 1
-                    found = index.lookup(bytes.fromhex(chunk_hex))
+                    cid = bytes.fromhex(chunk_hex)
+                    found = index.lookup(cid)
                     if found is None:
                         missing.append(entry["p"])
                     else:
-                        by_pack.setdefault(found[0], []).append((found[1], entry["p"]))
-    except DataMoverError as err:
-        reason = "missing" if not isinstance(err, DataCorrupt) else f"corrupt: {err}"
-        result.problems.append(Problem(snapshot_key(snapshot_id), f"the snapshot's manifest is {reason}"))
+                        by_pack.setdefault(found[0], {}).setdefault(cid, (found[1], entry["p"]))
+            reader.footer()  # a restore reads it: it must decode too
+    except ObjectMissing:
+        result.problems.append(Problem(manifest, "the snapshot's manifest is missing"))
+        return result
+    except (DataCorrupt, ValueError, OSError) as err:
+        result.problems.append(Problem(manifest, f"the snapshot's manifest is corrupt: {err}"))
         return result
     if missing:
         files, more = _affected(missing)
         result.problems.append(Problem(snapshot_key(snapshot_id), f"references {len(missing)} chunk(s) that "
                                        "no pack in the vault holds", files, more))
-    stored = list_ids(store, PACKS_PREFIX)
+    if stored is None:
+        stored = stored_packs(store)
     result.packs = len(by_pack)
     for pack_id in sorted(by_pack):
         if pack_id not in stored:
-            files, more = _affected([path for _, path in by_pack[pack_id]])
+            files, more = _affected([path for _, path in by_pack[pack_id].values()])
             result.problems.append(Problem(pack_key(pack_id), "pack is missing", files, more))
     if read_data:
         present = [p for p in sorted(by_pack) if p in stored]
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="kbc-check") as pool:
-            for read, problem in pool.map(lambda p: _read_pack(store, repo, p, by_pack[p]), present):
+            for read, problem in pool.map(lambda p: _read_pack(store, repo, p, list(by_pack[p].values())),
+                                          present):
                 result.bytes_read += read
                 if progress is not None:
                     progress(read)
@@ -116,9 +136,12 @@ def _read_pack(
     key = pack_key(pack_id)
     try:
         data = store.get(key)
-    except ObjectStoreError as err:
+    except (ObjectNotFound, ObjectCorrupt) as err:
+        # Gone since the listing, or failing the store's own checksum; other store errors (an
+        # outage) raise: that is not the backup's fault, and the activity retries.
         files, more = _affected([path for _, path in blobs])
-        return 0, Problem(key, f"pack cannot be read: {err}", files, more)
+        what = "missing" if isinstance(err, ObjectNotFound) else f"corrupt: {err}"
+        return 0, Problem(key, f"pack is {what}", files, more)
     dctx = zstandard.ZstdDecompressor()
     view = memoryview(data)
     bad: list[str] = []

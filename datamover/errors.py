@@ -62,6 +62,10 @@ class UnsafePath(DataMoverError):
     code = "RestorePathUnsafe"
 
 
+class UnsafeChoice(UnsafePath):
+    """A path chosen for a partial restore that leaves the volume or is not normalised."""
+
+
 class PathNotInSnapshot(DataMoverError):
     """A path chosen for a partial restore that the snapshot does not hold."""
 

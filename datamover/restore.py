@@ -35,7 +35,7 @@ import zstandard
 from vault.store import ObjectStore
 
 from .crypto import Crypto
-from .errors import DataCorrupt, ObjectMissing, PathNotInSnapshot, UnsafePath, store_errors
+from .errors import DataCorrupt, ObjectMissing, PathNotInSnapshot, UnsafeChoice, UnsafePath, store_errors
 from .index import ChunkIndex, load_index
 from .manifest import Entry, ManifestReader
 from .models import MAX_ERROR_PATHS, Progress, ProgressCallback, RestoreSummary
@@ -374,10 +374,15 @@ class _Selection:
     def __init__(self, paths: Sequence[str]) -> None:
         wanted: list[str] = []
         for raw in paths:
-            rel = raw.strip().removeprefix("./").rstrip("/")
-            wanted.append("" if rel in ("", ".") else "/".join(_safe_parts(rel)))  # "": everything
+            # From the volume's root: "/site", "./site" and "site/" all name site.
+            rel = raw.lstrip("/").removeprefix("./").rstrip("/")
+            try:
+                wanted.append("" if rel in ("", ".") else "/".join(_safe_parts(rel)))  # "": everything
+            except UnsafePath:
+                raise UnsafeChoice(f"chosen path {raw!r} leaves the volume or is not normalised "
+                                   "(no '..', '.' or empty parts)", key=raw) from None
         if not wanted:
-            raise UnsafePath("no path chosen to restore", key="")
+            raise UnsafeChoice("no path chosen to restore", key="")
         self.paths = sorted(set(wanted))
         self.everything = "" in self.paths
 
@@ -540,13 +545,21 @@ def restore_tree(
         index = load_index(repo, recover=False, require_packs=False, cache_dir=cache_dir)
         job = _Restore(repo, index, target_str, summary, workers=workers, verify=verify, progress=progress,
                        files_total=int(footer.get("files", 0)), bytes_total=int(footer.get("bytes", 0)))
-        job.stamp_root = overwrite or not existed
+        job.stamp_root = not existed
+        kept: set[str] = set()  # files left as they were: a hard link to one must not join them
         try:
             for entry in reader.entries():
                 if chosen is not None and not chosen.wants(entry, summary):
                     continue
-                if not overwrite and entry.get("p") != "." and _exists(target_str, entry):
-                    summary.kept_existing += entry.get("t") != "d"
+                rel = str(entry.get("p"))
+                if not overwrite and rel != "." and _exists(target_str, entry):
+                    if entry.get("t") != "d":
+                        summary.kept_existing += 1
+                        kept.add(rel)
+                    continue
+                if entry.get("t") == "h" and entry.get("lt") in kept:
+                    summary.warning_paths.append(f"{rel}: hard link to {entry.get('lt')}, which was already "
+                                                 "there and kept: not linked to it")
                     continue
                 job.add(entry)
             job.finish()

@@ -24,7 +24,7 @@ from kube.rest import Kube
 from kube.restore.actions.service import record_explicit_node_ports
 from schemas.backup import ExportSummary
 from schemas.specs import BackupMode, ClusterResources
-from vault.store import ObjectStore, ObjectStoreError
+from vault.store import ObjectCorrupt, ObjectNotFound, ObjectStore
 
 PAGE_SIZE = 500
 INDEX_NAME = "index.json"
@@ -363,7 +363,10 @@ def check_bundle(store: ObjectStore, bundle: BundleIndex) -> str | None:
     try:
         for item in read_bundle(store, bundle.key):
             digests.add(item)
-    except (ObjectStoreError, zstandard.ZstdError, ValueError) as err:
+    except ObjectNotFound:
+        return "is missing"
+    except (ObjectCorrupt, zstandard.ZstdError, ValueError) as err:
+        # (Another store error, an outage, raises: not the backup's fault; the caller retries.)
         return f"does not decode: {err}"
     got = digests.counts()
     if got == bundle.namespaces:

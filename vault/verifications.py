@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from schemas.verify import VerifyReport
 from vault.catalog import backup_prefix
-from vault.store import ObjectExists, ObjectInfo, ObjectStore, get_model, put_model
+from vault.store import ObjectCorrupt, ObjectExists, ObjectInfo, ObjectStore, get_model, put_model
 
 VERIFY_DIR = "verify/"
 
@@ -30,11 +30,15 @@ def record(store: ObjectStore, report: VerifyReport) -> str:
 
 
 def latest(store: ObjectStore, backup: str) -> VerifyReport | None:
-    """The newest verification of the backup (by finish time), or None."""
-    reports = [
-        get_model(store, o.key, VerifyReport)
-        for o in store.list(backup_prefix(backup) + VERIFY_DIR)
-        if isinstance(o, ObjectInfo) and o.key.endswith(".json")
-    ]
-    found = [r for r in reports if r is not None]
-    return max(found, key=lambda r: r.finished_at) if found else None
+    """The newest readable verification of the backup, or None (keys sort by finish time; an
+    unreadable report is passed over, never the listing's failure)."""
+    keys = sorted((o.key for o in store.list(backup_prefix(backup) + VERIFY_DIR)
+                   if isinstance(o, ObjectInfo) and o.key.endswith(".json")), reverse=True)
+    for key in keys:
+        try:
+            report = get_model(store, key, VerifyReport)
+        except ObjectCorrupt:
+            continue
+        if report is not None:
+            return report
+    return None

@@ -3,9 +3,10 @@
 check resources → check volume files → check disk snapshots → record the result
 
 Nothing is restored and nothing in the backup changes.  Each check names the vault object (or the
-disk snapshot) at fault and what it breaks; the report goes to the vault beside the backup (only
-counts and the first findings travel through the workflow), and a backup that is not fully
-restorable ends the job Failed with one cause per finding.
+disk snapshot) at fault and what it breaks; the report goes to the vault beside the backup, and a
+backup that is not fully restorable ends the job Failed with one cause per finding.  Through the
+workflow pass counts and at most MAX_FINDINGS findings per check (schemas/verify.py; the rest are
+counted), so a badly damaged vault still gives a report within Temporal's payload limits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.settings import Settings
     from schemas.specs import JobKind, VerifySpec
     from schemas.status import JobStatus
-    from schemas.verify import VerifyFinding, VerifyPart, VerifyReport
+    from schemas.verify import MAX_FINDINGS, VerifyFinding, VerifyPart, VerifyReport
     from workflows.job import JobWorkflow
     from workflows.steps import JobFailed, JobRunner, act, produced
 
@@ -65,10 +66,12 @@ class VerifyWorkflow(JobWorkflow[VerifySpec]):
             part: VerifyPart = produced(outcome, step)
             parts.append(part)
             done = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in part.checked.items())
-            found = f"; {len(part.findings)} finding(s)" if part.findings else "; intact"
+            found = f"; {part.found} finding(s)" if part.found else "; intact"
             runner.status.step(step).message = f"checked {done or 'nothing'}{found}"
 
         findings: list[VerifyFinding] = [f for p in parts for f in p.findings]
+        omitted = sum(p.omitted for p in parts)
+        total = len(findings) + omitted
         checked: dict[str, int] = {}
         for part in parts:
             for key, value in part.checked.items():
@@ -78,25 +81,25 @@ class VerifyWorkflow(JobWorkflow[VerifySpec]):
             backup=spec.backup,
             vault=spec.vault,
             read_data=spec.read_data,
-            passed=not findings,
+            passed=not total,
             started_at=started,
             finished_at=workflow.now(),
             checked=checked,
             findings=findings,
+            omitted=omitted,
             restorable=[r for p in parts for r in p.restorable],
         )
         key = produced(
             await runner.step(STEP_RECORD, lambda: act(acts.record_verification, report)), STEP_RECORD
         )
         runner.status.step(STEP_RECORD).message = f"report kept as {key}"
-        runner.status.summary.update({"findings": len(findings), "report": key})
+        runner.status.summary.update({"findings": total, "report": key})
         runner.status.summary.update({f"checked_{k}": v for k, v in checked.items()})
-        if findings:
+        if total:
             lines = [f"{f.object}: {f.problem} (affects: {'; '.join(f.affects)})" for f in findings]
-            info = BackupCenterError(
-                "BackupVerifyFailed", name=spec.backup, count=len(findings), first=lines[0]
-            ).info()
-            info.causes = lines[:MAX_CAUSES] + (
-                [f"… and {len(lines) - MAX_CAUSES} more in {key}"] if len(lines) > MAX_CAUSES else []
-            )
+            error = BackupCenterError("BackupVerifyFailed", name=spec.backup, count=total, first=lines[0])
+            info = error.info()
+            rest = total - min(len(lines), MAX_CAUSES)
+            more = f"… and {rest} more (the report {key} lists up to {MAX_FINDINGS} per check)"
+            info.causes = lines[:MAX_CAUSES] + ([more] if rest else [])
             raise JobFailed(info)

@@ -191,6 +191,20 @@ async def test_a_lost_snapshot_manifest_fails_its_volume(
     assert not restorable(report, f"{ns}/shared") and restorable(report, f"{ns}/data"), report.restorable
 
 
+async def test_lost_volume_records_fail_every_volume(
+    product: Product, kube_agent: Any, kube_namespace: str
+) -> None:
+    """Without volumes.json nothing says how the volumes were kept: not a pass with zero volumes."""
+    name = await protected_app(product, kube_agent, kube_namespace)
+    key = f"backups/{name}/volumes.json"
+    with put_back(vault_file(product, key)) as path:
+        path.unlink()
+        status, report = await verify(product, name)
+    assert status.phase is JobPhase.failed and status.error is not None
+    assert any(key in c and "volume records are missing" in c for c in status.error.causes), status.error
+    assert not report.passed
+
+
 async def test_a_disk_snapshot_lost_out_of_band_fails_its_pvc(
     product: Product, kube_agent: Any, kube_namespace: str
 ) -> None:

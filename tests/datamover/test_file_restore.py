@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from datamover import backup_tree, restore_tree
-from datamover.errors import PathNotInSnapshot, UnsafePath
+from datamover.errors import PathNotInSnapshot, UnsafeChoice
 from vault.filestore import FileStore
 
 from .conftest import MIB, rand_bytes
@@ -67,15 +67,30 @@ def test_existing_files_are_kept_unless_overwrite(store: FileStore, snapshot: tu
     assert (dst / "app" / "data" / "one.db").read_bytes() == (src / "app" / "data" / "one.db").read_bytes()
     assert summary.kept_existing == 1 and (dst / "unrelated").read_text() == "mine\n"
     assert os.stat(dst).st_mtime_ns == before  # the target directory itself is left alone
-    restore_tree(store, sid, dst, paths=["app/data/two.db"], overwrite=True)
+    restore_tree(store, sid, dst, paths=["/app/data/two.db"], overwrite=True)  # "/": the volume's root
     assert (dst / "app" / "data" / "two.db").read_bytes() == b"small"
+    assert os.stat(dst).st_mtime_ns == before  # overwriting files does not re-stamp the directory
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "/app", "app/../../x", "app//data"])
+def test_a_hard_link_to_a_kept_file_is_not_linked_to_it(store: FileStore, snapshot: tuple[str, Path],
+                                                        tmp_path: Path) -> None:
+    sid, _ = snapshot
+    dst = tmp_path / "live"
+    (dst / "app" / "data").mkdir(parents=True)
+    (dst / "app" / "data" / "two.db").write_bytes(b"someone else's")
+    summary = restore_tree(store, sid, dst, paths=["app"], overwrite=False)
+    assert not (dst / "app" / "logs" / "two.link").exists()
+    assert (dst / "app" / "data" / "two.db").read_bytes() == b"someone else's"
+    assert summary.warning_paths == [
+        "app/logs/two.link: hard link to app/data/two.db, which was already there and kept: not linked to it"
+    ]
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "app/./data", "app/../../x", "app//data"])
 def test_paths_leaving_the_volume_are_refused(store: FileStore, snapshot: tuple[str, Path], tmp_path: Path,
                                               bad: str) -> None:
     sid, _ = snapshot
-    with pytest.raises(UnsafePath):
+    with pytest.raises(UnsafeChoice, match="leaves the volume"):
         restore_tree(store, sid, tmp_path / "dst", paths=[bad])
     assert not (tmp_path / "dst").exists()
 
