@@ -15,7 +15,9 @@ VERIFY_DIR = "verify/"
 
 
 def report_key(report: VerifyReport) -> str:
-    return f"{backup_prefix(report.backup)}{VERIFY_DIR}{report.finished_at:%Y%m%dT%H%M%SZ}-{report.job}.json"
+    # Microseconds: two verifications of one backup finishing in the same second still sort by time.
+    stamp = f"{report.finished_at:%Y%m%dT%H%M%S.%fZ}"
+    return f"{backup_prefix(report.backup)}{VERIFY_DIR}{stamp}-{report.job}.json"
 
 
 def record(store: ObjectStore, report: VerifyReport) -> str:
