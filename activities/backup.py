@@ -7,6 +7,7 @@ pool.  Each is idempotent for the same backup run, so Temporal may retry any of 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -211,15 +212,29 @@ def own_snapshots(request: OwnSnapshots) -> list[SnapshotState]:
     kube = current().kube()
     labels = owner_labels(request.backup, request.uid)
     out: list[SnapshotState] = []
+    total = len(request.states)
+
+    def beat(done: int) -> Callable[[], None]:
+        return lambda: activity.heartbeat({"owned": done, "total": total})
+
     for done, state in enumerate(request.states):
         if state.owned or not state.ready or not state.content:
             out.append(state)
             continue
-        owned = snapshots.take_ownership(kube, state.namespace, state.snapshot, state.content, labels)
+        owned = snapshots.take_ownership(
+            kube,
+            state.namespace,
+            state.snapshot,
+            state.content,
+            labels,
+            handle=state.handle,
+            beat=beat(done),
+        )
         out.append(
             state.model_copy(
                 update={
                     "owned": True,
+                    "content": owned.content,
                     "deletion_policy": owned.deletion_policy,
                     "source_volume_mode": owned.source_volume_mode,
                     "handle": state.handle or owned.handle,

@@ -169,7 +169,11 @@ def snapshot_converted_volume(request: VolumeRequest) -> ConvertedVolume:
             reason=errors[0] or "not ready yet",
         )
     # Taken over from the namespace at once: deleting it must not lose the converted data.
-    return _with_ecs_facts(kube, kconvert.own_snapshot(kube, spec.name, spec.backup, result[0]))
+    def beat() -> None:
+        activity.heartbeat({"taking_over": item.temp_ref})
+
+    owned = kconvert.own_snapshot(kube, spec.name, spec.backup, result[0], beat=beat)
+    return _with_ecs_facts(kube, owned)
 
 
 def _with_ecs_facts(kube: Kube, volume: ConvertedVolume) -> ConvertedVolume:

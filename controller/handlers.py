@@ -129,39 +129,50 @@ class Controller:
         return f"sent {action} to step {status.current_step!r}"
 
     async def delete(self, body: Any, **_: Any) -> None:
-        """Hold the object until its data is deleted: cancel a running job, then a DeleteRequest."""
+        """Hold the object until its data is deleted: cancel a running job, then a DeleteRequest.
+
+        The DeleteRequest is looked at first: deleting a backup frees its job name (the backup's
+        workflow execution goes) a moment before the request completes, so "no job of ours" alone
+        would let the object go while its data is still being deleted."""
         obj = plain(body)
         jk = _job(obj)
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        request = delete_request_name(jk, name)
+        path = job_objects.object_path(JobKind.delete, namespace, request)
+        found = await asyncio.to_thread(self.kube.get, path)
+        if found is not None and not found["metadata"].get("deletionTimestamp"):
+            status = found.get("status") or {}
+            phase = status.get("phase")
+            if phase == JobPhase.completed.value:
+                if not await self.door.owns(jk, name, namespace):
+                    return
+                # A request left from an earlier object of this name, whose data it deleted; this
+                # object's job came after it: that request goes, and a new one is made below.
+                await asyncio.to_thread(self.kube.delete, path)
+                raise kopf.TemporaryError(f"DeleteRequest {request} was for an earlier {name}", delay=2)
+            if phase in (JobPhase.failed.value, JobPhase.canceled.value):
+                raise kopf.TemporaryError(
+                    f"DeleteRequest {request} {phase}: {status.get('message')}. Fix the cause, then "
+                    f"`kubectl -n {namespace} delete deleterequest {request}` to try again",
+                    delay=30,
+                )
+            raise kopf.TemporaryError(f"waiting for DeleteRequest {request} ({phase or 'starting'})", delay=2)
+        if found is not None:
+            raise kopf.TemporaryError(f"the earlier DeleteRequest {request} is going", delay=2)
         if not await self.door.owns(jk, name, namespace):
             return  # nothing of ours to delete (deleted already, or never started)
         if await self.door.running(jk, name):
             await self.door.signal(jk, name, "cancel")
             raise kopf.TemporaryError("canceling the running job before its data is deleted", delay=2)
-        request = delete_request_name(jk, name)
-        path = job_objects.object_path(JobKind.delete, namespace, request)
-        found = await asyncio.to_thread(self.kube.get, path)
-        if found is None:
-            body_ = {
-                "apiVersion": API_VERSION,
-                "kind": KINDS[JobKind.delete].kind,
-                "metadata": {"name": request, "namespace": namespace},
-                "spec": {"targetKind": jk.value, "target": name},
-            }
-            collection = job_objects.object_path(JobKind.delete, namespace)
-            await asyncio.to_thread(self.kube.create, collection, body_, exist_ok=True)
-            raise kopf.TemporaryError(f"deleting its data: DeleteRequest {request} created", delay=2)
-        status = found.get("status") or {}
-        phase = status.get("phase")
-        if phase == JobPhase.completed.value:
-            return
-        if phase in (JobPhase.failed.value, JobPhase.canceled.value):
-            raise kopf.TemporaryError(
-                f"DeleteRequest {request} {phase}: {status.get('message')}. Fix the cause, then "
-                f"`kubectl -n {namespace} delete deleterequest {request}` to try again",
-                delay=30,
-            )
-        raise kopf.TemporaryError(f"waiting for DeleteRequest {request} ({phase or 'starting'})", delay=2)
+        body_ = {
+            "apiVersion": API_VERSION,
+            "kind": KINDS[JobKind.delete].kind,
+            "metadata": {"name": request, "namespace": namespace},
+            "spec": {"targetKind": jk.value, "target": name},
+        }
+        collection = job_objects.object_path(JobKind.delete, namespace)
+        await asyncio.to_thread(self.kube.create, collection, body_, exist_ok=True)
+        raise kopf.TemporaryError(f"deleting its data: DeleteRequest {request} created", delay=2)
 
     # --- registration -----------------------------------------------------------------------
     def register(self, registry: kopf.OperatorRegistry) -> None:

@@ -13,7 +13,7 @@ earlier attempt created.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kube.rest import Kube
@@ -272,7 +272,9 @@ def _converted(
     })
 
 
-def own_snapshot(kube: Kube, convert: str, backup: str, volume: ConvertedVolume) -> ConvertedVolume:
+def own_snapshot(
+    kube: Kube, convert: str, backup: str, volume: ConvertedVolume, beat: Callable[[], None] = lambda: None
+) -> ConvertedVolume:
     """Like a backup's snapshots, the converted one is taken over: content Retain, labelled with the
     conversion and its backup, VolumeSnapshot removed (deleting the namespace cannot lose it)."""
     namespace, _, snapshot = volume.snapshot.partition("/")
@@ -283,10 +285,13 @@ def own_snapshot(kube: Kube, convert: str, backup: str, volume: ConvertedVolume)
         volume.content,
         {CONVERT_LABEL: convert, BACKUP_LABEL: backup},
         {CONVERTS_ANNOTATION: volume.source},
+        handle=volume.handle,
+        beat=beat,
     )
     return volume.model_copy(
         update={
             "owned": True,
+            "content": owned.content,
             "deletion_policy": owned.deletion_policy,
             "source_volume_mode": owned.source_volume_mode,
         }

@@ -119,6 +119,17 @@ def content_path(name: str) -> str:
     return f"{SNAPSHOT_API}/volumesnapshotcontents/{name}"
 
 
+# How long a taken-over snapshot's VolumeSnapshot may take to go (the snapshot controller removes its
+# finalizer) before its content is checked anyway.
+SNAPSHOT_GONE_SECONDS = 30.0
+KEPT_PREFIX = "backupcenter-kept-"
+
+
+def kept_name(handle: str) -> str:
+    """The content the product makes from a handle when the snapshot controller deleted the original."""
+    return KEPT_PREFIX + hashlib.sha256(handle.encode()).hexdigest()[:24]
+
+
 def take_ownership(
     kube: Kube,
     namespace: str,
@@ -126,12 +137,20 @@ def take_ownership(
     content: str,
     labels: dict[str, str],
     annotations: dict[str, str] | None = None,
+    *,
+    handle: str = "",
+    beat: Callable[[], None] = lambda: None,
 ) -> OwnedContent:
     """Make the product the owner of a ready snapshot's data (idempotent: a retry after the
-    VolumeSnapshot is gone finds the content by name and its original policy in the annotation)."""
+    VolumeSnapshot is gone finds the content by name, or the one made from ``handle``, and its
+    original policy in the annotation)."""
     path = content_path(content)
     found = kube.get(path)
-    if found is None:
+    if found is None and handle:
+        kept = kube.get(content_path(kept_name(handle)))
+        if kept is not None:
+            return _owned(kept)  # an earlier attempt took it over and had to re-make it
+    if found is None or (found.get("metadata") or {}).get("deletionTimestamp"):
         raise BackupCenterError(
             "SnapshotFailed",
             snapshot=f"{namespace}/{snapshot}",
@@ -142,12 +161,9 @@ def take_ownership(
     spec = found.get("spec") or {}
     recorded = (meta.get("annotations") or {}).get(POLICY_ANNOTATION)
     policy = str(recorded or spec.get("deletionPolicy") or DELETE)
+    notes = {**(annotations or {}), POLICY_ANNOTATION: policy}
     kube.patch(
-        path,
-        {
-            "metadata": {"labels": labels, "annotations": {**(annotations or {}), POLICY_ANNOTATION: policy}},
-            "spec": {"deletionPolicy": RETAIN},
-        },
+        path, {"metadata": {"labels": labels, "annotations": notes}, "spec": {"deletionPolicy": RETAIN}}
     )
     # Never remove the VolumeSnapshot before the content is Retain: that would delete the data.
     after = kube.get(path) or {}
@@ -158,16 +174,84 @@ def take_ownership(
             pvc=f"{namespace}/{snapshot}",
             reason=f"VolumeSnapshotContent {content} did not take deletionPolicy Retain",
         )
+    snapshot_path = f"{SNAPSHOT_API}/namespaces/{namespace}/volumesnapshots/{snapshot}"
     try:
-        kube.delete(f"{SNAPSHOT_API}/namespaces/{namespace}/volumesnapshots/{snapshot}")
+        kube.delete(snapshot_path)
     except KubeError as err:
         if err.status != 404:
             raise
+    return _content_kept(kube, snapshot_path, after, labels, notes, beat)
+
+
+def _content_kept(
+    kube: Kube,
+    snapshot_path: str,
+    content: dict[str, Any],
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    beat: Callable[[], None],
+) -> OwnedContent:
+    """The content once the snapshot controller has handled the VolumeSnapshot's deletion.
+
+    The controller decides whether a deleted snapshot's content goes on its cached view of the
+    content: one made Retain a moment before may still look Delete there and be deleted.  Its data
+    stays (the driver reads the content as it is when deleting it: Retain), but the cluster would
+    lose the backup's hold on it; the content is then made again from the snapshot handle."""
+    deadline = time.monotonic() + SNAPSHOT_GONE_SECONDS
+    while kube.get(snapshot_path) is not None and time.monotonic() < deadline:
+        beat()
+        time.sleep(0.2)
+    name = str((content.get("metadata") or {}).get("name"))
+    now = kube.get(content_path(name))
+    if now is not None and not (now.get("metadata") or {}).get("deletionTimestamp"):
+        return _owned(now)
+    spec = content.get("spec") or {}
+    handle = str((content.get("status") or {}).get("snapshotHandle") or "")
+    ref = spec.get("volumeSnapshotRef") or {}
+    if not handle:
+        raise BackupCenterError(
+            "SnapshotFailed",
+            snapshot=f"{ref.get('namespace')}/{ref.get('name')}",
+            pvc=f"{ref.get('namespace')}/{ref.get('name')}",
+            reason=f"its VolumeSnapshotContent {name} was deleted by the snapshot controller and had "
+            "no snapshot handle to take the data over from",
+        )
+    kept: dict[str, Any] = {
+        "deletionPolicy": RETAIN,
+        "driver": spec.get("driver"),
+        "source": {"snapshotHandle": handle},
+        # A pre-provisioned content names the snapshot it may bind; this one never exists again.
+        "volumeSnapshotRef": {"name": ref.get("name"), "namespace": ref.get("namespace")},
+    }
+    for field in ("sourceVolumeMode", "volumeSnapshotClassName"):
+        if spec.get(field):
+            kept[field] = spec[field]
+    kube.create(
+        f"{SNAPSHOT_API}/volumesnapshotcontents",
+        {
+            "apiVersion": "snapshot.storage.k8s.io/v1",
+            "kind": "VolumeSnapshotContent",
+            "metadata": {"name": kept_name(handle), "labels": labels, "annotations": annotations},
+            "spec": kept,
+        },
+        exist_ok=True,
+    )
+    made = kube.get(content_path(kept_name(handle)))
+    assert made is not None, f"VolumeSnapshotContent {kept_name(handle)} vanished after its creation"
+    return _owned(made)
+
+
+def _owned(content: dict[str, Any]) -> OwnedContent:
+    meta = content.get("metadata") or {}
+    spec = content.get("spec") or {}
+    handle = (content.get("status") or {}).get("snapshotHandle") or (spec.get("source") or {}).get(
+        "snapshotHandle"
+    )
     return OwnedContent(
-        content=content,
-        handle=str((after.get("status") or {}).get("snapshotHandle") or ""),
+        content=str(meta.get("name") or ""),
+        handle=str(handle or ""),
         driver=str(spec.get("driver") or ""),
-        deletion_policy=policy,
+        deletion_policy=str((meta.get("annotations") or {}).get(POLICY_ANNOTATION) or RETAIN),
         source_volume_mode=str(spec.get("sourceVolumeMode") or ""),
         snapshot_class=str(spec.get("volumeSnapshotClassName") or ""),
     )
@@ -175,25 +259,12 @@ def take_ownership(
 
 def owned_contents(kube: Kube, selector: str) -> list[OwnedContent]:
     """The retained contents in this cluster that carry the label selector."""
-    found = []
-    for item in kube.list(f"{SNAPSHOT_API}/volumesnapshotcontents", labelSelector=selector)[0]:
-        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
-        if str(meta.get("name", "")).startswith(RELEASE_PREFIX):
-            continue
-        handle = (item.get("status") or {}).get("snapshotHandle") or (spec.get("source") or {}).get(
-            "snapshotHandle"
-        )
-        found.append(
-            OwnedContent(
-                content=str(meta["name"]),
-                handle=str(handle or ""),
-                driver=str(spec.get("driver") or ""),
-                deletion_policy=str((meta.get("annotations") or {}).get(POLICY_ANNOTATION) or RETAIN),
-                source_volume_mode=str(spec.get("sourceVolumeMode") or ""),
-                snapshot_class=str(spec.get("volumeSnapshotClassName") or ""),
-            )
-        )
-    return found
+    items = kube.list(f"{SNAPSHOT_API}/volumesnapshotcontents", labelSelector=selector)[0]
+    return [
+        _owned(item)
+        for item in items
+        if not str((item.get("metadata") or {}).get("name", "")).startswith(RELEASE_PREFIX)
+    ]
 
 
 def release_name(handle: str) -> str:

@@ -268,6 +268,45 @@ async def test_stuck_then_retry_through_the_object_then_delete_deletes_the_data(
     kubectl.run("-n", home, "delete", "deleterequest", f"{name}-dbr")
 
 
+async def test_a_deleted_object_stays_until_its_delete_request_completed(
+    product: Product, controller: WorkerProcess, kubectl: Kubectl
+) -> None:
+    """Deleting a backup frees its job name a moment before its DeleteRequest completes; the object
+    must stay until the request says Completed, not go as soon as no job of its name exists (seen in
+    CI: the ApplicationBackup was gone while its DeleteRequest was still InProgress)."""
+    home = product.settings.product_namespace
+    name = f"hd-{uuid.uuid4().hex[:6]}"
+    _APPS[name] = "default"
+    request = f"{name}-dbr"
+    # A request in progress whose job no longer owns the name: made by hand (the controller leaves
+    # objects marked as a CLI job's alone), its status set as the delete job would push it.
+    kubectl.apply(f"""
+apiVersion: backupcenter.io/v1alpha1
+kind: DeleteRequest
+metadata:
+  name: {request}
+  namespace: {home}
+  annotations: {{backupcenter.io/started-by: backupctl}}
+spec: {{targetKind: backup, target: {name}}}
+""")
+
+    def set_phase(phase: str) -> None:
+        kubectl.run("-n", home, "patch", "deleterequest", request, "--subresource=status", "--type",
+                    "merge", "-p", f'{{"status":{{"phase":"{phase}"}}}}')
+
+    set_phase("InProgress")
+    # The object: nothing started for it (created canceled), but the controller's finalizer is on it.
+    kubectl.apply(backup_manifest(name, home, extra="  cancel: true"))
+    await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Canceled"})
+    kubectl.run("-n", home, "delete", "applicationbackup", name, "--wait=false")
+    await asyncio.sleep(6)  # three of the delete handler's retries
+    held = kubectl.get("applicationbackup", name, home)
+    assert held is not None and held["metadata"].get("deletionTimestamp"), held
+    set_phase("Completed")
+    await in_thread(kubectl.wait_gone, "applicationbackup", name, home, 30)
+    kubectl.run("-n", home, "delete", "deleterequest", request)
+
+
 def wait_steering(kubectl: Kubectl, name: str, namespace: str, value: str) -> dict[str, Any]:
     def acknowledged() -> dict[str, Any] | None:
         obj = kubectl.get("applicationbackup", name, namespace) or {}

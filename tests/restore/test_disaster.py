@@ -14,6 +14,7 @@ import pytest
 
 from kube.restore.explain import ItemStatus
 from kube.restore.records import RestoreFolder
+from kube.snapshots import kept_name
 from localdev.kube.agent import csi_mount_path
 from localdev.kube.controlplane import LocalCluster
 from schemas.status import JobPhase
@@ -72,15 +73,29 @@ def check_data(product: Product, cluster: Any, ns: str, files: dict[str, bytes])
     assert {rel: (shared / rel).read_bytes() for rel in files} == files
 
 
+@pytest.mark.parametrize("lagging_controller", [False, True], ids=["controller", "lagging-controller"])
 async def test_restore_after_the_namespace_and_every_volumesnapshot_are_deleted(
-    product: Product, kube_agent: Any, kube_cluster: Any
+    product: Product, kube_agent: Any, kube_cluster: Any, lagging_controller: bool
 ) -> None:
+    """``lagging-controller``: the snapshot controller judges the deleted VolumeSnapshot on a stale
+    view of its content (still Delete, as before the backup made it Retain) and deletes the content;
+    the data stays (Retain when the driver deletes it) and the backup holds it through a content it
+    makes again from the handle."""
     ns = new_namespace(product)
+    kube_agent.faults.stale_snapshot_cache(lagging_controller)
     try:
         files = app(product, kube_agent, ns)
         name = await backup(product, ns)
         [content] = owned_of(product, name)
-        handle = content["status"]["snapshotHandle"]
+        source = content["spec"].get("source") or {}
+        handle = source.get("snapshotHandle") or content["status"]["snapshotHandle"]
+        if lagging_controller:
+            assert content["metadata"]["name"] == kept_name(handle)
+            assert content["spec"]["deletionPolicy"] == "Retain"
+            assert content["metadata"]["annotations"]["backupcenter.io/deletion-policy"] == "Delete"
+            store = product.ctx.vaults().store("main")
+            (state,) = catalog.volume_records(store, name).snapshots  # type: ignore[union-attr]
+            assert state.owned and (state.content, state.handle) == (kept_name(handle), handle)
 
         await delete_namespace(product, ns)
         delete_every_volumesnapshot(product)
@@ -103,6 +118,7 @@ async def test_restore_after_the_namespace_and_every_volumesnapshot_are_deleted(
         assert owned_of(product, name) == []
         assert not kube_agent.layout.snapshot_dir(handle).exists()
     finally:
+        kube_agent.faults.stale_snapshot_cache(False)
         product.kube.delete(f"/api/v1/namespaces/{ns}")
 
 

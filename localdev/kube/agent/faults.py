@@ -5,11 +5,13 @@ ConfigMap kube-system/local-agent-faults, data keys:
   neverBindStorageClasses  comma-separated class names whose PVCs are never provisioned
   snapshotsNeverReady      "true": snapshots are never taken (stay readyToUse=false)
   snapshotDelaySeconds     a snapshot is taken only this long after its content was created
+  staleSnapshotCache       "true": a deleted VolumeSnapshot's content is judged on the deletion policy
+                           the content had when first seen (a snapshot controller whose informer lags)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kube.rest import Kube, KubeError
 from localdev.kube.agent.model import AGENT_NAMESPACE, FAULTS_CONFIGMAP
@@ -22,6 +24,7 @@ class FaultSettings:
     never_bind: frozenset[str] = field(default_factory=frozenset)
     snapshots_never_ready: bool = False
     snapshot_delay_seconds: float = 0.0
+    stale_snapshot_cache: bool = False
 
     @classmethod
     def from_data(cls, data: dict[str, str]) -> FaultSettings:
@@ -32,13 +35,19 @@ class FaultSettings:
             delay = max(0.0, float(data.get("snapshotDelaySeconds", "0") or 0))
         except ValueError:
             delay = 0.0
-        return cls(classes, data.get("snapshotsNeverReady", "").lower() == "true", delay)
+        return cls(
+            classes,
+            data.get("snapshotsNeverReady", "").lower() == "true",
+            delay,
+            data.get("staleSnapshotCache", "").lower() == "true",
+        )
 
     def to_data(self) -> dict[str, str]:
         return {
             "neverBindStorageClasses": ",".join(sorted(self.never_bind)),
             "snapshotsNeverReady": "true" if self.snapshots_never_ready else "false",
             "snapshotDelaySeconds": f"{self.snapshot_delay_seconds:g}",
+            "staleSnapshotCache": "true" if self.stale_snapshot_cache else "false",
         }
 
 
@@ -70,17 +79,18 @@ class Faults:
     def never_bind(self, storage_class: str, enabled: bool = True) -> FaultSettings:
         current = self.read()
         classes = current.never_bind | {storage_class} if enabled else current.never_bind - {storage_class}
-        return self._write(
-            FaultSettings(classes, current.snapshots_never_ready, current.snapshot_delay_seconds)
-        )
+        return self._write(replace(current, never_bind=classes))
 
     def snapshots_never_ready(self, enabled: bool = True) -> FaultSettings:
         current = self.read()
-        return self._write(FaultSettings(current.never_bind, enabled, current.snapshot_delay_seconds))
+        return self._write(replace(current, snapshots_never_ready=enabled))
 
     def slow_snapshots(self, delay_seconds: float) -> FaultSettings:
         current = self.read()
-        return self._write(FaultSettings(current.never_bind, current.snapshots_never_ready, delay_seconds))
+        return self._write(replace(current, snapshot_delay_seconds=delay_seconds))
+
+    def stale_snapshot_cache(self, enabled: bool = True) -> FaultSettings:
+        return self._write(replace(self.read(), stale_snapshot_cache=enabled))
 
     def clear(self) -> FaultSettings:
         return self._write(FaultSettings())

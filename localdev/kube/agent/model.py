@@ -25,6 +25,7 @@ SELECTED_NODE = "volume.kubernetes.io/selected-node"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 PV_FINALIZER = "external-provisioner.volume.kubernetes.io/finalizer"
 CONTENT_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection"
+SNAPSHOT_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshot-bound-protection"
 KUBELET_ROOT_ANNOTATION = "localdev.backupcenter.io/kubelet-root"
 VIRTUAL_TAINT_KEY = "virtual-kubelet.io/provider"
 

@@ -27,7 +27,14 @@ from kube.rest import Kube, KubeError, Obj
 from localdev.kube.agent.blockcopy import copy_volume
 from localdev.kube.agent.crds import API_VERSION
 from localdev.kube.agent.ecs import EcsLinkError, LocalEcsLink
-from localdev.kube.agent.model import CONTENT_FINALIZER, CSI_DRIVERS, DISK_DRIVER, REGION, Layout
+from localdev.kube.agent.model import (
+    CONTENT_FINALIZER,
+    CSI_DRIVERS,
+    DISK_DRIVER,
+    REGION,
+    SNAPSHOT_FINALIZER,
+    Layout,
+)
 from localdev.kube.agent.provisioner import volume_data_dir
 from localdev.kube.agent.util import (
     Events,
@@ -74,12 +81,18 @@ class Snapshotter:
         self._ecs = ecs
         self._region = region
         self._first_seen: dict[str, float] = {}
+        # Each content's deletion policy when first seen: what a lagging informer would still show.
+        self._first_policy: dict[str, str] = {}
 
     def reconcile(self, world: World) -> float | None:
         """Returns the seconds until a delayed snapshot is due, if one is waiting."""
         due: float | None = None
         live = {uid_of(c) for c in world.contents.values()}
         self._first_seen = {uid: seen for uid, seen in self._first_seen.items() if uid in live}
+        for content in world.contents.values():
+            policy = str((content.get("spec") or {}).get("deletionPolicy"))
+            self._first_policy.setdefault(name_of(content), policy)
+        self._first_policy = {n: p for n, p in self._first_policy.items() if n in world.contents}
         for content in list(world.contents.values()):
             try:
                 wait = self._reconcile_content(world, content)
@@ -141,6 +154,7 @@ class Snapshotter:
 
     def _reconcile_snapshot(self, world: World, snapshot: Obj) -> None:
         if deleting(snapshot):
+            self._finish_deleted_snapshot(world, snapshot)
             return
         source = (snapshot.get("spec") or {}).get("source") or {}
         status = _status(snapshot)
@@ -158,6 +172,7 @@ class Snapshotter:
                     f"{_BASE}/volumesnapshotcontents/{name_of(content)}",
                     {"spec": {"volumeSnapshotRef": {"uid": uid_of(snapshot)}}},
                 )
+            self._protect(snapshot)
             self._mirror(snapshot, content)
             return
         claim = source.get("persistentVolumeClaimName")
@@ -166,6 +181,7 @@ class Snapshotter:
         content_name = status.get("boundVolumeSnapshotContentName") or f"snapcontent-{uid_of(snapshot)}"
         content = world.contents.get(str(content_name))
         if content is not None:
+            self._protect(snapshot)
             self._mirror(snapshot, content)
             return
         pvc = world.pvcs.get((ns_of(snapshot), str(claim)))
@@ -234,6 +250,48 @@ class Snapshotter:
         )
         self._patch_snapshot_status(
             snapshot, {"boundVolumeSnapshotContentName": content_name, "readyToUse": False}
+        )
+
+    def _protect(self, snapshot: Obj) -> None:
+        """A bound VolumeSnapshot carries the common controller's finalizer: its deletion waits for
+        the controller, which deletes a Delete-policy content first."""
+        finalizers = list(meta(snapshot).get("finalizers") or [])
+        if SNAPSHOT_FINALIZER in finalizers:
+            return
+        self._kube.patch(
+            f"{_BASE}/namespaces/{ns_of(snapshot)}/volumesnapshots/{name_of(snapshot)}",
+            {
+                "metadata": {
+                    "finalizers": [*finalizers, SNAPSHOT_FINALIZER],
+                    "resourceVersion": meta(snapshot)["resourceVersion"],
+                }
+            },
+        )
+
+    def _finish_deleted_snapshot(self, world: World, snapshot: Obj) -> None:
+        """What the common controller does for a deleted bound VolumeSnapshot: delete its content when
+        the content's policy is Delete, then let the snapshot go.  The policy is judged on this pass's
+        view of the content, as the real controller judges it on its informer's: a content changed a
+        moment before the snapshot was deleted may be seen as it was (and be deleted; its data then
+        goes only if the content, when the driver deletes it, still says Delete)."""
+        finalizers = list(meta(snapshot).get("finalizers") or [])
+        if SNAPSHOT_FINALIZER not in finalizers:
+            return
+        content = world.contents.get(str(_status(snapshot).get("boundVolumeSnapshotContentName") or ""))
+        if content is not None and not deleting(content):
+            spec = content.get("spec") or {}
+            ref = spec.get("volumeSnapshotRef") or {}
+            policy = spec.get("deletionPolicy")
+            if world.faults.stale_snapshot_cache:
+                policy = self._first_policy.get(name_of(content), policy)
+            if policy == "Delete" and ref.get("uid") == uid_of(snapshot):
+                path = f"{_BASE}/volumesnapshotcontents/{name_of(content)}"
+                self._kube.patch(path, {"metadata": {"annotations": {BEING_DELETED_ANNOTATION: "yes"}}})
+                self._kube.delete(path)
+        finalizers.remove(SNAPSHOT_FINALIZER)
+        self._kube.patch(
+            f"{_BASE}/namespaces/{ns_of(snapshot)}/volumesnapshots/{name_of(snapshot)}",
+            {"metadata": {"finalizers": finalizers, "resourceVersion": meta(snapshot)["resourceVersion"]}},
         )
 
     def _mirror(self, snapshot: Obj, content: Obj) -> None:
