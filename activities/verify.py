@@ -22,6 +22,7 @@ from datamover.errors import DataCorrupt, ObjectMissing
 from kube import snapshots
 from kube.export import check_bundle, read_index
 from schemas.backup import VolumeRecords
+from schemas.drill import DrillReport
 from schemas.errors import BackupCenterError
 from schemas.specs import VerifySpec
 from schemas.verify import VerifyPart, VerifyReport
@@ -198,8 +199,13 @@ def verify_disk_snapshots(spec: VerifySpec) -> VerifyPart:
 @activity.defn
 @product_errors
 def record_verification(report: VerifyReport) -> str:
-    """Keep the report with the backup; its vault key.  Only while the backup is still committed:
-    a report written after its deletion began would be left behind under its name."""
+    """Keep the report with the backup; its vault key."""
+    return keep_report(report)
+
+
+def keep_report(report: VerifyReport | DrillReport) -> str:
+    """Keep a verification or drill report with its backup; its vault key.  Only while the backup is
+    still committed: a report written after its deletion began would be left behind under its name."""
     store = current().store(report.vault)
     catalog.committed_backup(store, report.backup, report.vault)
     try:

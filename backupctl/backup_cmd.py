@@ -1,4 +1,4 @@
-"""``backupctl backup create|list|describe|verify|cancel|retry|skip``."""
+"""``backupctl backup create|list|describe|verify|drill|cancel|retry|skip``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from backupctl.asyncrun import with_client
 from backupctl.console import console
 from backupctl.job_commands import KeepFollowing, add_operator_commands, start_job_command
 from backupctl.restore_cmd import check_backup
-from schemas.specs import BackupMode, BackupSpec, ClusterResources, VerifySpec
+from schemas.specs import BackupMode, BackupSpec, ClusterResources, DrillSpec, VerifySpec
 from workflows.backup import BackupWorkflow
+from workflows.drill import DrillWorkflow
 from workflows.verify import VerifyWorkflow
 
 backup_app = typer.Typer(help="Back up applications and their volumes.", no_args_is_help=True)
@@ -116,8 +117,37 @@ def verify(
     )
 
 
+@backup_app.command("drill")
+def drill(
+    name: Annotated[str, typer.Argument(help="The backup to restore in a drill")],
+    vault: Annotated[str, typer.Option(help="Vault that holds the backup")],
+    wait: Annotated[bool, typer.Option(help="Follow progress until the drill finishes")] = False,
+) -> None:
+    """Prove the backup restorable by restoring it: every namespace of the backup goes to a new
+    scratch namespace of this cluster (<namespace>-drill-<id>), claims must bind and file-level data
+    is checked chunk by chunk, every restored object is looked up, then the scratch namespaces and
+    their volumes are removed.  The report (RTO, RPO, differences) is kept with the backup and shown
+    by `restore backups`; differences end the job Failed.  The source namespaces are not touched."""
+    spec = DrillSpec(name=verify_name(name), backup=name, vault=vault)
+
+    async def precheck(_client: Client) -> None:
+        await asyncio.to_thread(check_backup, name, vault)
+
+    start_job_command(
+        "drill",
+        spec.name,
+        DrillWorkflow.run,
+        spec,
+        vault=vault,
+        summary=f"restore drill of backup {name} in vault {vault}",
+        label="restore drill",
+        wait=wait,
+        precheck=precheck,
+    )
+
+
 def verify_name(backup: str) -> str:
-    """``<backup>-<random>``: each verification is its own job (the job id adds ``verify-``)."""
+    """``<backup>-<random>``: each verification (or drill) is its own job (the job id adds the kind)."""
     suffix = secrets.token_hex(3)
     return f"{backup[: 63 - len(suffix) - 1].rstrip('-')}-{suffix}"
 

@@ -203,12 +203,13 @@ def backups(
     store = named_store(vault)
     found = list_backups(store)
     table = Table("backup", "source cluster", "completed (UTC)", "namespaces", "resources", "volumes",
-                  "last verification")
+                  "last verification", "last restore drill")
     for b in found:
         r = b.record
         if r is None:
             continue
         checked = verifications.latest(store, b.name)
+        drilled = verifications.latest_drill(store, b.name)
         table.add_row(
             b.name,
             r.source_cluster,
@@ -217,6 +218,7 @@ def backups(
             str(r.resource_count),
             str(r.volume_count),
             checked.line() if checked else "never",
+            drilled.line() if drilled else "never",
         )
     console.print(table)
     console.print(f"{len(found)} backup(s) in vault {vault}")

@@ -27,7 +27,7 @@ from schemas.errors import BackupCenterError
 from schemas.ids import job_id
 from schemas.resources import BY_KIND, OBJECT_NAMESPACE_MEMO, ObjectSpecError, ResourceKind, spec_from_object
 from schemas.settings import Settings
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, RestoreSpec, VerifySpec
+from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, DrillSpec, JobKind, RestoreSpec, VerifySpec
 from schemas.status import JobStatus
 
 
@@ -43,7 +43,7 @@ class Refused(Exception):
 
 # Request kinds: each object asks for one run; the same name applied again (after the earlier object
 # went) asks again.  Clock slack between the API server's creationTimestamp and Temporal's start time.
-REQUEST_KINDS = (JobKind.delete, JobKind.verify)
+REQUEST_KINDS = (JobKind.delete, JobKind.verify, JobKind.drill)
 ADOPT_SLACK = timedelta(seconds=2)
 FORGET_POLLS = 50  # x 0.2 s
 
@@ -52,6 +52,7 @@ def _workflow(kind: JobKind) -> Any:
     from workflows.backup import BackupWorkflow
     from workflows.convert import ConvertWorkflow
     from workflows.delete import DeleteWorkflow
+    from workflows.drill import DrillWorkflow
     from workflows.restore import RestoreWorkflow
     from workflows.verify import VerifyWorkflow
 
@@ -61,6 +62,7 @@ def _workflow(kind: JobKind) -> Any:
         JobKind.convert: ConvertWorkflow.run,
         JobKind.delete: DeleteWorkflow.run,
         JobKind.verify: VerifyWorkflow.run,
+        JobKind.drill: DrillWorkflow.run,
     }[kind]
 
 
@@ -75,6 +77,8 @@ def _summary(spec: BaseModel) -> tuple[str, str]:
         return spec.vault, f"convert {spec.name}: backup {spec.backup} in vault {spec.vault}"
     if isinstance(spec, VerifySpec):
         return spec.vault, f"verify backup {spec.backup} in vault {spec.vault}"
+    if isinstance(spec, DrillSpec):
+        return spec.vault, f"restore drill of backup {spec.backup} in vault {spec.vault}"
     assert isinstance(spec, DeleteSpec)
     return spec.vault or "", f"delete {spec.target_kind.value} {spec.target}"
 
@@ -85,7 +89,7 @@ def _precheck(spec: BaseModel) -> tuple[str, Callable[[], object]] | None:
     if isinstance(spec, BackupSpec):
         vault = spec.vault
         return "spec.vault", lambda: named_store(vault)
-    if isinstance(spec, RestoreSpec | ConvertSpec | VerifySpec):
+    if isinstance(spec, RestoreSpec | ConvertSpec | VerifySpec | DrillSpec):
         backup, vault = spec.backup, spec.vault
         return "spec.backup", lambda: check_backup(backup, vault)
     return None

@@ -200,21 +200,33 @@ class Disaster:
     files: int = 0
 
 
-def _verify(settings: Settings, kubeconfig: Path, backup: str, home: str) -> JobStatus:
-    """The backup checked end to end — resources, every chunk of its file-level volumes, its disk
-    snapshots — through kubectl; the report is kept with the backup in the vault."""
-    name = f"{backup}-check"
-    demo_objects.apply_job(kubeconfig, JobKind.verify, name, home,
-                           {"backup": backup, "vault": VAULT, "readData": True})
+def _request(settings: Settings, kubeconfig: Path, kind: JobKind, name: str, home: str,
+             spec: dict[str, Any]) -> JobStatus:
+    """A request object applied with kubectl, followed to its end and described."""
+    demo_objects.apply_job(kubeconfig, kind, name, home, spec)
 
     async def run() -> JobStatus:
-        return await demo_objects.follow(await connect(settings), kubeconfig, JobKind.verify, name, home)
+        return await demo_objects.follow(await connect(settings), kubeconfig, kind, name, home)
 
     status = asyncio.run(run())
-    demo_objects.describe(kubeconfig, JobKind.verify, name, home)
+    demo_objects.describe(kubeconfig, kind, name, home)
     for step in status.steps:
         console.print(f"{step.name}: {step.message or step.state.value}", soft_wrap=True)
     return status
+
+
+def _verify(settings: Settings, kubeconfig: Path, backup: str, home: str) -> JobStatus:
+    """The backup checked end to end — resources, every chunk of its file-level volumes, its disk
+    snapshots — through kubectl; the report is kept with the backup in the vault."""
+    spec = {"backup": backup, "vault": VAULT, "readData": True}
+    return _request(settings, kubeconfig, JobKind.verify, f"{backup}-check", home, spec)
+
+
+def _drill(settings: Settings, kubeconfig: Path, backup: str, home: str) -> JobStatus:
+    """The backup restored into scratch namespaces beside the running application, checked and
+    removed again (a RestoreDrill object); the report (RTO, RPO) is kept with the backup."""
+    spec = {"backup": backup, "vault": VAULT}
+    return _request(settings, kubeconfig, JobKind.drill, f"{backup}-drill", home, spec)
 
 
 def _disaster(
@@ -384,12 +396,14 @@ def demo(
             kube.patch(f"/api/v1/nodes/{excluded}", {"metadata": {"labels": {EXCLUDED_LABEL: None}}})
     demo_objects.describe(kubeconfig, JobKind.backup, name, home)
 
-    restored = problems = deleted = converted = elsewhere = disaster = verified = None
+    restored = problems = deleted = converted = elsewhere = disaster = verified = drilled = None
     elsewhere_problems: list[str] = []
     files = sum(len(v["files"]) for v in manifest["volumes"])
     if status.phase.finished and status.phase.value in ("Completed", "PartiallyFailed"):
         console.rule("4b. verify the backup without restoring it: a BackupVerification object")
         verified = _verify(settings, kubeconfig, name, home)
+        console.rule("4c. restore drill: the backup restored beside the application, checked, removed")
+        drilled = _drill(settings, kubeconfig, name, home)
         console.rule("5. convert the NAS volume to a disk snapshot")
         converted = asyncio.run(_convert(settings, name))
         for step in converted.steps:
@@ -462,6 +476,11 @@ def demo(
         for key in ("findings", "checked_chunks", "checked_bytes_read", "checked_disk_snapshots", "report"):
             if key in verified.summary:
                 table.add_row(f"  {key.removeprefix('checked_')}", str(verified.summary[key]))
+    if drilled is not None:
+        table.add_row("restore drill", f"{drilled.name}: {drilled.phase.value}")
+        for key in ("scratch", "rto_seconds", "rpo_seconds", "differences", "report"):
+            if key in drilled.summary:
+                table.add_row(f"  {key}", str(drilled.summary[key]))
     if restored is not None:
         table.add_row("restore", f"restore-{name}: {restored.phase.value}")
         for key, value in restored.summary.items():
@@ -508,7 +527,7 @@ def demo(
     table.add_row("stuck jobs", f"query BackupPhase = 'WaitingForOperator' in {env.temporal.ui_url}")
     console.print(table)
     after = disaster.restored if disaster else None
-    jobs = (status, verified, converted, restored, elsewhere, after, deleted)
+    jobs = (status, verified, drilled, converted, restored, elsewhere, after, deleted)
     failed = [j for j in jobs if j is not None and j.phase.value not in ("Completed", "PartiallyFailed")]
     if not keep:
         devenv.down(state)

@@ -451,6 +451,29 @@ register(
             "--include-resources.",
         ),
     ),
+    E(
+        code="RestoreDrillFailed",
+        kind="RestoreError",
+        template="restore drill of backup {name} failed: {count} difference(s), first {first}",
+        causes=(
+            "The backup could not be restored as it was taken: a volume's data or snapshot is lost or "
+            "corrupt, or objects failed to restore or are missing afterwards (each cause below names one).",
+        ),
+        fixes=(
+            "Verify the backup (`backupctl backup verify <name> --read-data`) to see what in the vault is "
+            "damaged, and take a new backup of the affected namespaces now.",
+            "The drill's restore job is kept: `backupctl restore describe <drill>-restore` gives each "
+            "object's outcome; the report is in the vault (backups/<name>/drills/).",
+        ),
+    ),
+    E(
+        code="DrillScratchInUse",
+        kind="ValidationError",
+        template="restore drill {name}: scratch namespace {namespace} already exists",
+        causes=("A drill never restores into an existing namespace; this one is someone else's.",),
+        fixes=("Run the drill again (it picks another scratch name), or delete the namespace if it is "
+               "a leftover of an interrupted drill.",),
+    ),
 )
 
 # --- restore item rewriting (issue 7) ----------------------------------------------------------

@@ -25,7 +25,16 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from schemas.common import DNS1123_LABEL as _LABEL
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, JobKind, PlanSpec, RestoreSpec, VerifySpec
+from schemas.specs import (
+    BackupSpec,
+    ConvertSpec,
+    DeleteSpec,
+    DrillSpec,
+    JobKind,
+    PlanSpec,
+    RestoreSpec,
+    VerifySpec,
+)
 from schemas.status import JobPhase, JobStatus, StepState
 from schemas.vault import VaultSpec
 
@@ -128,6 +137,15 @@ KINDS: dict[JobKind, ResourceKind] = {
         ("bvf",),
         VerifySpec,
         JobKind.verify,
+        (*_JOB_COLUMNS, Column("Backup", ".spec.backup"), Column("Vault", ".spec.vault"), _AGE),
+        {},
+    ),
+    JobKind.drill: ResourceKind(
+        "RestoreDrill",
+        "restoredrills",
+        ("rdr",),
+        DrillSpec,
+        JobKind.drill,
         (*_JOB_COLUMNS, Column("Backup", ".spec.backup"), Column("Vault", ".spec.vault"), _AGE),
         {},
     ),

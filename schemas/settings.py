@@ -53,6 +53,7 @@ class Settings(BaseModel):
     schedule_max_workers: int = Field(20, ge=1, le=1000, description="Concurrent scheduled backups")
     convert_max_workers: int = Field(15, ge=1, le=1000, description="Concurrent conversion jobs")
     verify_max_workers: int = Field(5, ge=1, le=1000, description="Concurrent backup verifications")
+    drill_max_workers: int = Field(2, ge=1, le=1000, description="Concurrent restore drills")
     snapshot_batch_size: int = Field(20, ge=1, le=500, description="VolumeSnapshots created at a time")
     export_page_size: int = Field(500, ge=10, le=5000, description="Objects per list request when exporting")
     restore_apply_parallelism: int = Field(

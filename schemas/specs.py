@@ -27,6 +27,7 @@ class JobKind(StrEnum):
     convert = "convert"
     delete = "delete"
     verify = "verify"
+    drill = "drill"
 
 
 class BackupMode(StrEnum):
@@ -126,8 +127,19 @@ class RestoreSpec(NamespaceSelection):
         "of LoadBalancer/Local ones); by default only node ports set explicitly are kept, auto-assigned "
         "ones are allocated anew",
     )
+    allocate_node_ports: bool = Field(
+        default=False,
+        description="Allocate every node port anew, even explicitly set ones (a restore beside the running "
+        "source, such as a restore drill's, whose ports the source still holds); overrides "
+        "preserveNodePorts",
+    )
     existing_resource_policy: ExistingResourcePolicy = ExistingResourcePolicy.none
     volume_data: bool = True
+    unattended: bool = Field(
+        default=False,
+        description="Nobody steers this restore (a restore drill's): a failed per-volume or per-phase step "
+        "counts its objects as failed instead of waiting for an operator; any other failed step fails it",
+    )
 
 
 class ConvertSpec(_Spec):
@@ -166,6 +178,15 @@ class VerifySpec(_Spec):
     vault: K8sName
     read_data: bool = Field(default=False, description="read every pack and check every chunk "
                                                        "(like restic check --read-data)")
+
+
+class DrillSpec(_Spec):
+    """Prove a backup restorable by restoring it (``backupctl backup drill``): into scratch
+    namespaces of this cluster, checked against the backup, then removed."""
+
+    name: K8sName
+    backup: K8sName
+    vault: K8sName
 
 
 class PlanSpec(_Spec):

@@ -10,6 +10,7 @@ def control_workflows() -> list[type]:
     from workflows.backup import BackupWorkflow
     from workflows.convert import ConvertWorkflow
     from workflows.delete import DeleteWorkflow
+    from workflows.drill import DrillWorkflow
     from workflows.plan import PlanRunWorkflow
     from workflows.restore import RestoreWorkflow
     from workflows.retention import RetentionWorkflow
@@ -27,6 +28,7 @@ def control_workflows() -> list[type]:
         VaultAvailabilityWorkflow,
         RetentionWorkflow,
         VerifyWorkflow,
+        DrillWorkflow,
     ]
 
 
@@ -35,6 +37,7 @@ def control_activities() -> list[Callable[..., Any]]:
         backup,
         convert,
         delete,
+        drill,
         ecs,
         objects,
         restore,
@@ -47,7 +50,8 @@ def control_activities() -> list[Callable[..., Any]]:
 
     found: list[Callable[..., Any]] = []
     # ecs: sync activities too (the aliyun SDK blocks), on the worker's thread pool.
-    for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs, objects, verify):
+    for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs, objects, verify,
+                   drill):
         found.extend(module.ACTIVITIES)
     return found
 

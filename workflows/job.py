@@ -87,6 +87,7 @@ class JobWorkflow(OperatorControls, Generic[SpecT]):
             load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
         )
         runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
+        runner.unattended = bool(getattr(spec, "unattended", False))
         self.runner = runner
         # The job's custom resource: the one it was started for, or (a CLI job) one made for it.
         self.object_namespace: str | None = workflow.memo_value(OBJECT_NAMESPACE_MEMO, None, type_hint=str)

@@ -183,6 +183,9 @@ class JobRunner:
     def __init__(self, status: JobStatus, *, operator_wait_timeout: timedelta) -> None:
         self.status = status
         self.operator_wait_timeout = operator_wait_timeout
+        # Unattended (a restore drill's restore): nobody is there to decide, so a failed step is
+        # skipped when it may be (its item counts as failed) and fails the job otherwise.
+        self.unattended = False
         self._decision: Decision | None = None
         self._cancel_requested = False
         self.slot = SlotClaim()
@@ -300,7 +303,15 @@ class JobRunner:
                     step.error = info
                     step.finished_at = workflow.now()
                     raise JobFailed(info) from None
-                decision = await self._wait_for_operator(step, info)
+                if self.unattended and not step.skippable:
+                    step.state = StepState.failed
+                    step.error = info
+                    step.finished_at = workflow.now()
+                    raise JobFailed(info) from None
+                if self.unattended:
+                    decision = Decision.skip
+                else:
+                    decision = await self._wait_for_operator(step, info)
                 if decision is Decision.retry:
                     continue
                 # skip: the item counts as failed and the job ends PartiallyFailed.

@@ -265,3 +265,11 @@ async def test_the_cli_verifies_and_restore_backups_shows_the_verdict(
     code, out, err = await cli("restore", "backups", "--vault", product.vault)
     row = next(line for line in out.splitlines() if name in line)
     assert "passed" in row and "data read" in row, out
+    code, out, err = await cli("backup", "drill", "never-made", "--vault", product.vault)
+    assert code == 2 and "never-made" in err, (out, err)
+    code, out, err = await cli("backup", "drill", name, "--vault", product.vault, "--wait")
+    assert code == 0, (out, err)
+    assert "restore drill" in out and "Completed" in out, out
+    code, out, err = await cli("restore", "backups", "--vault", product.vault)
+    rows = [line for line in out.splitlines() if name in line]
+    assert rows and rows[0].count("passed") == 2 and "RTO" in rows[0], out

@@ -128,6 +128,21 @@ spec: {{backup: {name}, vault: main}}
     assert second is not None and second.job == check and not second.read_data  # the new run's report
     kubectl.run("-n", home, "delete", "backupverification", check)
 
+    # A restore drill through its own kind: restored beside the source, checked, removed.
+    drill = f"rd-{uuid.uuid4().hex[:8]}"
+    kubectl.apply(f"""
+apiVersion: backupcenter.io/v1alpha1
+kind: RestoreDrill
+metadata: {{name: {drill}, namespace: {home}}}
+spec: {{backup: {name}, vault: main}}
+""")
+    obj = await in_thread(kubectl.wait_phase, "restoredrill", drill, home, {"Completed", "Failed"}, 180)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    drilled = verifications.latest_drill(product.ctx.vaults().store("main"), name)
+    assert drilled is not None and drilled.job == drill and drilled.passed, drilled
+    assert all(kubectl.get("namespace", n, "default") is None for n in drilled.scratch.values())
+    kubectl.run("-n", home, "delete", "restoredrill", drill)
+
     target = f"{ns}-copy"
     restore = f"ar-{uuid.uuid4().hex[:8]}"
     kubectl.apply(f"""

@@ -161,6 +161,19 @@ def test_preserve_node_ports_keeps_all() -> None:
         assert [p["nodePort"] for p in out["spec"]["ports"]] == [30080, 30443]
 
 
+def test_allocate_node_ports_drops_even_explicit_ones() -> None:
+    """A restore beside the running source (a drill): every node port is allocated anew."""
+    svc = two_ports("NodePort")
+    svc["metadata"]["annotations"] = {EXPLICIT_NODE_PORTS: "80/TCP,443/TCP"}
+    assert [p.get("nodePort") for p in restore_item(svc, ctx()).objects[0]["spec"]["ports"]] == [30080, 30443]
+    for preserve in (True, False):
+        out = restore_item(svc, ctx(allocate_node_ports=True, preserve_node_ports=preserve)).objects[0]
+        assert all("nodePort" not in p for p in out["spec"]["ports"])
+    local = service("LoadBalancer", policy="Local", health=32000)
+    out = restore_item(local, ctx(allocate_node_ports=True, preserve_node_ports=True)).objects[0]
+    assert "healthCheckNodePort" not in out["spec"]
+
+
 def test_stray_node_ports_of_cluster_ip_services_are_dropped() -> None:
     svc = service()
     svc["spec"]["ports"][0]["nodePort"] = 30001

@@ -135,7 +135,7 @@ def service_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
     if kind in NODE_PORT_TYPES:
         explicit = _explicit(obj)
         for port in spec.get("ports") or []:
-            if not (ctx.preserve_node_ports or explicit(port)):
+            if ctx.allocate_node_ports or not (ctx.preserve_node_ports or explicit(port)):
                 port.pop("nodePort", None)
     else:
         for port in spec.get("ports") or []:
@@ -146,7 +146,7 @@ def service_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
 
     # healthCheckNodePort exists only for LoadBalancer + Local; elsewhere the API rejects it.
     local_lb = kind == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
-    if not (local_lb and ctx.preserve_node_ports):
+    if not (local_lb and ctx.preserve_node_ports) or ctx.allocate_node_ports:
         spec.pop("healthCheckNodePort", None)
     # The load balancer's address is status, which the generic action already dropped; traffic
     # is never switched to the restored service automatically.
