@@ -9,8 +9,10 @@ held and the cluster-scoped objects its restore created.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,7 +29,7 @@ from kube.restore.records import RestoreFolder
 from schemas.drill import DrillCheck, DrillPlan, DrillReport, RemovedScratch
 from schemas.errors import BackupCenterError
 from schemas.specs import DrillSpec
-from vault import catalog
+from vault import catalog, verifications
 from vault.store import ObjectNotFound
 
 SCRATCH_GONE_SECONDS = 300.0
@@ -178,6 +180,27 @@ def remove_scratch(request: DrillRequest) -> RemovedScratch:
     return removed
 
 
+class DrillDue(BaseModel):
+    plan: str
+    vault: str
+    every_seconds: float
+
+
+@activity.defn
+@product_errors
+def drill_due(request: DrillDue) -> bool:
+    """Whether the plan's last drill (of any of its runs' backups) is ``every_seconds`` old or more."""
+    store = current().store(request.vault)
+    runs = re.compile(rf"{re.escape(request.plan)}-\d{{14}}")
+    last = None
+    for backup in catalog.list_backups(store):
+        if runs.fullmatch(backup.name):
+            report = verifications.latest_drill(store, backup.name)
+            if report is not None and (last is None or report.finished_at > last):
+                last = report.finished_at
+    return last is None or (datetime.now(UTC) - last).total_seconds() >= request.every_seconds
+
+
 @activity.defn
 @product_errors
 def record_drill(report: DrillReport) -> str:
@@ -185,4 +208,4 @@ def record_drill(report: DrillReport) -> str:
     return keep_report(report)
 
 
-ACTIVITIES: list[Callable[..., Any]] = [plan_drill, check_drill, remove_scratch, record_drill]
+ACTIVITIES: list[Callable[..., Any]] = [plan_drill, check_drill, remove_scratch, drill_due, record_drill]

@@ -45,7 +45,7 @@ def build_schedule(plan: PlanSpec, settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             PlanRunWorkflow.run,
-            template,
+            args=[template, plan.drill_every.total_seconds() if plan.drill_every else 0.0],
             id=f"planrun-{plan.name}",  # Temporal appends the scheduled time
             task_queue=control_queue(settings),
             typed_search_attributes=TypedSearchAttributes(
@@ -58,7 +58,8 @@ def build_schedule(plan: PlanSpec, settings: Settings) -> Schedule:
         spec=spec,
         # A run still going when the next is due: skip the new one rather than pile up.
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(paused=plan.paused, note=f"backup plan {plan.name}: {plan.cycle}"),
+        state=ScheduleState(paused=plan.paused, note=f"backup plan {plan.name}: {plan.cycle}" + (
+            f", restore drill every {format_duration(plan.drill_every)}" if plan.drill_every else "")),
     )
 
 
@@ -79,6 +80,10 @@ def create(
     volume_data: opt.VolumeData = True,
     ttl: opt.Ttl = "30d",
     paused: Annotated[bool, typer.Option(help="Create the plan paused")] = False,
+    drill_every: Annotated[
+        str | None,
+        typer.Option(help="Restore-drill the newest backup when the plan's last drill is this old ('7d')"),
+    ] = None,
 ) -> None:
     """Create a backup plan."""
     plan = PlanSpec.model_validate(
@@ -86,6 +91,7 @@ def create(
             "name": name,
             "cycle": cycle,
             "paused": paused,
+            "drill_every": drill_every,
             "template": opt.template_fields(
                 vault,
                 include_namespaces,

@@ -194,3 +194,8 @@ class PlanSpec(_Spec):
     cycle: Cycle = Field(description="5-field cron expression or an interval such as 6h30m")
     template: BackupTemplate
     paused: bool = False
+    drill_every: Duration | None = Field(
+        default=None,
+        description="Restore-drill the plan's newest backup when the last drill of its backups is at least "
+        "this old (checked after each run, so at most once per run); none by default",
+    )

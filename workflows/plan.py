@@ -3,6 +3,8 @@
 The schedule starts this small workflow; it names the run ``<plan>-<UTC timestamp>`` and runs
 the backup as a child with the usual job id, so the run is listed, described and steered like
 any backup.  The schedule's overlap policy (skip) sees the run as busy until the backup ends.
+A plan with ``drill_every`` then restore-drills that backup (a child drill job) when the last drill
+of the plan's backups is that old.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import drill as drill_acts
     from activities import search_attributes as sa
     from activities.settings import load_settings
     from schemas.ids import job_id
     from schemas.settings import Settings
-    from schemas.specs import BackupSpec
-    from schemas.status import JobStatus
+    from schemas.specs import BackupSpec, DrillSpec
+    from schemas.status import JobPhase, JobStatus
     from workflows.backup import BackupWorkflow
+    from workflows.drill import DrillWorkflow
     from workflows.steps import SlotClaim
 
 
@@ -33,7 +37,7 @@ class PlanRunWorkflow:
         self.slot = SlotClaim()
 
     @workflow.run
-    async def run(self, template: BackupSpec) -> JobStatus:
+    async def run(self, template: BackupSpec, drill_every_seconds: float = 0) -> JobStatus:
         assert template.plan, "a plan run needs its plan's name"
 
         async def limit() -> int:
@@ -45,9 +49,12 @@ class PlanRunWorkflow:
         # Scheduled backups share their own limit (schedule_max_workers) on top of the backup limit.
         await self.slot.acquire("schedule", limit, lambda: False)
         try:
-            return await self._run(template)
+            result = await self._run(template)
         finally:
             await self.slot.release()
+        if drill_every_seconds and result.phase in (JobPhase.completed, JobPhase.partially_failed):
+            await self._drill(template, result.name, drill_every_seconds)
+        return result
 
     async def _run(self, template: BackupSpec) -> JobStatus:
         assert template.plan
@@ -64,6 +71,25 @@ class PlanRunWorkflow:
             parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
         )
         return result
+
+    async def _drill(self, template: BackupSpec, backup: str, every: float) -> None:
+        """Drill the new backup if the plan is due one; its outcome is the drill job's, not the run's."""
+        assert template.plan
+        due = drill_acts.DrillDue(plan=template.plan, vault=template.vault, every_seconds=every)
+        if not await workflow.execute_activity(
+            drill_acts.drill_due, due, start_to_close_timeout=timedelta(minutes=5)
+        ):
+            return
+        name = f"{backup[: 63 - len('-drill')]}-drill"
+        cluster = workflow.info().typed_search_attributes.get(sa.CLUSTER) or ""
+        await workflow.execute_child_workflow(
+            DrillWorkflow.run,
+            DrillSpec(name=name, backup=backup, vault=template.vault),
+            id=job_id("drill", name),
+            search_attributes=sa.initial("drill", vault=template.vault, cluster=cluster),
+            static_summary=f"restore drill {name} of plan {template.plan}: backup {backup}",
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+        )
 
     @workflow.signal
     def slot_granted(self) -> None:

@@ -19,6 +19,7 @@ from schemas.specs import PlanSpec
 from schemas.status import JobPhase, JobStatus
 from tests.conftest import BACKUPCTL
 from tests.product_fixtures import Product
+from vault import verifications
 
 pytestmark = pytest.mark.cluster
 
@@ -60,6 +61,48 @@ async def test_triggered_plan_runs_a_named_backup(product: Product, kube_namespa
         # The run is an ordinary backup job: describe finds it by its name.
         status = await jobctl.job_status(product.client, "backup", result.name)
         assert status.phase is JobPhase.completed
+    finally:
+        await handle.delete()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_plan_drills_its_newest_backup_when_a_drill_is_due(
+    product: Product, kube_namespace: str
+) -> None:
+    """drill_every: the first run's backup is drilled (none was before), the next run's is not (the
+    last drill is younger than the interval)."""
+    plan_name = f"pd-{uuid.uuid4().hex[:6]}"
+    plan = PlanSpec.model_validate(
+        {
+            "name": plan_name,
+            "cycle": "1 4 * * *",
+            "paused": True,
+            "drill_every": "7d",
+            "template": {"vault": "main", "include_namespaces": [kube_namespace], "ttl": "7d"},
+        }
+    )
+    handle = await product.client.create_schedule(
+        plan_schedule_id(plan_name), build_schedule(plan, product.settings)
+    )
+    store = product.ctx.vaults().store("main")
+    try:
+        assert "restore drill every 7d" in ((await handle.describe()).schedule.state.note or "")
+        await handle.trigger()
+        (first,) = await _runs(handle, 1)
+        result = await product.client.get_workflow_handle(first, result_type=JobStatus).result()
+        assert result.phase is JobPhase.completed, result.error
+        drill = await jobctl.job_status(product.client, "drill", f"{result.name}-drill")
+        assert drill.phase is JobPhase.completed, drill.render_table()
+        report = verifications.latest_drill(store, result.name)
+        assert report is not None and report.passed and report.job == f"{result.name}-drill"
+
+        await asyncio.sleep(1.1)  # run names carry the second
+        await handle.trigger()
+        second = next(r for r in await _runs(handle, 2) if r != first)
+        again = await product.client.get_workflow_handle(second, result_type=JobStatus).result()
+        assert again.phase is JobPhase.completed, again.error
+        assert not await jobctl.job_exists(product.client, "drill", f"{again.name}-drill")
+        assert verifications.latest_drill(store, again.name) is None
     finally:
         await handle.delete()
 

@@ -59,6 +59,10 @@ def _check_story(out: str, ui_port: int) -> None:
     assert "backupverification.backupcenter.io/demo-" in out, out[-3000:]
     assert re.search(r"verify backup\W+demo-\d+-check: Completed", out), out[-3000:]
     assert re.search(r"findings\W+0\b", out), out[-3000:]
+    # And drilled: restored beside the running application, checked, removed, the report kept.
+    assert "restoredrill.backupcenter.io/demo-" in out, out[-3000:]
+    assert re.search(r"restore drill\W+demo-\d+-drill: Completed", out), out[-3000:]
+    assert re.search(r"differences\W+0\b", out) and re.search(r"rto_seconds\W+\d+", out), out[-3000:]
     assert "delete applicationbackup demo-" in out
 
 
