@@ -145,6 +145,16 @@ def remove_scratch(request: DrillRequest) -> RemovedScratch:
     kube = current().kube()
     removed = RemovedScratch()
     restore = request.plan.restore
+    scratch = set(request.plan.scratch.values())
+    # Volumes of a Retain class would outlive their claims (and their disks the PV objects): the
+    # drill's own go with their claims.
+    for pv in kube.list("/api/v1/persistentvolumes")[0]:
+        spec = pv.get("spec") or {}
+        if (spec.get("claimRef") or {}).get("namespace") in scratch and (
+            spec.get("persistentVolumeReclaimPolicy") != "Delete"
+        ):
+            kube.patch(f"/api/v1/persistentvolumes/{pv['metadata']['name']}",
+                       {"spec": {"persistentVolumeReclaimPolicy": "Delete"}})
     ours = []
     for namespace in request.plan.scratch.values():
         found = kube.get(f"{NAMESPACES}/{namespace}")
@@ -160,7 +170,6 @@ def remove_scratch(request: DrillRequest) -> RemovedScratch:
                 reason=f"namespace {left[0]} still terminating after {SCRATCH_GONE_SECONDS:.0f} s",
             )
         time.sleep(0.5)
-    scratch = set(request.plan.scratch.values())
     for pv in kube.list("/api/v1/persistentvolumes")[0]:
         claim = (pv.get("spec") or {}).get("claimRef") or {}
         if claim.get("namespace") in scratch:

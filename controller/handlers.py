@@ -141,15 +141,15 @@ class Controller:
         path = job_objects.object_path(JobKind.delete, namespace, request)
         found = await asyncio.to_thread(self.kube.get, path)
         if found is not None and not found["metadata"].get("deletionTimestamp"):
+            if _created(found) < _created(obj):
+                # Left from an earlier object of this name (made before this one existed): it goes,
+                # and this object's own request is made on the next pass.
+                await asyncio.to_thread(self.kube.delete, path)
+                raise kopf.TemporaryError(f"DeleteRequest {request} was for an earlier {name}", delay=2)
             status = found.get("status") or {}
             phase = status.get("phase")
             if phase == JobPhase.completed.value:
-                if not await self.door.owns(jk, name, namespace):
-                    return
-                # A request left from an earlier object of this name, whose data it deleted; this
-                # object's job came after it: that request goes, and a new one is made below.
-                await asyncio.to_thread(self.kube.delete, path)
-                raise kopf.TemporaryError(f"DeleteRequest {request} was for an earlier {name}", delay=2)
+                return
             if phase in (JobPhase.failed.value, JobPhase.canceled.value):
                 raise kopf.TemporaryError(
                     f"DeleteRequest {request} {phase}: {status.get('message')}. Fix the cause, then "
@@ -185,6 +185,11 @@ class Controller:
             if rk.job_kind in DATA_KINDS:
                 kopf.on.field(*res, id="cancel", field="spec.cancel", registry=registry)(self.cancel)
                 kopf.on.delete(*res, id="delete-data", registry=registry)(self.delete)
+
+
+def _created(obj: dict[str, Any]) -> str:
+    """The creation time as the API server writes it (RFC 3339, UTC, whole seconds: sorts as text)."""
+    return str(obj["metadata"].get("creationTimestamp") or "")
 
 
 def _job(obj: dict[str, Any]) -> JobKind:

@@ -239,7 +239,7 @@ class _Restore:
             # The pack is what is damaged; the files are what an operator has lost: name both.
             files = sorted({out.rel for _, dests in group for out, _ in dests})
             named = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-            raise DataCorrupt(f"{err}; it holds data of {named}", key=err.key) from None
+            raise DataCorrupt(f"{err}; it holds data of {named}", key=err.key) from err
 
     def _fetch_group(self, pack_id: str, group: list[tuple[BlobEntry, list[tuple[_OutFile, int]]]]) -> None:
         key = pack_key(pack_id)

@@ -146,11 +146,20 @@ def take_ownership(
     original policy in the annotation)."""
     path = content_path(content)
     found = kube.get(path)
-    if found is None and handle:
+    snapshot_path = f"{SNAPSHOT_API}/namespaces/{namespace}/volumesnapshots/{snapshot}"
+    going = found is not None and bool((found.get("metadata") or {}).get("deletionTimestamp"))
+    if (found is None or going) and handle:
         kept = kube.get(content_path(kept_name(handle)))
         if kept is not None:
             return _owned(kept)  # an earlier attempt took it over and had to re-make it
-    if found is None or (found.get("metadata") or {}).get("deletionTimestamp"):
+    if found is not None and going:
+        notes = (found.get("metadata") or {}).get("annotations") or {}
+        if (found.get("spec") or {}).get("deletionPolicy") == RETAIN and POLICY_ANNOTATION in notes:
+            # An earlier attempt made it Retain and lost it to the snapshot controller before it
+            # could re-make it: the data stays, and is taken over from the handle now.
+            ours = {k: v for k, v in notes.items() if k.startswith("backupcenter.io/")}
+            return _content_kept(kube, snapshot_path, found, labels, ours, beat)
+    if found is None or going:
         raise BackupCenterError(
             "SnapshotFailed",
             snapshot=f"{namespace}/{snapshot}",
@@ -174,7 +183,6 @@ def take_ownership(
             pvc=f"{namespace}/{snapshot}",
             reason=f"VolumeSnapshotContent {content} did not take deletionPolicy Retain",
         )
-    snapshot_path = f"{SNAPSHOT_API}/namespaces/{namespace}/volumesnapshots/{snapshot}"
     try:
         kube.delete(snapshot_path)
     except KubeError as err:

@@ -471,8 +471,9 @@ register(
         kind="ValidationError",
         template="restore drill {name}: scratch namespace {namespace} already exists",
         causes=("A drill never restores into an existing namespace; this one is someone else's.",),
-        fixes=("Run the drill again (it picks another scratch name), or delete the namespace if it is "
-               "a leftover of an interrupted drill.",),
+        fixes=("Delete the namespace if it is a leftover of an interrupted drill; otherwise run "
+               "`backupctl backup drill` again (each run picks a new name) or give the RestoreDrill "
+               "object another name.",),
     ),
 )
 

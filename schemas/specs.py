@@ -127,11 +127,11 @@ class RestoreSpec(NamespaceSelection):
         "of LoadBalancer/Local ones); by default only node ports set explicitly are kept, auto-assigned "
         "ones are allocated anew",
     )
-    allocate_node_ports: bool = Field(
+    isolated: bool = Field(
         default=False,
-        description="Allocate every node port anew, even explicitly set ones (a restore beside the running "
-        "source, such as a restore drill's, whose ports the source still holds); overrides "
-        "preserveNodePorts",
+        description="A restore beside the running source (a restore drill's) that must not take its "
+        "traffic: Services become ClusterIP (node ports, load balancer fields and annotations dropped), "
+        "Ingresses are not restored, CronJobs are suspended; overrides preserveNodePorts",
     )
     existing_resource_policy: ExistingResourcePolicy = ExistingResourcePolicy.none
     volume_data: bool = True

@@ -48,6 +48,7 @@ REMOVE_TIMEOUT = timedelta(seconds=acts.SCRATCH_GONE_SECONDS + 120)
 class DrillWorkflow(JobWorkflow[DrillSpec]):
     kind: ClassVar[JobKind] = JobKind.drill
     slot_setting: ClassVar[str] = "drill_max_workers"
+    unattended: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,8 +147,8 @@ class DrillWorkflow(JobWorkflow[DrillSpec]):
             include_namespaces=list(plan.scratch),
             namespace_mapping=plan.scratch,
             unattended=True,
-            # Beside the running source, which holds its node ports.
-            allocate_node_ports=True,
+            # Beside the running source: none of its traffic (ports, load balancers, hosts) is taken.
+            isolated=True,
         )
         cluster = workflow.info().typed_search_attributes.get(sa.CLUSTER) or ""
         result: JobStatus = await workflow.execute_child_workflow(

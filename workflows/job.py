@@ -64,6 +64,9 @@ class JobWorkflow(OperatorControls, Generic[SpecT]):
 
     kind: ClassVar[JobKind]
     slot_setting: ClassVar[str]
+    # Jobs nobody is expected to steer (restore drills, often scheduled): a failed step does not wait
+    # for an operator (workflows/steps.py JobRunner.unattended).
+    unattended: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.runner: JobRunner | None = None
@@ -87,7 +90,7 @@ class JobWorkflow(OperatorControls, Generic[SpecT]):
             load_settings, start_to_close_timeout=QUICK, retry_policy=TRANSIENT
         )
         runner = JobRunner(self._status, operator_wait_timeout=settings.operator_wait_timeout)
-        runner.unattended = bool(getattr(spec, "unattended", False))
+        runner.unattended = self.unattended or bool(getattr(spec, "unattended", False))
         self.runner = runner
         # The job's custom resource: the one it was started for, or (a CLI job) one made for it.
         self.object_namespace: str | None = workflow.memo_value(OBJECT_NAMESPACE_MEMO, None, type_hint=str)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -73,22 +74,29 @@ class PlanRunWorkflow:
         return result
 
     async def _drill(self, template: BackupSpec, backup: str, every: float) -> None:
-        """Drill the new backup if the plan is due one; its outcome is the drill job's, not the run's."""
+        """Start a drill of the new backup if the plan is due one.  It runs on its own (abandoned by
+        this run): the schedule sees the plan free again at once, and the drill's outcome is the drill
+        job's, never the run's (a failure to look is a warning in the log, not a failed backup)."""
         assert template.plan
         due = drill_acts.DrillDue(plan=template.plan, vault=template.vault, every_seconds=every)
-        if not await workflow.execute_activity(
-            drill_acts.drill_due, due, start_to_close_timeout=timedelta(minutes=5)
-        ):
+        try:
+            wanted = await workflow.execute_activity(
+                drill_acts.drill_due, due, start_to_close_timeout=timedelta(minutes=5)
+            )
+        except ActivityError as err:
+            workflow.logger.warning("plan %s: no drill, its last drill was not found: %s", template.plan, err)
+            return
+        if not wanted:
             return
         name = f"{backup[: 63 - len('-drill')]}-drill"
         cluster = workflow.info().typed_search_attributes.get(sa.CLUSTER) or ""
-        await workflow.execute_child_workflow(
+        await workflow.start_child_workflow(
             DrillWorkflow.run,
             DrillSpec(name=name, backup=backup, vault=template.vault),
             id=job_id("drill", name),
             search_attributes=sa.initial("drill", vault=template.vault, cluster=cluster),
             static_summary=f"restore drill {name} of plan {template.plan}: backup {backup}",
-            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+            parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
     @workflow.signal

@@ -32,7 +32,7 @@ class RestoreContext(BaseModel):
     image_rules: ImageRules = Field(default_factory=ImageRules)
     convert_to_access_modes: tuple[str, ...] = ()
     preserve_node_ports: bool = False  # False: keep explicitly set node ports only (RestoreSpec)
-    allocate_node_ports: bool = False  # True: keep none (RestoreSpec)
+    isolated: bool = False  # beside the running source: take none of its traffic (RestoreSpec)
     storage_classes: dict[str, str] = Field(
         default_factory=dict, description="The target cluster's storage classes: name -> provisioner"
     )
@@ -75,7 +75,7 @@ class RestoreContext(BaseModel):
             image_registry_mapping=dict(spec.image_registry_mapping),
             convert_to_access_modes=tuple(spec.convert_to_access_modes),
             preserve_node_ports=spec.preserve_node_ports,
-            allocate_node_ports=spec.allocate_node_ports,
+            isolated=spec.isolated,
             **cluster,
         )
 

@@ -293,8 +293,11 @@ async def test_a_deleted_object_stays_until_its_delete_request_completed(
     name = f"hd-{uuid.uuid4().hex[:6]}"
     _APPS[name] = "default"
     request = f"{name}-dbr"
-    # A request in progress whose job no longer owns the name: made by hand (the controller leaves
-    # objects marked as a CLI job's alone), its status set as the delete job would push it.
+    # The object: nothing started for it (created canceled), but the controller's finalizer is on it.
+    kubectl.apply(backup_manifest(name, home, extra="  cancel: true"))
+    await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Canceled"})
+    # Its request in progress, whose job no longer owns the name: made by hand after the object (the
+    # controller leaves objects marked as a CLI job's alone), its status set as the delete job would.
     kubectl.apply(f"""
 apiVersion: backupcenter.io/v1alpha1
 kind: DeleteRequest
@@ -310,16 +313,21 @@ spec: {{targetKind: backup, target: {name}}}
                     "merge", "-p", f'{{"status":{{"phase":"{phase}"}}}}')
 
     set_phase("InProgress")
-    # The object: nothing started for it (created canceled), but the controller's finalizer is on it.
-    kubectl.apply(backup_manifest(name, home, extra="  cancel: true"))
-    await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Canceled"})
     kubectl.run("-n", home, "delete", "applicationbackup", name, "--wait=false")
     await asyncio.sleep(6)  # three of the delete handler's retries
     held = kubectl.get("applicationbackup", name, home)
     assert held is not None and held["metadata"].get("deletionTimestamp"), held
     set_phase("Completed")
     await in_thread(kubectl.wait_gone, "applicationbackup", name, home, 30)
-    kubectl.run("-n", home, "delete", "deleterequest", request)
+
+    # A new object of that name meets the earlier object's Completed request: not its own (older than
+    # it), so that request goes rather than counting as this object's deletion being done.
+    await asyncio.sleep(1.1)  # creation times have whole seconds
+    kubectl.apply(backup_manifest(name, home, extra="  cancel: true"))
+    await in_thread(kubectl.wait_phase, "applicationbackup", name, home, {"Canceled"})
+    kubectl.run("-n", home, "delete", "applicationbackup", name, "--wait=false")
+    await in_thread(kubectl.wait_gone, "deleterequest", request, home, 30)
+    await in_thread(kubectl.wait_gone, "applicationbackup", name, home, 30)
 
 
 def wait_steering(kubectl: Kubectl, name: str, namespace: str, value: str) -> dict[str, Any]:

@@ -105,3 +105,19 @@ def test_crds_pass_through() -> None:
     out = restore_item(crd, ctx(namespace_mapping={"shop": "x"})).objects[0]
     assert out["spec"] == crd["spec"]
     assert "status" not in out and "uid" not in out["metadata"]
+
+
+def test_an_isolated_restore_skips_ingresses_and_suspends_cronjobs() -> None:
+    """Beside the running source (a drill): no Ingress claims its hosts, no CronJob runs its schedule."""
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta("web"),
+               "spec": {"rules": [{"host": "shop.example.com"}]}}
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta("nightly"),
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+    assert restore_item(ingress, ctx()).objects[0]["spec"]["rules"][0]["host"] == "shop.example.com"
+    assert "suspend" not in restore_item(cron, ctx()).objects[0]["spec"]
+    skipped = restore_item(ingress, ctx(isolated=True))
+    assert skipped.objects == [] and skipped.skip_reason and "hosts" in skipped.skip_reason
+    suspended = restore_item(cron, ctx(isolated=True))
+    assert suspended.objects[0]["spec"]["suspend"] is True and suspended.warnings
+    assert "suspend" not in cron["spec"]  # the backed-up object is not changed in place

@@ -161,17 +161,25 @@ def test_preserve_node_ports_keeps_all() -> None:
         assert [p["nodePort"] for p in out["spec"]["ports"]] == [30080, 30443]
 
 
-def test_allocate_node_ports_drops_even_explicit_ones() -> None:
-    """A restore beside the running source (a drill): every node port is allocated anew."""
-    svc = two_ports("NodePort")
-    svc["metadata"]["annotations"] = {EXPLICIT_NODE_PORTS: "80/TCP,443/TCP"}
+def test_an_isolated_restore_takes_none_of_the_sources_traffic() -> None:
+    """Beside the running source (a drill): explicit node ports, the load balancer and its provider
+    annotations stay the source's; the restored service is ClusterIP."""
+    svc = two_ports("LoadBalancer")
+    svc["metadata"]["annotations"] = {
+        EXPLICIT_NODE_PORTS: "80/TCP,443/TCP",
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id": "lb-123",
+        "external-dns.alpha.kubernetes.io/hostname": "shop.example.com",
+        "team": "shop",
+    }
+    svc["spec"].update(loadBalancerIP="1.2.3.4", externalTrafficPolicy="Local", healthCheckNodePort=32000)
     assert [p.get("nodePort") for p in restore_item(svc, ctx()).objects[0]["spec"]["ports"]] == [30080, 30443]
     for preserve in (True, False):
-        out = restore_item(svc, ctx(allocate_node_ports=True, preserve_node_ports=preserve)).objects[0]
+        out = restore_item(svc, ctx(isolated=True, preserve_node_ports=preserve)).objects[0]
+        assert out["spec"]["type"] == "ClusterIP"
         assert all("nodePort" not in p for p in out["spec"]["ports"])
-    local = service("LoadBalancer", policy="Local", health=32000)
-    out = restore_item(local, ctx(allocate_node_ports=True, preserve_node_ports=True)).objects[0]
-    assert "healthCheckNodePort" not in out["spec"]
+        assert not {"loadBalancerIP", "externalTrafficPolicy", "healthCheckNodePort"} & set(out["spec"])
+        kept = set(out["metadata"].get("annotations") or {}) - {"backupcenter.io/backup"}
+        assert kept == {"team"}
 
 
 def test_stray_node_ports_of_cluster_ip_services_are_dropped() -> None:

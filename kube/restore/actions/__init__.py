@@ -43,6 +43,8 @@ KIND_ACTIONS: dict[GroupKind, tuple[Action, ...]] = {
     ("", "Pod"): (actions_workloads.pod_action,),
     ("apps", "StatefulSet"): (actions_storage.claim_templates_action,),
     ("batch", "Job"): (actions_workloads.job_action,),
+    ("batch", "CronJob"): (misc.isolate_action,),
+    ("networking.k8s.io", "Ingress"): (misc.isolate_action,),
     (RBAC, "RoleBinding"): (map_subject_namespaces,),
     (RBAC, "ClusterRoleBinding"): (map_subject_namespaces,),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (misc.pass_through,),

@@ -56,3 +56,18 @@ def skip_cluster_managed(obj: dict[str, Any], ctx: RestoreContext) -> ActionResu
 def pass_through(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
     """CRDs: restored as captured; the version to restore at is chosen by kube.restore.versions."""
     return ActionResult.keep(obj)
+
+
+def isolate_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
+    """An isolated restore (a drill's, beside the running source) takes none of the source's work:
+    Ingresses would claim its hosts (skipped), CronJobs would run its schedules (suspended)."""
+    if not ctx.isolated:
+        return ActionResult.keep(obj)
+    kind = obj.get("kind")
+    if kind == "Ingress":
+        return ActionResult.skip("isolated restore: an Ingress beside the source would claim its hosts")
+    if kind == "CronJob":
+        out = copied(obj)
+        out.setdefault("spec", {})["suspend"] = True
+        return ActionResult.keep(out, ["isolated restore: suspended (the source runs its schedule)"])
+    return ActionResult.keep(obj)

@@ -122,6 +122,16 @@ def _explicit(obj: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     return explicit
 
 
+# What an isolated restore (a drill's) drops from a NodePort or LoadBalancer service, and the
+# annotation keys (any provider's load balancer settings, external-dns) that would claim the source's
+# load balancer or names.
+_LOAD_BALANCER_FIELDS = (
+    "loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass", "externalTrafficPolicy",
+    "healthCheckNodePort", "allocateLoadBalancerNodePorts", "externalIPs",
+)
+_TRAFFIC_ANNOTATION_MARKS = ("loadbalancer", "load-balancer", "external-dns")
+
+
 def service_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
     obj = copied(obj)
     spec = obj.setdefault("spec", {})
@@ -132,10 +142,20 @@ def service_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
         spec.pop("clusterIPs", None)
 
     kind = spec.get("type", "ClusterIP")
+    if ctx.isolated and kind in NODE_PORT_TYPES:
+        # Beside the running source: its node ports, load balancer and DNS names stay its own.
+        spec["type"] = kind = "ClusterIP"
+        for field in _LOAD_BALANCER_FIELDS:
+            spec.pop(field, None)
+        meta = obj.setdefault("metadata", {})
+        meta["annotations"] = {
+            k: v for k, v in (meta.get("annotations") or {}).items()
+            if not any(mark in k.lower() for mark in _TRAFFIC_ANNOTATION_MARKS)
+        }
     if kind in NODE_PORT_TYPES:
         explicit = _explicit(obj)
         for port in spec.get("ports") or []:
-            if ctx.allocate_node_ports or not (ctx.preserve_node_ports or explicit(port)):
+            if not (ctx.preserve_node_ports or explicit(port)):
                 port.pop("nodePort", None)
     else:
         for port in spec.get("ports") or []:
@@ -146,7 +166,7 @@ def service_action(obj: dict[str, Any], ctx: RestoreContext) -> ActionResult:
 
     # healthCheckNodePort exists only for LoadBalancer + Local; elsewhere the API rejects it.
     local_lb = kind == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
-    if not (local_lb and ctx.preserve_node_ports) or ctx.allocate_node_ports:
+    if not (local_lb and ctx.preserve_node_ports):
         spec.pop("healthCheckNodePort", None)
     # The load balancer's address is status, which the generic action already dropped; traffic
     # is never switched to the restored service automatically.
