@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from temporalio.client import Client
@@ -100,21 +100,8 @@ def verify(
     with the backup and shown by `restore backups`; findings end the job Failed, each one naming
     the object at fault and what it breaks."""
     spec = VerifySpec(name=verify_name(name), backup=name, vault=vault, read_data=read_data)
-
-    async def precheck(_client: Client) -> None:
-        await asyncio.to_thread(check_backup, name, vault)
-
-    start_job_command(
-        "verify",
-        spec.name,
-        VerifyWorkflow.run,
-        spec,
-        vault=vault,
-        summary=f"verify backup {name} in vault {vault}" + (" (read data)" if read_data else ""),
-        label="verification",
-        wait=wait,
-        precheck=precheck,
-    )
+    summary = f"verify backup {name} in vault {vault}" + (" (read data)" if read_data else "")
+    _start_check("verify", VerifyWorkflow.run, spec, summary, "verification", wait)
 
 
 @backup_app.command("drill")
@@ -129,21 +116,20 @@ def drill(
     their volumes are removed.  The report (RTO, RPO, differences) is kept with the backup and shown
     by `restore backups`; differences end the job Failed.  The source namespaces are not touched."""
     spec = DrillSpec(name=verify_name(name), backup=name, vault=vault)
+    _start_check("drill", DrillWorkflow.run, spec, f"restore drill of backup {name} in vault {vault}",
+                 "restore drill", wait)
+
+
+def _start_check(
+    kind: str, run: Any, spec: VerifySpec | DrillSpec, summary: str, label: str, wait: bool
+) -> None:
+    """Start a job that proves a backup (verify, drill); an unknown backup is refused first (exit 2)."""
 
     async def precheck(_client: Client) -> None:
-        await asyncio.to_thread(check_backup, name, vault)
+        await asyncio.to_thread(check_backup, spec.backup, spec.vault)
 
-    start_job_command(
-        "drill",
-        spec.name,
-        DrillWorkflow.run,
-        spec,
-        vault=vault,
-        summary=f"restore drill of backup {name} in vault {vault}",
-        label="restore drill",
-        wait=wait,
-        precheck=precheck,
-    )
+    start_job_command(kind, spec.name, run, spec, vault=spec.vault, summary=summary, label=label,
+                      wait=wait, precheck=precheck)
 
 
 def verify_name(backup: str) -> str:

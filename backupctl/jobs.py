@@ -1,4 +1,4 @@
-"""``backupctl jobs list``: every job of every kind, from Temporal's visibility store."""
+"""``backupctl jobs list|cancel``: every job of every kind, from Temporal's visibility store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.table import Table
 from temporalio.client import Client
 
 from activities import search_attributes as sa
+from backupctl import jobctl
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console
 from schemas.specs import JobKind
@@ -32,7 +33,7 @@ def visibility_query(kind: str | None, phase: str | None) -> str:
 
 @jobs_app.command("list")
 def list_jobs(
-    kind: Annotated[str | None, typer.Option(help="backup, restore, convert, delete or verify")] = None,
+    kind: Annotated[str | None, typer.Option(help=", ".join(k.value for k in JobKind))] = None,
     phase: Annotated[str | None, typer.Option(help="e.g. WaitingForOperator")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many jobs")] = 100,
 ) -> None:
@@ -60,3 +61,15 @@ def list_jobs(
         table.add_row(*row)
     console.print(table)
     console.print(f"{len(rows)} job(s)")
+
+
+@jobs_app.command("cancel")
+def cancel(
+    kind: Annotated[str, typer.Argument(help=", ".join(k.value for k in JobKind))],
+    name: Annotated[str, typer.Argument(help="The job's name")],
+) -> None:
+    """Cancel a job of any kind (a drill cancels its restore and removes its scratch namespaces)."""
+    if kind not in {k.value for k in JobKind}:
+        raise BadInput(f"KIND: {kind!r} is not one of {', '.join(k.value for k in JobKind)}")
+    with_client(lambda client: jobctl.signal_job(client, kind, name, "cancel"))
+    console.print(f"cancel sent to {kind} {name}")

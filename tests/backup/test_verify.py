@@ -22,6 +22,7 @@ from datamover.index import load_index
 from datamover.manifest import ManifestReader
 from datamover.repo import Repo, pack_key, snapshot_key
 from kube.export import read_index
+from schemas.backup import SnapshotState
 from schemas.specs import VerifySpec
 from schemas.status import JobPhase, JobStatus
 from schemas.verify import VerifyFinding, VerifyReport
@@ -107,6 +108,30 @@ def pack_of_big_file(store: ObjectStore, snapshot_id: str) -> str:
     return pack_key(found[0])
 
 
+@contextmanager
+def flipped_pack(product: Product, backup_name: str, ns: str) -> Iterator[str]:
+    """One byte flipped in the middle of the pack holding the NAS volume's random file (put back
+    afterwards); yields the pack's key."""
+    store = vault_store(product)
+    pack = pack_of_big_file(store, file_snapshot(store, backup_name, ns))
+    middle = store.head(pack).size // 2  # the object's bytes come first in its file, then the footer
+    with put_back(vault_file(product, pack)) as path:
+        with path.open("r+b") as f:
+            f.seek(middle)
+            byte = f.read(1)[0]
+            f.seek(middle)
+            f.write(bytes([byte ^ 0xFF]))
+        yield pack
+
+
+def disk_snapshot(product: Product, backup_name: str) -> SnapshotState:
+    """The backup's one disk snapshot, as its volume records keep it."""
+    records = catalog.volume_records(vault_store(product), backup_name)
+    assert records is not None
+    [state] = records.snapshots
+    return state
+
+
 def cause_of(status: JobStatus, affects: str, *at_fault: str) -> str:
     """The job failed BackupVerifyFailed, every cause naming one of `at_fault` before its "affects:" (nothing
     else is blamed); the first cause that says it affects `affects`."""
@@ -156,16 +181,7 @@ async def test_a_flipped_byte_in_a_pack_is_found_by_reading_data_only(
 ) -> None:
     ns = kube_namespace
     name = await protected_app(product, kube_agent, ns)
-    store = vault_store(product)
-    pack = pack_of_big_file(store, file_snapshot(store, name, ns))
-    middle = store.head(pack).size // 2  # the object's bytes come first in its file, then the footer
-    with put_back(vault_file(product, pack)) as path:
-        with path.open("r+b") as f:
-            f.seek(middle)
-            byte = f.read(1)[0]
-            f.seek(middle)
-            f.write(bytes([byte ^ 0xFF]))
-
+    with flipped_pack(product, name, ns) as pack:
         # Existence and metadata only: the pack is there, as big as ever.
         status, report = await verify(product, name)
         assert status.phase is JobPhase.completed, (status.error, status.render_table())
@@ -210,9 +226,7 @@ async def test_a_disk_snapshot_lost_out_of_band_fails_its_pvc(
 ) -> None:
     ns = kube_namespace
     name = await protected_app(product, kube_agent, ns)
-    records = catalog.volume_records(vault_store(product), name)
-    assert records is not None
-    [state] = records.snapshots
+    state = disk_snapshot(product, name)
     # Gone from the cloud (its data) and from the cluster (the retained content the backup owns).
     product.kube.delete(f"{SNAPSHOTS}/volumesnapshotcontents/{state.content}")
     wait_for(lambda: not owned_of(product, name), "the backup's snapshot content gone")

@@ -4,6 +4,7 @@ snapshot or its NAS data was damaged behind the product's back.  The source is n
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from typing import Any
@@ -15,15 +16,8 @@ from backupctl import jobctl
 from schemas.drill import DrillReport
 from schemas.specs import DrillSpec
 from schemas.status import JobPhase, JobStatus
-from tests.backup.test_verify import (
-    BIG_FILE,
-    file_snapshot,
-    pack_of_big_file,
-    protected_app,
-    put_back,
-    vault_file,
-    vault_store,
-)
+from tests.backup.test_verify import BIG_FILE, disk_snapshot, flipped_pack, protected_app, vault_store
+from tests.cli_runner import cli_env, run_cli
 from tests.product_fixtures import Product
 from tests.restore.helpers import finished
 from vault import catalog, verifications
@@ -32,12 +26,17 @@ from workflows.drill import DrillWorkflow
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="session")]
 
 
-async def drill(product: Product, backup_name: str) -> tuple[JobStatus, DrillReport, str]:
-    """Run a drill to its end: its status, its report, and the scratch namespace of `ns`."""
+async def start_drill(product: Product, backup_name: str) -> str:
     name = f"{backup_name}-{uuid.uuid4().hex[:6]}"
     spec = DrillSpec(name=name, backup=backup_name, vault=product.vault)
     await jobctl.start_job(product.client, product.settings, "drill", name, DrillWorkflow.run, spec,
                            vault=spec.vault, summary=f"test drill {name}")
+    return name
+
+
+async def drill(product: Product, backup_name: str) -> tuple[JobStatus, DrillReport, str]:
+    """Run a drill to its end: its status, its report, and its name."""
+    name = await start_drill(product, backup_name)
     status = await finished(product, "drill", name, 300)
     report = verifications.latest_drill(vault_store(product), backup_name)
     assert report is not None and report.job == name, (report, status.render_table())
@@ -89,10 +88,7 @@ async def test_a_drill_after_the_disk_snapshot_was_lost_fails_naming_the_pvc(
 ) -> None:
     ns = kube_namespace
     name = await protected_app(product, kube_agent, ns)
-    records = catalog.volume_records(vault_store(product), name)
-    assert records is not None
-    [state] = records.snapshots
-    shutil.rmtree(kube_agent.layout.snapshot_dir(state.handle))  # the cloud lost it
+    shutil.rmtree(kube_agent.layout.snapshot_dir(disk_snapshot(product, name).handle))  # the cloud lost it
 
     status, report, job = await drill(product, name)
     assert status.phase is JobPhase.failed and status.error is not None, status.render_table()
@@ -110,18 +106,32 @@ async def test_a_drill_after_the_nas_data_was_tampered_with_fails_naming_the_fil
 ) -> None:
     ns = kube_namespace
     name = await protected_app(product, kube_agent, ns)
-    store = vault_store(product)
-    pack = pack_of_big_file(store, file_snapshot(store, name, ns))
-    middle = store.head(pack).size // 2
-    with put_back(vault_file(product, pack)) as path:
-        with path.open("r+b") as f:
-            f.seek(middle)
-            byte = f.read(1)[0]
-            f.seek(middle)
-            f.write(bytes([byte ^ 0xFF]))
+    with flipped_pack(product, name, ns):
         status, report, job = await drill(product, name)
     assert status.phase is JobPhase.failed and status.error is not None, status.render_table()
     scratch = scratch_namespace(ns, job)
     tampered = [c for c in status.error.causes if f"{scratch}/shared" in c]
     assert tampered and BIG_FILE in tampered[0], status.error.causes
     assert left_behind(product, report) == []
+
+
+async def test_a_canceled_drill_removes_its_scratch_namespaces(
+    product: Product, temporal_env: Any, kube_agent: Any, kube_namespace: str
+) -> None:
+    """`backupctl jobs cancel drill NAME` while the drill's restore runs: the restore is canceled
+    with it and the scratch namespace goes; nothing of the drill is left."""
+    ns = kube_namespace
+    name = await protected_app(product, kube_agent, ns)
+    job = await start_drill(product, name)
+    scratch = scratch_namespace(ns, job)
+    deadline = asyncio.get_running_loop().time() + 120
+    while product.kube.get(f"/api/v1/namespaces/{scratch}") is None:
+        assert asyncio.get_running_loop().time() < deadline, "the drill's restore never made its namespace"
+        await asyncio.sleep(0.2)
+    code, out, err = await run_cli(cli_env(product, temporal_env), "jobs", "cancel", "drill", job)
+    assert code == 0 and f"cancel sent to drill {job}" in out, (out, err)
+    status = await finished(product, "drill", job, 300)
+    assert status.phase is JobPhase.canceled, status.render_table()
+    restore = await finished(product, "restore", f"{job}-restore", 60)
+    assert restore.phase is JobPhase.canceled, restore.render_table()
+    assert product.kube.get(f"/api/v1/namespaces/{scratch}") is None
