@@ -68,20 +68,33 @@ def observe(kube: Kube, state: SnapshotState) -> SnapshotState:
     return state.model_copy(update=update)
 
 
-def delete_for_backup(kube: Kube, backup: str, namespaces: list[str]) -> int:
-    """Delete every VolumeSnapshot the backup created; returns how many were removed."""
+def delete_for_backup(
+    kube: Kube, backup: str, namespaces: list[str], *, wait_seconds: float = 30.0
+) -> int:
+    """Delete every VolumeSnapshot the backup created; returns how many were removed.  Waits (up to
+    ``wait_seconds``) until they are gone: the snapshot controller holds a bound one with its finalizer
+    until it has dealt with its content, and a job that says its snapshots are removed must not end
+    while they are still there."""
     removed = 0
+    paths: list[str] = []
     for ns in namespaces:
         items, _ = kube.list(
             f"{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots", labelSelector=f"{BACKUP_LABEL}={backup}"
         )
         for item in items:
+            path = f"{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots/{item['metadata']['name']}"
             try:
-                if kube.delete(f"{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots/{item['metadata']['name']}"):
+                if kube.delete(path):
                     removed += 1
+                    paths.append(path)
             except KubeError as err:
                 if err.status != 404:
                     raise
+    deadline = time.monotonic() + wait_seconds
+    while paths and time.monotonic() < deadline:
+        paths = [p for p in paths if kube.get(p) is not None]
+        if paths:
+            time.sleep(0.2)
     return removed
 
 
