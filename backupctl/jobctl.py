@@ -17,10 +17,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import search_attributes as sa
-from backupctl.console import console
+from backupctl.console import BadInput, console
 from schemas.errors import BackupCenterError
 from schemas.ids import job_id
 from schemas.settings import Settings
+from schemas.specs import JobKind
 from schemas.status import JobPhase, JobStatus, Progress
 from schemas.task_queues import control_queue
 
@@ -269,10 +270,22 @@ def exit_code(status: JobStatus) -> int:
     return 1
 
 
+def visibility_query(kind: str | None, phase: str | None) -> str:
+    clauses = [f"{sa.JOB_KIND.name} IS NOT NULL"]
+    if kind:
+        if kind not in {k.value for k in JobKind}:
+            raise BadInput(f"--kind: {kind!r} is not one of {', '.join(k.value for k in JobKind)}")
+        clauses.append(f"{sa.JOB_KIND.name} = '{kind}'")
+    if phase:
+        if phase not in {p.value for p in JobPhase}:
+            raise BadInput(f"--phase: {phase!r} is not one of {', '.join(p.value for p in JobPhase)}")
+        clauses.append(f"{sa.PHASE.name} = '{phase}'")
+    return " AND ".join(clauses)
+
+
 def print_job_list(kind: str, phase: str | None) -> None:
     """``<kind> list``: the jobs of one kind on this cluster, newest first."""
     from backupctl.asyncrun import with_client
-    from backupctl.jobs import visibility_query
 
     query = visibility_query(kind, phase)
 

@@ -12,23 +12,10 @@ from activities import search_attributes as sa
 from backupctl import jobctl
 from backupctl.asyncrun import with_client
 from backupctl.console import BadInput, console
+from backupctl.jobctl import visibility_query
 from schemas.specs import JobKind
-from schemas.status import JobPhase
 
 jobs_app = typer.Typer(help="Jobs of every kind.", no_args_is_help=True)
-
-
-def visibility_query(kind: str | None, phase: str | None) -> str:
-    clauses = [f"{sa.JOB_KIND.name} IS NOT NULL"]
-    if kind:
-        if kind not in {k.value for k in JobKind}:
-            raise BadInput(f"--kind: {kind!r} is not one of {', '.join(k.value for k in JobKind)}")
-        clauses.append(f"{sa.JOB_KIND.name} = '{kind}'")
-    if phase:
-        if phase not in {p.value for p in JobPhase}:
-            raise BadInput(f"--phase: {phase!r} is not one of {', '.join(p.value for p in JobPhase)}")
-        clauses.append(f"{sa.PHASE.name} = '{phase}'")
-    return " AND ".join(clauses)
 
 
 @jobs_app.command("list")
