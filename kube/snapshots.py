@@ -279,12 +279,14 @@ def _owned(content: dict[str, Any]) -> OwnedContent:
 
 
 def owned_contents(kube: Kube, selector: str) -> list[OwnedContent]:
-    """The retained contents in this cluster that carry the label selector."""
+    """The retained contents in this cluster that carry the label selector (not those going: one the
+    snapshot controller deleted on a stale view is replaced by the one made from its handle)."""
     items = kube.list(f"{SNAPSHOT_API}/volumesnapshotcontents", labelSelector=selector)[0]
     return [
         _owned(item)
         for item in items
         if not str((item.get("metadata") or {}).get("name", "")).startswith(RELEASE_PREFIX)
+        and not (item.get("metadata") or {}).get("deletionTimestamp")
     ]
 
 

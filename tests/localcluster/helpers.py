@@ -140,6 +140,8 @@ def http_status(call: Callable[[], Any]) -> int:
 
 def owned_contents(kube: Kube, selector: str) -> list[Obj]:
     """VolumeSnapshotContents the product owns (taken over by a backup or conversion) with the label
-    selector; the short-lived contents it makes to release snapshots are not counted."""
+    selector; the short-lived contents it makes to release snapshots, and contents already going,
+    are not counted."""
     items, _ = kube.list(f"{SNAPSHOTS}/volumesnapshotcontents", labelSelector=selector)
-    return [i for i in items if not i["metadata"]["name"].startswith("backupcenter-release-")]
+    return [i for i in items if not i["metadata"]["name"].startswith("backupcenter-release-")
+            and not i["metadata"].get("deletionTimestamp")]
