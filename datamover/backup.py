@@ -17,7 +17,7 @@ import stat
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass
@@ -29,7 +29,22 @@ from vault.store import ObjectExists, ObjectStore
 from .errors import SnapshotNotFound
 from .index import IndexCache, load_index
 from .locks import acquire_backup_lock
-from .manifest import Entry, ManifestReader, ManifestWriter, path_key, read_footer
+from .manifest import (
+    R_CHANGED,
+    R_CHUNKS,
+    R_CTIME,
+    R_DIGEST,
+    R_INODE,
+    R_MTIME,
+    R_PATH,
+    R_SIZE,
+    R_TYPE,
+    ManifestReader,
+    ManifestWriter,
+    Row,
+    path_key,
+    read_footer,
+)
 from .models import ErrorList, Progress, ProgressCallback, SnapshotSummary
 from .reader import Batch, FileJob, Reader
 from .repo import Repo, snapshot_key
@@ -64,37 +79,55 @@ class _Counts:
 
 
 class _ParentCursor:
-    """Merge-join over the parent manifest: both sides come in path_key order."""
+    """Merge-join over the parent manifest's rows: both sides come in path_key order.
 
-    def __init__(self, entries: Iterator[Entry]) -> None:
-        self._it = entries
-        self._cur: Entry | None = None
-        self._key: tuple[str, ...] = ()
-        self._advance()
+    The walk and the parent usually agree entry for entry, so a plain string comparison finds
+    the match; path_key comparisons are only needed to skip what was deleted since.  Walk paths
+    only increase, so a match is consumed."""
 
-    def _advance(self) -> None:
-        self._cur = next(self._it, None)
-        if self._cur is not None:
-            self._key = path_key(self._cur["p"])
+    def __init__(self, frames: Iterator[Sequence[Row]]) -> None:
+        self._frames = frames
+        self._rows: Sequence[Row] = ()
+        self._i = 0
+        self._load()
 
-    def find(self, rel: str) -> Entry | None:
+    def _load(self) -> None:
+        for rows in self._frames:
+            if rows:
+                self._rows, self._i = rows, 0
+                return
+        self._rows, self._i = (), 0
+
+    def _step(self) -> None:
+        self._i += 1
+        if self._i == len(self._rows):
+            self._load()
+
+    def find(self, rel: str) -> Row | None:
+        rows, i = self._rows, self._i
+        if rows and rows[i][R_PATH] == rel:
+            cur = rows[i]
+            i += 1
+            if i == len(rows):
+                self._load()
+            else:
+                self._i = i
+            return cur
         key = path_key(rel)
-        while self._cur is not None and self._key < key:
-            self._advance()
-        if self._cur is not None and self._key == key:
-            return self._cur
+        while self._rows:
+            cur = self._rows[self._i]
+            cur_key = path_key(cur[R_PATH])
+            if cur_key >= key:
+                if cur_key != key:
+                    return None
+                self._step()
+                return cur
+            self._step()
         return None
 
 
-def _base_entry(rel: str, st: os.stat_result, kind: str) -> Entry:
-    return {
-        "p": rel, "t": kind, "m": S_IMODE(st.st_mode), "u": st.st_uid, "g": st.st_gid,
-        "mt": st.st_mtime_ns, "at": st.st_atime_ns,
-    }
-
-
-def _file_fields(entry: Entry, st: os.stat_result) -> None:
-    entry.update(s=st.st_size, i=st.st_ino, ct=st.st_ctime_ns)
+# Marks a hard link in the pending queue: written (and counted) only if its first link was read.
+_LINK = FileJob("", "", os.stat_result((0,) * 10), Batch())
 
 
 def _special_kind(mode: int) -> str:
@@ -103,6 +136,12 @@ def _special_kind(mode: int) -> str:
         if test(mode):
             return name
     return "unknown file type"
+
+
+def _file_head(rel: str, st: os.stat_result) -> Row:
+    """The fields of a file row known from its lstat (chunks, digest and changed flag follow)."""
+    return (rel, "f", S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns,
+            st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 class _Backup:
@@ -116,7 +155,7 @@ class _Backup:
         self.progress = progress
         self.reader = Reader(repo, sink)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="kbc-read")
-        self.parent = _ParentCursor(parent_reader.entries()) if parent_reader else None
+        self.parent = _ParentCursor(parent_reader.row_frames()) if parent_reader else None
         est = parent_reader.footer() if parent_reader else {}
         self.est_files = int(est.get("files", 0))
         self.est_bytes = int(est.get("bytes", 0))
@@ -126,7 +165,9 @@ class _Backup:
         )
         self.errors = ErrorList()
         self.counts = _Counts()
-        self.pending: deque[tuple[Entry, FileJob | None]] = deque()
+        # Rows waiting behind a file still being read; the manifest is written in walk order.
+        # With a job, the row is that file's head; _LINK marks a hard link, None a complete row.
+        self.pending: deque[tuple[Row, FileJob | None]] = deque()
         self.batch = Batch()
         self.links: dict[tuple[int, int], str] = {}
         self.failed_links: set[str] = set()
@@ -141,12 +182,7 @@ class _Backup:
 
     def run(self) -> None:
         try:
-            for item in walk(self.root):
-                if item.error is not None or item.st is None:
-                    self._walk_error(item.rel, item.error)
-                    continue
-                self._visit(item.rel, item.path, item.st)
-                self._drain(block=len(self.pending) >= _MAX_PENDING)
+            self._walk()
             self.scanning = False
             self._submit_batch()
             while self.pending:
@@ -156,6 +192,55 @@ class _Backup:
             self.pool.shutdown(wait=True, cancel_futures=True)
         self._report(force=True)
 
+    def _walk(self) -> None:
+        # The loop every entry of the volume goes through: unchanged files (what a daily run
+        # mostly sees) are handled inline, without a call per file.
+        pending, counts = self.pending, self.counts
+        add_row = self.writer.add_row
+        parent = self.parent
+        find = parent.find if parent is not None else None
+        locations = self.sink.index.locations
+        ticks = 0
+        for rel, path, st, error in walk(self.root):
+            if st is None:
+                self._walk_error(rel, error)
+                continue
+            old = find(rel) if find is not None else None
+            mode = st.st_mode
+            ticks += 1
+            if ticks & 1023 == 0:
+                # Unchanged files queue behind a file being read without a drain each: drain
+                # (and bound the queue) now and then.
+                if pending:
+                    self._drain(block=len(pending) >= _MAX_PENDING)
+                self._report()
+            if S_ISREG(mode) and st.st_nlink == 1 and old is not None and old[R_TYPE] == "f":
+                size = st.st_size
+                if (not old[R_CHANGED] and old[R_SIZE] == size and old[R_MTIME] == st.st_mtime_ns
+                        and old[R_CTIME] == st.st_ctime_ns and old[R_INODE] == st.st_ino):
+                    chunks = old[R_CHUNKS]
+                    # Reuse only chunks the vault still holds (a parent's packs may have been collected).
+                    if (chunks[0][0] in locations if len(chunks) == 1
+                            else all(c[0] in locations for c in chunks)):
+                        self.files_seen += 1
+                        self.files_done += 1
+                        self.bytes_seen += size
+                        self.bytes_unmodified += size
+                        counts.files_unmodified += 1
+                        counts.files += 1
+                        counts.bytes += size
+                        counts.chunks += len(chunks)
+                        row = (rel, "f", S_IMODE(mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns,
+                               size, st.st_ino, st.st_ctime_ns, chunks, old[R_DIGEST], 0)
+                        if pending:
+                            pending.append((row, None))
+                        else:
+                            add_row(row)
+                        continue
+            self._visit(rel, path, st, old)
+            if pending:
+                self._drain(block=len(pending) >= _MAX_PENDING)
+
     def _walk_error(self, rel: str, exc: OSError | None) -> None:
         if isinstance(exc, FileNotFoundError):
             self.errors.add(rel, "vanished", "deleted during backup")
@@ -163,47 +248,56 @@ class _Backup:
             detail = f"{type(exc).__name__}: {exc.strerror or exc}" if exc else "unknown error"
             self.errors.add(rel, "unreadable", detail)
 
-    def _visit(self, rel: str, path: str, st: os.stat_result) -> None:
+    def _emit(self, row: Row) -> None:
+        """A row complete and counted already; written behind any file still being read."""
+        if self.pending:
+            self.pending.append((row, None))
+        else:
+            self.writer.add_row(row)
+
+    def _visit(self, rel: str, path: str, st: os.stat_result, old: Row | None) -> None:
         mode = st.st_mode
         if S_ISDIR(mode):
-            self._emit(_base_entry(rel, st, "d"), None)
+            self.counts.dirs += 1
+            self._emit((rel, "d", S_IMODE(mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns))
         elif S_ISLNK(mode):
             try:
                 target = os.readlink(path)
             except OSError as exc:
                 self._walk_error(rel, exc)
                 return
-            entry = _base_entry(rel, st, "l")
-            entry["lt"] = target
-            self._emit(entry, None)
+            self.counts.symlinks += 1
+            self._emit((rel, "l", S_IMODE(mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns,
+                        target))
         elif S_ISREG(mode):
-            self._visit_file(rel, path, st)
+            self._visit_file(rel, path, st, old)
         else:
             self.errors.add(rel, "special", f"{_special_kind(mode)} not backed up")
 
-    def _visit_file(self, rel: str, path: str, st: os.stat_result) -> None:
+    def _visit_file(self, rel: str, path: str, st: os.stat_result, old: Row | None) -> None:
         if st.st_nlink > 1:
             link_key = (st.st_dev, st.st_ino)
             first = self.links.get(link_key)
             if first is not None:
-                entry = _base_entry(rel, st, "h")
-                entry["lt"] = first
-                self._emit(entry, None)
+                # Counted when written: the first link may still fail to be read.
+                self.pending.append(((rel, "h", *_file_head(rel, st)[2:R_SIZE], first), _LINK))
                 return
             self.links[link_key] = rel
         self.files_seen += 1
         self.bytes_seen += st.st_size
-        entry = _base_entry(rel, st, "f")
-        _file_fields(entry, st)
-        old = self.parent.find(rel) if self.parent else None
-        if old is not None and self._unchanged(old, st):
-            entry["c"] = old["c"]
-            entry["h"] = old["h"]
-            self.counts.files_unmodified += 1
-            self.bytes_unmodified += st.st_size
-            self._emit(entry, None)
-            return
-        if old is not None and old.get("t") == "f":
+        head = _file_head(rel, st)
+        if old is not None and old[R_TYPE] == "f":
+            if self._unchanged(old, st):
+                chunks = old[R_CHUNKS]
+                s = self.counts
+                s.files_unmodified += 1
+                s.files += 1
+                s.bytes += st.st_size
+                s.chunks += len(chunks)
+                self.files_done += 1
+                self.bytes_unmodified += st.st_size
+                self._emit((*head, chunks, old[R_DIGEST], 0))
+                return
             self.counts.files_changed += 1
         else:
             self.counts.files_new += 1
@@ -214,17 +308,15 @@ class _Backup:
         job = FileJob(rel, path, st, self.batch)
         self.batch.jobs.append(job)
         self.batch.bytes += st.st_size
-        self._emit(entry, job)
+        self.pending.append((head, job))
 
-    def _unchanged(self, old: Entry, st: os.stat_result) -> bool:
-        if old.get("t") != "f" or old.get("x"):
+    def _unchanged(self, old: Row, st: os.stat_result) -> bool:
+        if old[R_CHANGED] or (old[R_SIZE], old[R_MTIME], old[R_CTIME], old[R_INODE]) != (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+        ):
             return False
-        now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        if (old["s"], old["mt"], old["ct"], old["i"]) != now:
-            return False
-        # Reuse only chunks the vault still holds (a parent's packs may have been collected).
-        known = self.sink.known
-        return all(known(bytes.fromhex(c[0])) for c in old["c"])
+        locations = self.sink.index.locations
+        return all(c[0] in locations for c in old[R_CHUNKS])
 
     def _submit_batch(self) -> None:
         if self.batch.jobs:
@@ -233,21 +325,25 @@ class _Backup:
 
     # --- writing in order -----------------------------------------------------------------
 
-    def _emit(self, entry: Entry, job: FileJob | None) -> None:
-        self.pending.append((entry, job))
-
     def _drain(self, *, block: bool) -> None:
-        pending = self.pending
+        pending, add_row = self.pending, self.writer.add_row
         while pending:
-            entry, job = pending[0]
-            if job is not None and not job.done:
+            row, job = pending[0]
+            if job is None:
+                pending.popleft()
+                add_row(row)
+                continue
+            if job is _LINK:
+                pending.popleft()
+                self._finish_link(row)
+                continue
+            if not job.done:
                 if not block:
                     break
                 self._wait_for(job)
             pending.popleft()
-            self._finish(entry, job)
+            self._finish(row, job)
             block = False
-        self._report()
 
     def _wait_for(self, job: FileJob) -> None:
         if job.batch is self.batch:
@@ -262,42 +358,34 @@ class _Backup:
             except FuturesTimeout:
                 self._report()
 
-    def _finish(self, entry: Entry, job: FileJob | None) -> None:
+    def _finish(self, head: Row, job: FileJob) -> None:
         s = self.counts
-        if job is not None:
-            if job.error is not None:
-                reason, detail = job.error
-                self.errors.add(job.rel, reason, detail)
-                self.failed_links.add(job.rel)
-                self.files_done += 1
-                return
-            if job.final_st is not None:
-                st = job.final_st
-                entry.update(_base_entry(job.rel, st, "f"))
-                _file_fields(entry, st)
-            entry["s"] = job.total
-            entry["c"] = job.chunks
-            entry["h"] = job.digest
-            if job.changed:
-                entry["x"] = 1
-                self.errors.add(job.rel, "changed", job.changed)
-        kind = entry["t"]
-        if kind == "f":
-            s.files += 1
-            s.bytes += entry["s"]
-            s.chunks += len(entry["c"])
-            self.files_done += 1
-        elif kind == "d":
-            s.dirs += 1
-        elif kind == "l":
-            s.symlinks += 1
-        elif kind == "h":
-            if entry["lt"] in self.failed_links:
-                detail = f"hard link to {entry['lt']}, which could not be read"
-                self.errors.add(entry["p"], "unreadable", detail)
-                return
-            s.hardlinks += 1
-        self.writer.add(entry)
+        self.files_done += 1
+        if job.error is not None:
+            reason, detail = job.error
+            self.errors.add(job.rel, reason, detail)
+            self.failed_links.add(job.rel)
+            return
+        if job.final_st is not None:
+            head = _file_head(job.rel, job.final_st)
+        # The size recorded is what was read, so it always matches the chunks.
+        chunks = tuple(job.chunks)
+        row = (*head[:R_SIZE], job.total, *head[R_SIZE + 1:R_CHUNKS], chunks, job.digest,
+               1 if job.changed else 0)
+        if job.changed:
+            self.errors.add(job.rel, "changed", job.changed)
+        s.files += 1
+        s.bytes += job.total
+        s.chunks += len(chunks)
+        self.writer.add_row(row)
+
+    def _finish_link(self, row: Row) -> None:
+        target = row[7]
+        if target in self.failed_links:
+            self.errors.add(row[R_PATH], "unreadable", f"hard link to {target}, which could not be read")
+            return
+        self.counts.hardlinks += 1
+        self.writer.add_row(row)
 
     def _report(self, *, force: bool = False) -> bool:
         if self.progress is None:
@@ -363,7 +451,7 @@ def backup_tree(
         sink = PackSink(repo, index, pack_size=pack_size, compression_level=compression_level,
                         index_cache=cache)
         header = {
-            "kind": "kbc-snapshot", "version": 1, "snapshot_id": snapshot_id, "volume_id": volume_id,
+            "kind": "kbc-snapshot", "version": 2, "snapshot_id": snapshot_id, "volume_id": volume_id,
             "parent": parent_snapshot, "created": time.time(),
         }
         writer = ManifestWriter(repo.crypto, snapshot_id, header)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,22 +20,44 @@ from pathlib import Path
 from vault.store import ObjectExists, ObjectInfo, ObjectStore
 
 from .errors import store_errors
-from .packs import BlobEntry, decode_index, read_pack_index
+from .packs import BlobEntry, open_index, read_pack_index, table_entry, table_ids
 from .repo import INDEX_PREFIX, PACKS_PREFIX, Repo, index_key, pack_id_of, pack_key
+
+# A chunk's place: the pack's number in ChunkIndex.tables, shifted, or-ed with the entry's position.
+_POS_BITS = 32
+_POS_MASK = (1 << _POS_BITS) - 1
 
 
 @dataclass
 class ChunkIndex:
-    locations: dict[bytes, tuple[str, BlobEntry]] = field(default_factory=dict)
+    """Chunk id -> (pack, entry), compact: one dict slot with an int per chunk.
+
+    Loaded pack indexes stay as their fixed-size entry tables (bytes) and an entry is unpacked
+    only when looked up; a backup only asks whether a chunk is there, which is the dict alone.
+    At a million chunks this is a fraction of the memory (and of the load time) of an object per
+    entry."""
+
+    locations: dict[bytes, int] = field(default_factory=dict)
+    tables: list[tuple[str, bytes | list[BlobEntry]]] = field(default_factory=list)
     packs: set[str] = field(default_factory=set)
     recovered_packs: int = 0
     dangling_indexes: int = 0
 
-    def add_pack(self, pack_id: str, entries: list[BlobEntry]) -> None:
+    def _add(self, pack_id: str, table: bytes | list[BlobEntry], ids: list[bytes]) -> None:
+        base = len(self.tables) << _POS_BITS
+        self.tables.append((pack_id, table))
         self.packs.add(pack_id)
-        for entry in entries:
-            # setdefault: a chunk stored twice (two concurrent backups) keeps its first location.
-            self.locations.setdefault(entry.chunk_id, (pack_id, entry))
+        setdefault = self.locations.setdefault
+        # setdefault: a chunk stored twice (two concurrent backups) keeps its first location.
+        for slot, chunk_id in enumerate(ids, base):
+            setdefault(chunk_id, slot)
+
+    def add_pack(self, pack_id: str, entries: list[BlobEntry]) -> None:
+        self._add(pack_id, entries, [e.chunk_id for e in entries])
+
+    def add_table(self, pack_id: str, table: bytes) -> None:
+        """A pack index as opened by packs.open_index."""
+        self._add(pack_id, table, table_ids(table))
 
     def __contains__(self, chunk_id: object) -> bool:
         return chunk_id in self.locations
@@ -42,8 +65,20 @@ class ChunkIndex:
     def __len__(self) -> int:
         return len(self.locations)
 
+    def items(self) -> Iterator[tuple[bytes, tuple[str, BlobEntry]]]:
+        """Every chunk with its (pack, entry)."""
+        for chunk_id in self.locations:
+            found = self.lookup(chunk_id)
+            if found is not None:
+                yield chunk_id, found
+
     def lookup(self, chunk_id: bytes) -> tuple[str, BlobEntry] | None:
-        return self.locations.get(chunk_id)
+        slot = self.locations.get(chunk_id)
+        if slot is None:
+            return None
+        pack_id, table = self.tables[slot >> _POS_BITS]
+        pos = slot & _POS_MASK
+        return pack_id, table[pos] if isinstance(table, list) else table_entry(table, pos)
 
 
 def list_ids(store: ObjectStore, prefix: str) -> dict[str, ObjectInfo]:
@@ -66,7 +101,7 @@ def load_index(repo: Repo, *, workers: int = 8, recover: bool = True, require_pa
     cache = IndexCache(cache_dir, repo.repo_id) if cache_dir is not None else None
     index = ChunkIndex()
 
-    def fetch(pack_id: str) -> tuple[str, list[BlobEntry]]:
+    def fetch(pack_id: str) -> tuple[str, bytes]:
         key = index_key(pack_id)
         sealed = cache.get(pack_id) if cache else None
         if sealed is None:
@@ -74,7 +109,7 @@ def load_index(repo: Repo, *, workers: int = 8, recover: bool = True, require_pa
                 sealed = store.get(key)
             if cache:
                 cache.put(pack_id, sealed)
-        return pack_id, decode_index(repo.crypto, sealed, object_key=key)
+        return pack_id, open_index(repo.crypto, sealed, object_key=key)
 
     def recover_one(pack_id: str) -> tuple[str, list[BlobEntry]]:
         sealed, entries = read_pack_index(store, repo.crypto, pack_key(pack_id))
@@ -86,8 +121,8 @@ def load_index(repo: Repo, *, workers: int = 8, recover: bool = True, require_pa
     orphans = [p for p in pack_ids if p not in index_ids] if recover else []
     index.dangling_indexes = len(index_ids) - len(live)
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for pack_id, entries in pool.map(fetch, live):
-            index.add_pack(pack_id, entries)
+        for pack_id, table in pool.map(fetch, live):
+            index.add_table(pack_id, table)
         for pack_id, entries in pool.map(recover_one, orphans):
             index.add_pack(pack_id, entries)
             index.recovered_packs += 1

@@ -2,19 +2,34 @@
 
 Object layout::
 
-    "KBCSNAP1" || frame* || footer-frame || u64 footer offset || "KBCSEND1"
-    frame = u32 length || seal(zstd(JSON array of objects))
+    magic || frame* || footer-frame || u64 footer offset || "KBCSEND1"
+    frame = u32 length || seal(zstd(frame body))
 
-The first object of the first frame is the header (volume, parent, creation time); then one JSON
-object per tree entry, in walk order (depth first, names sorted, see ``path_key``); the footer
-frame holds the snapshot summary so it can be read with two range reads.  Frames are built and
-written one at a time to a temporary file, so a huge tree never sits in memory, and each frame
-is sealed with its position as associated data, so frames cannot be reordered or swapped.
+The first element of the first frame is the header (a map: volume, parent, creation time); then
+one element per tree entry, in walk order (depth first, names sorted, see ``path_key``); the
+footer frame (JSON in both versions) holds the snapshot summary so it can be read with two range
+reads.  Frames are built and written one at a time to a temporary file, so a huge tree never
+sits in memory, and each frame is sealed with its position as associated data, so frames cannot
+be reordered or swapped.
 
-Entry fields (short names keep big manifests small):
+Version 2 (magic "KBCSNAP2", written now): a frame body is a msgpack array of rows, one tuple per
+entry with its fields by position; decoding a row costs a fraction of a JSON object, which is most
+of an incremental run over a tree of small files.  Row layouts, by type (second field):
+
+    common   (p, t, m, u, g, mt, at)
+    d        common
+    l, h     common + (lt,)
+    f        common + (s, i, ct, c, h, x)   c: ((chunk id bytes, length), ...), h: digest bytes
+
+Version 1 (magic "KBCSNAP1", still read): a frame body is a JSON array of objects with the same
+short names, chunk ids and digests in hex.  ``entries()`` gives every consumer (restore, check,
+gc) entries of the version-1 shape whatever the object's version; the backup's parent cursor reads
+``row_frames()``.
+
+Field names:
     p path (relative, '/'-separated, "." for the root)  t type: d dir, f file, l symlink, h hard link
     m permission bits  u uid  g gid  mt/at mtime/atime ns
-    f only: s size, i inode, ct ctime ns, c [[chunk id hex, length], ...], h content digest hex,
+    f only: s size, i inode, ct ctime ns, c chunks [[id, length], ...], h content digest,
             x 1 when the file changed while it was read (never reused as an incremental parent)
     l/h: lt link target (for h: the path of the first link, earlier in the manifest)
 """
@@ -24,9 +39,10 @@ from __future__ import annotations
 import json
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, cast
 
+import msgpack
 import zstandard
 
 from vault.store import ObjectStore
@@ -35,16 +51,25 @@ from .crypto import Crypto, SealError
 from .errors import DataCorrupt, SnapshotNotFound, store_errors
 from .repo import snapshot_key
 
-_MAGIC = b"KBCSNAP1"
+_MAGIC_V1 = b"KBCSNAP1"
+_MAGIC_V2 = b"KBCSNAP2"
 _END = struct.Struct("<Q8s")
 _END_MAGIC = b"KBCSEND1"
 _FRAME = struct.Struct("<I")
-# Entries per frame: one json.dumps/loads per frame instead of per entry is most of the speed of
-# incremental runs; a frame of plain entries is a few MiB of Python objects at most.
+# Entries per frame: one encode/decode call per frame instead of per entry; a frame of plain
+# entries is a few MiB of Python objects at most.
 FRAME_ENTRIES = 4096
 FRAME_CHUNK_REFS = 65536
 
 Entry = dict[str, Any]
+Row = tuple[Any, ...]
+
+_COMMON = ("p", "t", "m", "u", "g", "mt", "at")
+# Positions of the fields a backup reads from a file row.
+R_PATH, R_TYPE, R_MTIME = 0, 1, 5
+R_SIZE, R_INODE, R_CTIME, R_CHUNKS, R_DIGEST, R_CHANGED = 7, 8, 9, 10, 11, 12
+_FILE_ROW = 13
+_ROW_MIN = len(_COMMON)
 
 
 def _tempfile() -> BinaryIO:
@@ -64,24 +89,72 @@ def _aad(snapshot_id: str, frame: int | str) -> bytes:
     return f"kbc snapshot {snapshot_id} frame {frame}".encode()
 
 
+def _aad_v2(snapshot_id: str, frame: int) -> bytes:
+    return f"kbc snapshot v2 {snapshot_id} frame {frame}".encode()
+
+
+def entry_to_row(entry: Entry) -> Row:
+    """The version-2 row of a version-1 shaped entry (hex chunk ids and digest)."""
+    common = tuple(entry[k] for k in _COMMON)
+    kind = entry["t"]
+    if kind == "f":
+        chunks = tuple((bytes.fromhex(c[0]), c[1]) for c in entry["c"])
+        return (*common, entry["s"], entry["i"], entry["ct"], chunks, bytes.fromhex(entry["h"]),
+                int(entry.get("x", 0)))
+    if kind in ("l", "h"):
+        return (*common, entry["lt"])
+    return common
+
+
+def row_to_entry(row: Row) -> Entry:
+    """The version-1 shaped entry of a row (what restore, check and gc read)."""
+    if len(row) < _ROW_MIN:
+        raise ValueError("too few fields")
+    entry = dict(zip(_COMMON, row, strict=False))
+    kind = row[R_TYPE]
+    if kind == "f":
+        entry.update(s=row[7], i=row[8], ct=row[9], c=[[c[0].hex(), c[1]] for c in row[10]], h=row[11].hex())
+        if row[12]:
+            entry["x"] = 1
+    elif kind in ("l", "h"):
+        entry["lt"] = row[7]
+    return entry
+
+
 class ManifestWriter:
-    def __init__(self, crypto: Crypto, snapshot_id: str, header: dict[str, Any], *, level: int = 3) -> None:
+    """Writes a version-2 manifest (``version=1`` writes the old format, for compatibility tests)."""
+
+    def __init__(self, crypto: Crypto, snapshot_id: str, header: dict[str, Any], *, level: int = 3,
+                 version: int = 2) -> None:
         self.crypto = crypto
         self.snapshot_id = snapshot_id
+        self.version = version
         self.file = _tempfile()
-        self.file.write(_MAGIC)
+        self.file.write(_MAGIC_V2 if version == 2 else _MAGIC_V1)
         self._cctx = zstandard.ZstdCompressor(level=level)
-        self._entries: list[Entry] = []
+        # surrogateescape: paths that are not UTF-8 arrive from os as lone surrogates and must
+        # round-trip to the same bytes.
+        self._packer = msgpack.Packer(unicode_errors="surrogateescape")
+        self._items: list[Any] = [header]
         self._refs = 0
         self._frames = 0
-        self.add(header)
 
     def add(self, entry: Entry) -> None:
-        self._entries.append(entry)
-        chunks = entry.get("c")
-        if chunks:
-            self._refs += len(chunks)
-        if len(self._entries) >= FRAME_ENTRIES or self._refs >= FRAME_CHUNK_REFS:
+        """Adds an entry of the version-1 shape."""
+        if self.version == 2:
+            self.add_row(entry_to_row(entry))
+            return
+        self._items.append(entry)
+        self._refs += len(entry.get("c") or ())
+        if len(self._items) >= FRAME_ENTRIES or self._refs >= FRAME_CHUNK_REFS:
+            self._flush()
+
+    def add_row(self, row: Row) -> None:
+        items = self._items
+        items.append(row)
+        if len(row) == _FILE_ROW:
+            self._refs += len(row[R_CHUNKS])
+        if len(items) >= FRAME_ENTRIES or self._refs >= FRAME_CHUNK_REFS:
             self._flush()
 
     def _write_frame(self, raw: bytes, aad: bytes) -> None:
@@ -90,12 +163,17 @@ class ManifestWriter:
         self.file.write(payload)
 
     def _flush(self) -> None:
-        if not self._entries:
+        if not self._items:
             return
-        raw = _ENCODER.encode(self._entries).encode()
-        self._write_frame(raw, _aad(self.snapshot_id, self._frames))
+        if self.version == 2:
+            raw = self._packer.pack(self._items)
+            aad = _aad_v2(self.snapshot_id, self._frames)
+        else:
+            raw = _ENCODER.encode(self._items).encode()
+            aad = _aad(self.snapshot_id, self._frames)
+        self._write_frame(raw, aad)
         self._frames += 1
-        self._entries = []
+        self._items = []
         self._refs = 0
 
     def finish(self, footer: dict[str, Any]) -> tuple[BinaryIO, int]:
@@ -128,21 +206,25 @@ class ManifestReader:
         try:
             with store_errors(self.key, missing=SnapshotNotFound, what=f"snapshot {snapshot_id}"):
                 store.get_stream(self.key, self.file)
+            self.size = self.file.tell()
+            if self.size < len(_MAGIC_V1) + _END.size:
+                raise _corrupt(self.key, "not a snapshot manifest")
+            self.file.seek(self.size - _END.size)
+            self.footer_offset, magic = _END.unpack(self.file.read(_END.size))
+            self.file.seek(0)
+            head = self.file.read(len(_MAGIC_V1))
+            if head not in (_MAGIC_V1, _MAGIC_V2) or magic != _END_MAGIC or self.footer_offset >= self.size:
+                raise _corrupt(self.key, "not a snapshot manifest")
+            self.version = 2 if head == _MAGIC_V2 else 1
+            self._frames = self._item_frames()
+            first = next(self._frames, None)
+            if not first or not isinstance(first[0], dict):
+                raise _corrupt(self.key, "no header")
         except BaseException:
             self.file.close()
             raise
-        self.size = self.file.tell()
-        self.file.seek(self.size - _END.size)
-        self.footer_offset, magic = _END.unpack(self.file.read(_END.size))
-        self.file.seek(0)
-        if self.file.read(len(_MAGIC)) != _MAGIC or magic != _END_MAGIC or self.footer_offset >= self.size:
-            self.file.close()
-            raise _corrupt(self.key, "not a snapshot manifest")
-        self._entries = self._iter_entries()
-        header = next(self._entries, None)
-        if header is None:
-            raise _corrupt(self.key, "no header")
-        self.header: Entry = header
+        self.header: Entry = first[0]
+        self._first = first[1:]
 
     def _decode(self, payload: bytes, aad: bytes) -> bytes:
         try:
@@ -150,9 +232,12 @@ class ManifestReader:
         except (SealError, zstandard.ZstdError) as exc:
             raise _corrupt(self.key, f"frame does not decode ({exc})") from None
 
-    def _iter_entries(self) -> Iterator[Entry]:
-        pos = len(_MAGIC)
+    def _item_frames(self) -> Iterator[Sequence[Any]]:
+        """Each frame's elements (the header is the first of the first frame)."""
+        pos = len(_MAGIC_V1)
         frame = 0
+        v2 = self.version == 2
+        aad = _aad_v2 if v2 else _aad
         while pos < self.footer_offset:
             self.file.seek(pos)
             (length,) = _FRAME.unpack(self.file.read(_FRAME.size))
@@ -160,17 +245,51 @@ class ManifestReader:
             if len(payload) != length:
                 raise _corrupt(self.key, "truncated frame")
             pos += _FRAME.size + length
-            raw = self._decode(payload, _aad(self.snapshot_id, frame))
+            raw = self._decode(payload, aad(self.snapshot_id, frame))
             frame += 1
             try:
-                entries = json.loads(raw)
+                if v2:
+                    items = msgpack.unpackb(raw, use_list=False, unicode_errors="surrogateescape")
+                else:
+                    items = json.loads(raw)
             except ValueError as exc:
-                raise _corrupt(self.key, f"frame is not JSON ({exc})") from None
-            yield from entries
+                raise _corrupt(self.key, f"frame does not parse ({exc})") from None
+            if not isinstance(items, (list, tuple)):
+                raise _corrupt(self.key, "frame is not a list of entries")
+            yield items
+
+    def _entry_frames(self) -> Iterator[Sequence[Any]]:
+        yield self._first
+        yield from self._frames
 
     def entries(self) -> Iterator[Entry]:
-        """The tree entries, in walk order (consumes the reader: iterate once)."""
-        return self._entries
+        """The tree entries as version-1 shaped dicts, in walk order (consumes the reader)."""
+        for items in self._entry_frames():
+            if self.version == 1:
+                yield from items
+            else:
+                for item in items:
+                    yield self._convert(item, row_to_entry)
+
+    def row_frames(self) -> Iterator[Sequence[Row]]:
+        """The tree entries as rows, a frame at a time, in walk order (consumes the reader)."""
+        for items in self._entry_frames():
+            if self.version == 1:
+                yield [self._convert(item, entry_to_row) for item in items]
+                continue
+            for row in items:
+                # What the backup's parent cursor relies on; the rest is checked where it is used.
+                if type(row) is not tuple or len(row) < _ROW_MIN or type(row[R_PATH]) is not str or (
+                    row[R_TYPE] == "f" and len(row) != _FILE_ROW
+                ):
+                    raise _corrupt(self.key, f"malformed entry {str(row)[:80]}")
+            yield items
+
+    def _convert(self, item: Any, convert: Any) -> Any:
+        try:
+            return convert(item)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise _corrupt(self.key, f"malformed entry {str(item)[:80]} ({type(exc).__name__})") from None
 
     def footer(self) -> dict[str, Any]:
         self.file.seek(self.footer_offset)
@@ -190,7 +309,7 @@ class ManifestReader:
 
 
 def read_footer(store: ObjectStore, crypto: Crypto, snapshot_id: str) -> dict[str, Any]:
-    """The summary stored with a snapshot, with range reads only."""
+    """The summary stored with a snapshot, with range reads only (the same in both versions)."""
     key = snapshot_key(snapshot_id)
     with store_errors(key, missing=SnapshotNotFound, what=f"snapshot {snapshot_id}"):
         size = store.head(key).size

@@ -93,17 +93,33 @@ def encode_index(crypto: Crypto, entries: list[BlobEntry]) -> bytes:
     return crypto.seal(b"".join(parts), _INDEX_AAD)
 
 
-def decode_index(crypto: Crypto, sealed: bytes, *, object_key: str) -> list[BlobEntry]:
+def open_index(crypto: Crypto, sealed: bytes, *, object_key: str) -> bytes:
+    """A pack index's entry table (``entry_count`` fixed-size entries), authenticated and checked."""
     try:
         raw = crypto.open(sealed, _INDEX_AAD)
         magic, count = _INDEX_HEADER.unpack_from(raw, 0)
         if magic != _INDEX_MAGIC or len(raw) != _INDEX_HEADER.size + count * _ENTRY.size:
             raise ValueError("bad header")
-        return [BlobEntry(*fields) for fields in _ENTRY.iter_unpack(memoryview(raw)[_INDEX_HEADER.size:])]
     except (SealError, ValueError, struct.error) as exc:
         raise DataCorrupt(
             f"vault object {object_key} is corrupted: bad pack index ({exc})", key=object_key
         ) from None
+    return raw[_INDEX_HEADER.size:]
+
+
+def table_ids(table: bytes) -> list[bytes]:
+    """The chunk ids of an entry table, in order."""
+    size = _ENTRY.size
+    return [table[o:o + 32] for o in range(0, len(table), size)]
+
+
+def table_entry(table: bytes, i: int) -> BlobEntry:
+    return BlobEntry(*_ENTRY.unpack_from(table, i * _ENTRY.size))
+
+
+def decode_index(crypto: Crypto, sealed: bytes, *, object_key: str) -> list[BlobEntry]:
+    table = open_index(crypto, sealed, object_key=object_key)
+    return [BlobEntry(*fields) for fields in _ENTRY.iter_unpack(table)]
 
 
 class PackBuilder:

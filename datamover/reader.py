@@ -16,7 +16,6 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from stat import S_ISREG
-from typing import Any
 
 from pyfastcdc import FastCDC
 
@@ -33,8 +32,8 @@ class FileJob:
     path: str
     st: os.stat_result
     batch: Batch
-    chunks: list[list[Any]] = field(default_factory=list)
-    digest: str = ""
+    chunks: list[tuple[bytes, int]] = field(default_factory=list)
+    digest: bytes = b""
     final_st: os.stat_result | None = None
     error: tuple[PathErrorReason, str] | None = None
     changed: str = ""
@@ -131,10 +130,10 @@ class Reader:
             # byte more than expected to notice growth.
             data = read_small(fd, size)
             cid = crypto.chunk_id(data)
-            job.digest = cid.hex()
+            job.digest = cid
             if data:
                 sink.add(cid, data)
-                job.chunks = [[job.digest, len(data)]]
+                job.chunks = [(cid, len(data))]
             self.read_by_thread[tid] += len(data)
             return len(data)
         hasher = crypto.hasher()
@@ -145,10 +144,10 @@ class Reader:
                 cid = crypto.chunk_id(view)
                 hasher.update(view)
                 sink.add(cid, view)
-                job.chunks.append([cid.hex(), chunk.length])
+                job.chunks.append((cid, chunk.length))
                 total += chunk.length
                 self.read_by_thread[tid] += chunk.length
-        job.digest = hasher.hexdigest()
+        job.digest = hasher.digest()
         return total
 
 

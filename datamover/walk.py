@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from stat import S_ISDIR
 
-
-@dataclass(slots=True)
-class WalkItem:
-    rel: str
-    path: str
-    st: os.stat_result | None
-    error: OSError | None = None
+# (relative path, full path, lstat or None, the error when there is no lstat)
+WalkItem = tuple[str, str, os.stat_result | None, OSError | None]
 
 
 def _name(entry: os.DirEntry[str]) -> str:
@@ -24,26 +18,34 @@ def walk(root: str) -> Iterator[WalkItem]:
     """Every entry under root (root itself as "."), with its lstat.
 
     An entry that vanishes between listing and stat, or a directory that cannot be listed,
-    comes back with ``error`` set instead of being skipped silently.
+    comes back with an error instead of an lstat rather than being skipped silently.  Iterative
+    (a stack of directory listings): one generator frame per item, not one per level of depth.
     """
-    yield WalkItem(".", root, os.lstat(root))
-    yield from _walk_dir(root, "")
+    yield ".", root, os.lstat(root), None
+    stack = [_children(root, "")]
+    while stack:
+        for item in stack[-1]:
+            yield item
+            st = item[2]
+            if st is not None and S_ISDIR(st.st_mode):
+                stack.append(_children(item[1], item[0] + "/"))
+                break
+        else:
+            stack.pop()
 
 
-def _walk_dir(path: str, rel_prefix: str) -> Iterator[WalkItem]:
+def _children(path: str, rel_prefix: str) -> Iterator[WalkItem]:
     try:
         with os.scandir(path) as it:
             entries = sorted(it, key=_name)
     except OSError as exc:
-        yield WalkItem(rel_prefix.rstrip("/") or ".", path, None, exc)
+        yield rel_prefix.rstrip("/") or ".", path, None, exc
         return
     for entry in entries:
         rel = rel_prefix + entry.name
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            yield WalkItem(rel, entry.path, None, exc)
+            yield rel, entry.path, None, exc
             continue
-        yield WalkItem(rel, entry.path, st)
-        if S_ISDIR(st.st_mode):
-            yield from _walk_dir(entry.path, rel + "/")
+        yield rel, entry.path, st, None

@@ -33,7 +33,7 @@ def _tree(root: Path, files: int = 12) -> tuple[Path, int]:
 def _stored(store: FileStore, key: bytes | None = None) -> tuple[int, int]:
     """(plain bytes, blob count) of every chunk the vault holds, recovering orphan packs."""
     index = load_index(Repo.open(store, key), recover=True)
-    return sum(e.raw_len for _, e in index.locations.values()), len(index.locations)
+    return sum(e.raw_len for _, (_, e) in index.items()), len(index)
 
 
 def _no_chunk_twice(store: FileStore, key: bytes | None = None) -> None:
