@@ -12,13 +12,14 @@ vanished, could not be read, or is a special file is reported per path in the su
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from .manifest import (
     read_footer,
 )
 from .models import ErrorList, Progress, ProgressCallback, SnapshotSummary
-from .reader import Batch, FileJob, Reader
+from .reader import Batch, FileJob, FileOutcome, ProcessBatch, Reader, init_reader_process, read_in_process
 from .repo import Repo, snapshot_key
 from .sink import PACK_TARGET, PackSink
 from .walk import walk
@@ -58,6 +59,15 @@ _BATCH_FILES = 128
 # Entries waiting to be written in order behind a slow file; bounds the manifest backlog.
 _MAX_PENDING = 20_000
 _PROGRESS_INTERVAL = 0.5
+# Small files to read before starting reader processes: starting one costs a few hundred ms, which a
+# daily run touching a few changed files should not pay.
+PROCESSES_AFTER_FILES = 2048
+
+
+def default_processes(workers: int) -> int:
+    """Reader processes for small files: one per core, up to ``workers``; none on one core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(workers, cores) if cores > 1 else 0
 
 
 def new_snapshot_id() -> str:
@@ -147,14 +157,21 @@ def _file_head(rel: str, st: os.stat_result) -> Row:
 class _Backup:
     def __init__(self, repo: Repo, root: str, *, volume_id: str, snapshot_id: str, parent: str | None,
                  progress: ProgressCallback | None, workers: int, sink: PackSink, writer: ManifestWriter,
-                 parent_reader: ManifestReader | None) -> None:
+                 parent_reader: ManifestReader | None, processes: int, processes_after: int) -> None:
         self.repo = repo
         self.root = root
         self.sink = sink
         self.writer = writer
         self.progress = progress
-        self.reader = Reader(repo, sink)
+        self.reader = Reader(repo.crypto, repo.chunker, sink)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="kbc-read")
+        # Reader processes for small files, started once the tree shows it has many (see reader.py).
+        self.process_workers = processes
+        self.processes_after = processes_after
+        self.procs: ProcessPoolExecutor | None = None
+        self.small_batch = ProcessBatch()
+        self.small_seen = 0
+        self.bytes_read_in_processes = 0
         self.parent = _ParentCursor(parent_reader.row_frames()) if parent_reader else None
         est = parent_reader.footer() if parent_reader else {}
         self.est_files = int(est.get("files", 0))
@@ -166,8 +183,9 @@ class _Backup:
         self.errors = ErrorList()
         self.counts = _Counts()
         # Rows waiting behind a file still being read; the manifest is written in walk order.
-        # With a job, the row is that file's head; _LINK marks a hard link, None a complete row.
-        self.pending: deque[tuple[Row, FileJob | None]] = deque()
+        # With a job (or the reader-process batch of a small file) the row is that file's head;
+        # _LINK marks a hard link, None a complete row.
+        self.pending: deque[tuple[Row, FileJob | ProcessBatch | None]] = deque()
         self.batch = Batch()
         self.links: dict[tuple[int, int], str] = {}
         self.failed_links: set[str] = set()
@@ -185,12 +203,19 @@ class _Backup:
             self._walk()
             self.scanning = False
             self._submit_batch()
+            self._submit_small_batch()
             while self.pending:
                 self._drain(block=True)
             self.sink.flush()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.procs is not None:
+                self.procs.shutdown(wait=True, cancel_futures=True)
         self._report(force=True)
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(self.reader.read_by_thread.values()) + self.bytes_read_in_processes
 
     def _walk(self) -> None:
         # The loop every entry of the volume goes through: unchanged files (what a daily run
@@ -238,7 +263,8 @@ class _Backup:
                             add_row(row)
                         continue
             self._visit(rel, path, st, old)
-            if pending:
+            # Drain every so often (files are read in batches anyway), or when the queue is full.
+            if pending and (ticks & 127 == 0 or len(pending) >= _MAX_PENDING):
                 self._drain(block=len(pending) >= _MAX_PENDING)
 
     def _walk_error(self, rel: str, exc: OSError | None) -> None:
@@ -301,6 +327,13 @@ class _Backup:
             self.counts.files_changed += 1
         else:
             self.counts.files_new += 1
+        if st.st_size <= self.reader.params.min_size and self._small_files_in_processes():
+            small = self.small_batch
+            small.paths.append(path)
+            self.pending.append((head, small))
+            if len(small.paths) >= _BATCH_FILES:
+                self._submit_small_batch()
+            return
         if self.batch.jobs and (
             self.batch.bytes + st.st_size > _BATCH_BYTES or len(self.batch.jobs) >= _BATCH_FILES
         ):
@@ -309,6 +342,20 @@ class _Backup:
         self.batch.jobs.append(job)
         self.batch.bytes += st.st_size
         self.pending.append((head, job))
+
+    def _small_files_in_processes(self) -> bool:
+        if self.procs is not None:
+            return True
+        self.small_seen += 1
+        if not self.process_workers or self.small_seen < self.processes_after:
+            return False
+        # Spawned, not forked: the node worker is a threaded process (Temporal's worker).
+        self.procs = ProcessPoolExecutor(
+            self.process_workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_reader_process,
+            initargs=(self.repo.crypto, self.reader.params, self.sink.level),
+        )
+        return True
 
     def _unchanged(self, old: Row, st: os.stat_result) -> bool:
         if old[R_CHANGED] or (old[R_SIZE], old[R_MTIME], old[R_CTIME], old[R_INODE]) != (
@@ -322,6 +369,23 @@ class _Backup:
         if self.batch.jobs:
             self.batch.future = self.pool.submit(self.reader.run_batch, self.batch)
             self.batch = Batch()
+
+    def _submit_small_batch(self) -> None:
+        small = self.small_batch
+        if small.paths and self.procs is not None:
+            small.future = self.procs.submit(read_in_process, small.paths)
+            self.small_batch = ProcessBatch()
+
+    def _collect(self, batch: ProcessBatch) -> list[FileOutcome]:
+        """What a reader process returned for a batch (its future is done); chunks go to the sink."""
+        if batch.outcomes is None:
+            if batch.future is None:
+                raise AssertionError("collecting a batch that was never submitted")
+            batch.outcomes = outcomes = batch.future.result()  # a dead reader process raises here
+            batch.future = None
+            self.sink.add_sealed([blob for outcome in outcomes for blob in outcome[3]])
+            self.bytes_read_in_processes += sum(o[0][5] for o in outcomes if o[0] is not None)
+        return batch.outcomes
 
     # --- writing in order -----------------------------------------------------------------
 
@@ -337,6 +401,21 @@ class _Backup:
                 pending.popleft()
                 self._finish_link(row)
                 continue
+            if isinstance(job, ProcessBatch):
+                if job.outcomes is None:
+                    if job.future is not None and job.future.done():
+                        self._collect(job)
+                    elif not block:
+                        break
+                    else:
+                        self._wait_for_batch(job)
+                assert job.outcomes is not None
+                outcome = job.outcomes[job.next]
+                job.next += 1
+                pending.popleft()
+                self._finish_outcome(row, outcome)
+                block = False
+                continue
             if not job.done:
                 if not block:
                     break
@@ -344,6 +423,37 @@ class _Backup:
             pending.popleft()
             self._finish(row, job)
             block = False
+
+    def _wait_for_batch(self, batch: ProcessBatch) -> None:
+        if batch is self.small_batch:
+            self._submit_small_batch()  # the batch is still being filled
+        future = batch.future
+        if future is None:
+            raise AssertionError("waiting for files that were never submitted")
+        while True:
+            try:
+                future.result(timeout=_PROGRESS_INTERVAL)
+                break
+            except FuturesTimeout:
+                self._report()
+        self._collect(batch)
+
+    def _finish_outcome(self, head: Row, outcome: FileOutcome) -> None:
+        fields, error, changed, _ = outcome
+        rel = head[R_PATH]
+        self.files_done += 1
+        if fields is None:
+            reason, detail = error or ("unreadable", "unknown error")
+            self.errors.add(rel, reason, detail)
+            self.failed_links.add(rel)
+            return
+        if changed:
+            self.errors.add(rel, "changed", changed)
+        s = self.counts
+        s.files += 1
+        s.bytes += fields[5]
+        s.chunks += len(fields[8])
+        self.writer.add_row((rel, "f", *fields))
 
     def _wait_for(self, job: FileJob) -> None:
         if job.batch is self.batch:
@@ -394,7 +504,7 @@ class _Backup:
         if not force and now - self._last_progress < _PROGRESS_INTERVAL:
             return False
         self._last_progress = now
-        done = self.bytes_unmodified + sum(self.reader.read_by_thread.values())
+        done = self.bytes_unmodified + self.bytes_read
         self.progress(Progress(
             files_done=self.files_done, bytes_done=min(done, self.bytes_seen),
             files_total=self.files_seen, bytes_total=self.bytes_seen, scanning=self.scanning and not force,
@@ -417,6 +527,8 @@ def backup_tree(
     compression_level: int = 3,
     pack_size: int = PACK_TARGET,
     lock_wait_seconds: float = 3600,
+    processes: int | None = None,
+    processes_after: int = PROCESSES_AFTER_FILES,
 ) -> SnapshotSummary:
     """Back up the tree under ``root`` as one snapshot of ``volume_id``.
 
@@ -425,7 +537,9 @@ def backup_tree(
     falls back to a full read (``parent_snapshot`` is then None in the summary).  Passing the
     same ``snapshot_id`` again after the snapshot was written returns its summary without work,
     so a retried activity is idempotent.  Paths that could not be captured faithfully are in
-    ``summary.errors``; the snapshot is still written and usable for the rest.
+    ``summary.errors``; the snapshot is still written and usable for the rest.  Once
+    ``processes_after`` small files (one chunk each) were seen, the rest of them are read by
+    ``processes`` reader processes (default: one per core, up to ``workers``; 0 reads all in threads).
     """
     started = time.monotonic()
     root_str = os.fspath(root)
@@ -458,10 +572,12 @@ def backup_tree(
         job = _Backup(
             repo, root_str, volume_id=volume_id, snapshot_id=snapshot_id, parent=parent_snapshot,
             progress=progress, workers=workers, sink=sink, writer=writer, parent_reader=parent_reader,
+            processes=default_processes(workers) if processes is None else processes,
+            processes_after=processes_after,
         )
         job.run()
         s = job.summary.model_copy(update={**asdict(job.counts), "errors": job.errors})
-        s.bytes_read = sum(job.reader.read_by_thread.values())
+        s.bytes_read = job.bytes_read
         s.new_chunks, s.new_bytes = sink.new_chunks, sink.new_bytes
         s.packs_uploaded, s.uploaded_bytes = sink.packs_uploaded, sink.uploaded_bytes
         s.duration_seconds = round(time.monotonic() - started, 3)

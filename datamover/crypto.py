@@ -39,6 +39,7 @@ class Crypto:
         if secret is not None and len(secret) < MIN_SECRET_SIZE:
             raise ValueError(f"encryption key must be at least {MIN_SECRET_SIZE} bytes")
         self.encrypted = secret is not None
+        self._args = (secret, salt)
         self._random = threading.local()
         self._aead: AESGCM | None = None
         self._id_key: bytes | None = None
@@ -91,6 +92,10 @@ class Crypto:
             return self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad)
         except InvalidTag:
             raise SealError("authentication failed") from None
+
+    def __reduce__(self) -> tuple[type[Crypto], tuple[bytes | None, bytes]]:
+        # For the backup's reader processes (a local pipe): they derive the same keys.
+        return Crypto, self._args
 
     @property
     def overhead(self) -> int:

@@ -15,13 +15,16 @@ import os
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from stat import S_ISREG
+from stat import S_IMODE, S_ISREG
+from typing import Any, Protocol
 
+import zstandard
 from pyfastcdc import FastCDC
 
+from .crypto import Crypto
 from .models import PathErrorReason
-from .repo import Repo
-from .sink import PackSink
+from .packs import encode_blob
+from .repo import ChunkerParams
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -48,12 +51,16 @@ class Batch:
         self.future: Future[None] | None = None
 
 
+class ChunkSink(Protocol):
+    def add(self, chunk_id: bytes, data: bytes | memoryview) -> bool: ...
+
+
 class Reader:
     """Reads files in worker threads; one FastCDC and one progress counter per thread."""
 
-    def __init__(self, repo: Repo, sink: PackSink) -> None:
-        self.crypto = repo.crypto
-        self.params = repo.chunker
+    def __init__(self, crypto: Crypto, params: ChunkerParams, sink: ChunkSink) -> None:
+        self.crypto = crypto
+        self.params = params
         self.sink = sink
         self._local = threading.local()
         self.read_by_thread: dict[int, int] = {}
@@ -164,3 +171,78 @@ def read_small(fd: int, size: int) -> bytes:
     while part := os.read(fd, size + 1):
         parts.append(part)
     return b"".join(parts)
+
+
+# --- small files, in reader processes ----------------------------------------------------------
+#
+# A file of a few KiB costs a reader thread tens of microseconds of Python, and threads share one
+# interpreter lock: on a tree of many small files the reading, hashing, compressing and sealing of
+# each file go to reader processes instead, a batch at a time.  A process returns, per file, what
+# a reader thread would have recorded on the job plus the sealed blobs; the backup's thread applies
+# them (PackSink.add_sealed deduplicates as add does).  Nothing but file data and results crosses.
+
+# Per file: (row fields after path and type, or None when it could not be read; the error; the
+# "changed while read" detail or ""; the encoded chunks (id, blob, plain length, flags)).  Row
+# fields: (m, u, g, mt, at, s, i, ct, chunks, digest, x), as in manifest.py.
+FileOutcome = tuple[
+    "tuple[Any, ...] | None", "tuple[PathErrorReason, str] | None", str, list[tuple[bytes, bytes, int, int]]
+]
+
+
+class ProcessBatch:
+    """Small files sent to a reader process; its outcomes come back in the same order."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.future: Future[list[FileOutcome]] | None = None
+        self.outcomes: list[FileOutcome] | None = None
+        self.next = 0  # the next outcome to write (files leave the pending queue in order)
+
+
+class _CollectingSink:
+    """A reader process's sink: encodes (compresses, seals) each chunk and keeps it to return."""
+
+    def __init__(self, crypto: Crypto, level: int) -> None:
+        self.crypto = crypto
+        self.cctx = zstandard.ZstdCompressor(level=level)
+        self.blobs: list[tuple[bytes, bytes, int, int]] = []
+
+    def add(self, chunk_id: bytes, data: bytes | memoryview) -> bool:
+        blob, flags = encode_blob(self.crypto, self.cctx, chunk_id, data)
+        self.blobs.append((chunk_id, blob, len(data), flags))
+        return True
+
+
+_process_reader: tuple[Reader, _CollectingSink] | None = None
+
+
+def init_reader_process(crypto: Crypto, params: ChunkerParams, level: int) -> None:
+    global _process_reader
+    sink = _CollectingSink(crypto, level)
+    _process_reader = (Reader(crypto, params, sink), sink)
+
+
+def read_in_process(paths: list[str]) -> list[FileOutcome]:
+    """Runs in a reader process: each file read as a reader thread would (see Reader._read)."""
+    if _process_reader is None:
+        raise RuntimeError("reader process not initialised")
+    reader, sink = _process_reader
+    tid = threading.get_ident()
+    reader.read_by_thread[tid] = 0
+    out: list[FileOutcome] = []
+    for path in paths:
+        job = FileJob(path, path, _NO_STAT, _NO_BATCH)
+        sink.blobs = []
+        reader._read(job, tid)
+        st = job.final_st
+        if job.error is not None or st is None:
+            out.append((None, job.error or ("unreadable", "no status"), "", []))
+            continue
+        fields = (S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns, job.total,
+                  st.st_ino, st.st_ctime_ns, tuple(job.chunks), job.digest, 1 if job.changed else 0)
+        out.append((fields, None, job.changed, sink.blobs))
+    return out
+
+
+_NO_STAT = os.stat_result((0,) * 10)
+_NO_BATCH = Batch()

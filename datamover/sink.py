@@ -67,16 +67,39 @@ class PackSink:
             self._pending.add(chunk_id)
         # Compression and sealing run outside the lock, in the reader's thread (they release the GIL).
         blob, flags = encode_blob(self.repo.crypto, self._cctx(), chunk_id, data)
-        full = None
         with self._lock:
-            self._pack.add(chunk_id, blob, len(data), flags)
-            self.new_chunks += 1
-            self.new_bytes += len(data)
-            if self._pack.size >= self.pack_size:
-                full, self._pack = self._pack, PackBuilder()
+            full = self._append(chunk_id, blob, len(data), flags)
         if full is not None:
             self._submit(full)
         return True
+
+    def add_sealed(self, blobs: list[tuple[bytes, bytes, int, int]]) -> None:
+        """Store chunks already encoded (packs.encode_blob) by a reader process, unless known:
+        (chunk id, blob, plain length, flags) each."""
+        if self._error is not None:
+            raise self._error
+        full: list[PackBuilder] = []
+        with self._lock:
+            known, pending = self.index.locations, self._pending
+            for chunk_id, blob, raw_len, flags in blobs:
+                if chunk_id in known or chunk_id in pending:
+                    continue
+                pending.add(chunk_id)
+                pack = self._append(chunk_id, blob, raw_len, flags)
+                if pack is not None:
+                    full.append(pack)
+        for pack in full:
+            self._submit(pack)
+
+    def _append(self, chunk_id: bytes, blob: bytes, raw_len: int, flags: int) -> PackBuilder | None:
+        """Under the lock: the blob goes into the pack being built; a full pack is returned."""
+        self._pack.add(chunk_id, blob, raw_len, flags)
+        self.new_chunks += 1
+        self.new_bytes += raw_len
+        if self._pack.size < self.pack_size:
+            return None
+        full, self._pack = self._pack, PackBuilder()
+        return full
 
     def _submit(self, pack: PackBuilder) -> None:
         self._slots.acquire()

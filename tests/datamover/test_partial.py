@@ -118,7 +118,8 @@ import json, sys
 sys.path.insert(0, sys.argv[3])
 from datamover import backup_tree
 from vault.filestore import FileStore
-summary = backup_tree(FileStore(sys.argv[1], create=True), sys.argv[2], volume_id="v")
+summary = backup_tree(FileStore(sys.argv[1], create=True), sys.argv[2], volume_id="v",
+                      processes=int(sys.argv[4]), processes_after=0)
 print(json.dumps({e.path: e.reason for e in summary.errors.paths}))
 """
 # Root reads any file through these two capabilities; without them chmod 000 holds, as for
@@ -127,13 +128,15 @@ NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
                "--inh-caps=-dac_override,-dac_read_search"]
 
 
-def test_unreadable_file_for_real(store: FileStore, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 2], ids=["reader-threads", "reader-processes"])
+def test_unreadable_file_for_real(store: FileStore, tmp_path: Path, processes: int) -> None:
     """A file the reader may not open, for real (as root: in a process without the override)."""
     src = _tree(tmp_path / "src")
     os.chmod(src / "a.txt", 0)
     vault = tmp_path / "vault"
     prefix = NO_OVERRIDE if os.geteuid() == 0 else []
-    done = subprocess.run([*prefix, sys.executable, "-c", _CHILD, str(vault), str(src), str(REPO)],
+    args = [str(vault), str(src), str(REPO), str(processes)]
+    done = subprocess.run([*prefix, sys.executable, "-c", _CHILD, *args],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"a.txt": "unreadable"}
