@@ -4,7 +4,7 @@ Plain Python, no Temporal: node-worker activities call these and heartbeat from 
 callback (called in the calling thread; raising from it aborts the run cleanly).
 
     backup_tree(store, root, *, volume_id, parent_snapshot=None, key=None, progress=None,
-                workers=4, snapshot_id=None, cache_dir=None, ...) -> SnapshotSummary
+                workers=4, snapshot_id=None, cache_dir=None, processes=None, ...) -> SnapshotSummary
     restore_tree(store, snapshot_id, target, *, key=None, progress=None, workers=4,
                  verify=True, cache_dir=None) -> RestoreSummary
     gc(store, live_snapshot_ids, *, grace_seconds=48h, key=None, dry_run=False) -> GcSummary

@@ -4,7 +4,9 @@ The calling thread walks the tree in manifest order, decides per file whether th
 snapshot's chunks can be reused (same size, mtime, ctime and inode, and every chunk still in
 the vault), and hands the rest, in small batches, to reader threads (reader.py), which chunk
 (FastCDC), hash (blake3) and pass chunks to the PackSink; results are written to the manifest
-in walk order, so the manifest streams out while the tree is still being read.
+in walk order, so the manifest streams out while the tree is still being read.  On a tree of
+many small files, those go to reader processes instead (one per core): per file, Python's cost
+is most of the work there, and threads share one interpreter lock.
 
 Files are checked before and after reading (fstat size, mtime, ctime); a file that changed,
 vanished, could not be read, or is a special file is reported per path in the summary.
@@ -21,6 +23,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
@@ -62,6 +65,10 @@ _PROGRESS_INTERVAL = 0.5
 # Small files to read before starting reader processes: starting one costs a few hundred ms, which a
 # daily run touching a few changed files should not pay.
 PROCESSES_AFTER_FILES = 2048
+
+
+class ReaderProcessDied(BrokenProcessPool):
+    """A reader process ended abruptly; what it read is lost, the run stops and can be retried."""
 
 
 def default_processes(workers: int) -> int:
@@ -381,7 +388,13 @@ class _Backup:
         if batch.outcomes is None:
             if batch.future is None:
                 raise AssertionError("collecting a batch that was never submitted")
-            batch.outcomes = outcomes = batch.future.result()  # a dead reader process raises here
+            try:
+                batch.outcomes = outcomes = batch.future.result()
+            except BrokenProcessPool:
+                raise ReaderProcessDied(
+                    f"a reader process died (killed, or out of memory) while reading {batch.paths[0]} and "
+                    f"{len(batch.paths) - 1} more files; nothing was committed and the backup can be retried"
+                ) from None
             batch.future = None
             self.sink.add_sealed([blob for outcome in outcomes for blob in outcome[3]])
             self.bytes_read_in_processes += sum(o[0][5] for o in outcomes if o[0] is not None)

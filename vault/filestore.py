@@ -19,6 +19,7 @@ two writers exactly one wins).  Readers see a whole old object or a whole new on
 from __future__ import annotations
 
 import errno
+import fcntl
 import mmap
 import os
 import time
@@ -59,6 +60,9 @@ from vault.store import (
     StoreUnavailable,
     check_key,
 )
+
+# A temporary file this old that no writer holds locked is a dead writer's.
+DEAD_WRITER_SECONDS = 60.0
 
 
 class FileStore:
@@ -162,16 +166,21 @@ class FileStore:
         try:
             # Read-write: the in-kernel copy path hashes the file through a read-only mapping.
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            writer = BlockWriter(fd)
             try:
-                fill(writer)
-                etag = writer.finish()
-                # link and replace keep the inode, so this is the published object's mtime.
-                mtime = os.fstat(fd).st_mtime
+                # Held until the file is published or removed: a temporary file nobody holds
+                # locked belongs to a writer that died (cleanup_incomplete_uploads).
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                writer = BlockWriter(fd)
+                try:
+                    fill(writer)
+                    etag = writer.finish()
+                    # link and replace keep the inode, so this is the published object's mtime.
+                    mtime = os.fstat(fd).st_mtime
+                finally:
+                    writer.abandon()
+                self._publish(tmp, final, key, if_absent)
             finally:
-                writer.abandon()
                 os.close(fd)
-            self._publish(tmp, final, key, if_absent)
             return ObjectInfo(key=key, size=writer.length, etag=etag, last_modified=mtime)
         except SourceFailed as failed:
             raise failed.error from None  # the caller's stream failed, not the store
@@ -408,19 +417,44 @@ class FileStore:
     def storage_class(self) -> str:
         return "Standard"
 
-    def cleanup_incomplete_uploads(self, older_than: float = 3600.0) -> int:
-        """Remove temporary files of writers that died mid-upload; returns how many."""
+    def cleanup_incomplete_uploads(self, older_than: float = 3600.0,
+                                   unlocked_after: float = DEAD_WRITER_SECONDS) -> int:
+        """Remove temporary files of writers that died mid-upload; returns how many.
+
+        A live writer holds its file locked (flock), and the lock goes with the process: a file
+        nobody holds is removed once ``unlocked_after`` seconds old (the margin covers the moment
+        between creating and locking it), any file once ``older_than`` (where locks do not work)."""
         removed = 0
-        cutoff = time.time() - older_than
+        now = time.time()
         try:
             entries = list(os.scandir(self._tmp))
         except FileNotFoundError:
             return 0
         for entry in entries:
             try:
-                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                if age >= older_than or (age >= unlocked_after and not _locked(entry.path)):
                     os.unlink(entry.path)
                     removed += 1
             except FileNotFoundError:
                 continue
         return removed
+
+
+def _locked(path: str) -> bool:
+    """Whether a live writer holds the file (its flock); False when it is free to remove."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return True  # cannot tell: leave it to the age rule
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -73,7 +73,7 @@ def test_a_killed_reader_process_fails_the_backup_and_commits_nothing(tmp_path: 
                 os.kill(child.pid, signal.SIGKILL)
                 killed.append(child.pid)
 
-    with pytest.raises(BrokenProcessPool):
+    with pytest.raises(BrokenProcessPool, match=r"reader process died .* can be retried"):
         backup_tree(store, src, volume_id="v", key=KEY, processes=2, processes_after=0,
                     progress=kill_a_reader)
     assert killed and keys(store, "data/snapshots/") == []

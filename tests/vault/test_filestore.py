@@ -5,6 +5,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +121,54 @@ def test_cleanup_of_crashed_writers(fs: FileStore) -> None:
     fresh.write_bytes(b"partial")
     assert fs.cleanup_incomplete_uploads(older_than=3600) == 1
     assert not stale.exists() and fresh.exists()
+
+
+_KILLED_WRITER = """
+import sys, time
+from vault.filestore import FileStore
+
+class Slow:
+    def read(self, n=-1):
+        print("writing", flush=True)
+        time.sleep(60)
+        return b""
+
+FileStore(sys.argv[1]).put_stream("big", Slow())
+"""
+
+
+def test_a_killed_writers_file_goes_at_once_a_live_ones_stays(fs: FileStore) -> None:
+    # The killed writer: its temporary file stays behind, unlocked.
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(fs.root)], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline() == "writing\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    [dead] = list((fs.root / TMP_DIR).iterdir())
+    # A live writer in this process, blocked in its source.
+    release = threading.Event()
+
+    class Blocked(io.RawIOBase):
+        def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+            release.wait(30)
+            return 0
+
+    live = threading.Thread(target=fs.put_stream, args=("live", Blocked()))
+    live.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(list((fs.root / TMP_DIR).iterdir())) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert fs.cleanup_incomplete_uploads() == 0  # both younger than a minute
+        assert fs.cleanup_incomplete_uploads(unlocked_after=0) == 1  # no age needed: nobody holds it
+        [left] = list((fs.root / TMP_DIR).iterdir())
+        assert left != dead and not dead.exists()
+    finally:
+        release.set()
+        live.join()
+    assert fs.get("live") == b"" and list((fs.root / TMP_DIR).iterdir()) == []
 
 
 def test_delete_prunes_empty_directories(fs: FileStore) -> None:
