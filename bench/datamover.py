@@ -12,7 +12,8 @@ repositories, always encrypted, each tool's default settings): full backup, back
 1% of the files (of the bytes, for ``large``), backup of the unchanged tree, restore.
 
 Every run is a separate process timed the same way (wall clock of the whole process, so interpreter
-start-up counts against us); peak RSS is the VmHWM of each process.  Each round runs every step for
+start-up counts against us); peak RSS is the VmHWM of each process, summed with its live child
+processes' (our reader processes).  Each round runs every step for
 the three tools back to back (the order rotates) and the best round counts.  Prints
 ``<dataset> <step> ratio (ours/restic): X`` and ``… ratio (ours/kopia): X`` lines (goal: every
 ratio <= 1.0), MB/s, files/s and peak RSS.  restic and kopia are built by ``python -m bench.peers``.
@@ -155,6 +156,20 @@ def _vm_hwm_mib(pid: int | str) -> int:
     return 0
 
 
+def _tree_hwm_mib(pid: int) -> int:
+    """The peak resident sets of a process and its live descendants (our reader processes), summed."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _vm_hwm_mib(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return total
+
+
 @dataclass
 class Run:
     seconds: float
@@ -175,7 +190,7 @@ def _run(cmd: Sequence[str], env: dict[str, str] | None = None) -> Run:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, _vm_hwm_mib(proc.pid))
+            peak = max(peak, _tree_hwm_mib(proc.pid))
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
