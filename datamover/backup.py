@@ -20,11 +20,13 @@ import stat
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 
@@ -71,6 +73,13 @@ class ReaderProcessDied(BrokenProcessPool):
     """A reader process ended abruptly; what it read is lost, the run stops and can be retried."""
 
 
+def _reader_died(paths: list[str]) -> ReaderProcessDied:
+    return ReaderProcessDied(
+        f"a reader process died (killed, or out of memory) while this backup read {paths[0]} and "
+        f"{len(paths) - 1} more files; nothing was committed and the backup can be retried"
+    )
+
+
 def default_processes(workers: int) -> int:
     """Reader processes for small files: one per core, up to ``workers``; none on one core."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -95,52 +104,20 @@ class _Counts:
     files_unmodified: int = 0
 
 
-class _ParentCursor:
-    """Merge-join over the parent manifest's rows: both sides come in path_key order.
+def _seek(rel: str, cur: Row | None, advance: Callable[[], Row | None]) -> tuple[Row | None, Row | None]:
+    """(the parent's row for rel or None, the parent's next row): skips what was deleted since.
 
-    The walk and the parent usually agree entry for entry, so a plain string comparison finds
-    the match; path_key comparisons are only needed to skip what was deleted since.  Walk paths
-    only increase, so a match is consumed."""
-
-    def __init__(self, frames: Iterator[Sequence[Row]]) -> None:
-        self._frames = frames
-        self._rows: Sequence[Row] = ()
-        self._i = 0
-        self._load()
-
-    def _load(self) -> None:
-        for rows in self._frames:
-            if rows:
-                self._rows, self._i = rows, 0
-                return
-        self._rows, self._i = (), 0
-
-    def _step(self) -> None:
-        self._i += 1
-        if self._i == len(self._rows):
-            self._load()
-
-    def find(self, rel: str) -> Row | None:
-        rows, i = self._rows, self._i
-        if rows and rows[i][R_PATH] == rel:
-            cur = rows[i]
-            i += 1
-            if i == len(rows):
-                self._load()
-            else:
-                self._i = i
-            return cur
-        key = path_key(rel)
-        while self._rows:
-            cur = self._rows[self._i]
-            cur_key = path_key(cur[R_PATH])
-            if cur_key >= key:
-                if cur_key != key:
-                    return None
-                self._step()
-                return cur
-            self._step()
-        return None
+    The merge-join of the walk with the parent manifest (both in path_key order); the backup's
+    loop matches the usual case, the next row being rel's, by string equality before calling this."""
+    key = path_key(rel)
+    while cur is not None:
+        cur_key = path_key(cur[R_PATH])
+        if cur_key >= key:
+            if cur_key == key:
+                return cur, advance()
+            return None, cur
+        cur = advance()
+    return None, None
 
 
 # Marks a hard link in the pending queue: written (and counted) only if its first link was read.
@@ -179,7 +156,10 @@ class _Backup:
         self.small_batch = ProcessBatch()
         self.small_seen = 0
         self.bytes_read_in_processes = 0
-        self.parent = _ParentCursor(parent_reader.row_frames()) if parent_reader else None
+        # The parent's rows in walk order, merged with the walk (see _seek).
+        self.parent_rows: Iterable[Row] = (
+            chain.from_iterable(parent_reader.row_frames()) if parent_reader else ()
+        )
         est = parent_reader.footer() if parent_reader else {}
         self.est_files = int(est.get("files", 0))
         self.est_bytes = int(est.get("bytes", 0))
@@ -226,27 +206,35 @@ class _Backup:
 
     def _walk(self) -> None:
         # The loop every entry of the volume goes through: unchanged files (what a daily run
-        # mostly sees) are handled inline, without a call per file.
-        pending, counts = self.pending, self.counts
+        # mostly sees) are handled inline, without a call per file, and counted in locals.
+        pending = self.pending
         add_row = self.writer.add_row
-        parent = self.parent
-        find = parent.find if parent is not None else None
+        rows: Iterator[Row] = iter(self.parent_rows)
+        advance = partial(next, rows, None)
+        cur = advance()
         locations = self.sink.index.locations
-        ticks = 0
+        ticks = n_unmodified = bytes_unmodified = chunks_unmodified = 0
         for rel, path, st, error in walk(self.root):
             if st is None:
                 self._walk_error(rel, error)
                 continue
-            old = find(rel) if find is not None else None
-            mode = st.st_mode
+            if cur is None:
+                old = None
+            elif cur[R_PATH] == rel:
+                old, cur = cur, advance()
+            else:
+                old, cur = _seek(rel, cur, advance)
             ticks += 1
             if ticks & 1023 == 0:
+                self._count_unmodified(n_unmodified, bytes_unmodified, chunks_unmodified)
+                n_unmodified = bytes_unmodified = chunks_unmodified = 0
                 # Unchanged files queue behind a file being read without a drain each: drain
                 # (and bound the queue) now and then.
                 if pending:
                     self._drain(block=len(pending) >= _MAX_PENDING)
                 self._report()
-            if S_ISREG(mode) and st.st_nlink == 1 and old is not None and old[R_TYPE] == "f":
+            mode = st.st_mode
+            if old is not None and S_ISREG(mode) and st.st_nlink == 1 and old[R_TYPE] == "f":
                 size = st.st_size
                 if (not old[R_CHANGED] and old[R_SIZE] == size and old[R_MTIME] == st.st_mtime_ns
                         and old[R_CTIME] == st.st_ctime_ns and old[R_INODE] == st.st_ino):
@@ -254,14 +242,9 @@ class _Backup:
                     # Reuse only chunks the vault still holds (a parent's packs may have been collected).
                     if (chunks[0][0] in locations if len(chunks) == 1
                             else all(c[0] in locations for c in chunks)):
-                        self.files_seen += 1
-                        self.files_done += 1
-                        self.bytes_seen += size
-                        self.bytes_unmodified += size
-                        counts.files_unmodified += 1
-                        counts.files += 1
-                        counts.bytes += size
-                        counts.chunks += len(chunks)
+                        n_unmodified += 1
+                        bytes_unmodified += size
+                        chunks_unmodified += len(chunks)
                         row = (rel, "f", S_IMODE(mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns,
                                size, st.st_ino, st.st_ctime_ns, chunks, old[R_DIGEST], 0)
                         if pending:
@@ -273,6 +256,18 @@ class _Backup:
             # Drain every so often (files are read in batches anyway), or when the queue is full.
             if pending and (ticks & 127 == 0 or len(pending) >= _MAX_PENDING):
                 self._drain(block=len(pending) >= _MAX_PENDING)
+        self._count_unmodified(n_unmodified, bytes_unmodified, chunks_unmodified)
+
+    def _count_unmodified(self, files: int, size: int, chunks: int) -> None:
+        self.files_seen += files
+        self.files_done += files
+        self.bytes_seen += size
+        self.bytes_unmodified += size
+        s = self.counts
+        s.files_unmodified += files
+        s.files += files
+        s.bytes += size
+        s.chunks += chunks
 
     def _walk_error(self, rel: str, exc: OSError | None) -> None:
         if isinstance(exc, FileNotFoundError):
@@ -380,7 +375,10 @@ class _Backup:
     def _submit_small_batch(self) -> None:
         small = self.small_batch
         if small.paths and self.procs is not None:
-            small.future = self.procs.submit(read_in_process, small.paths)
+            try:
+                small.future = self.procs.submit(read_in_process, small.paths)
+            except BrokenProcessPool:
+                raise _reader_died(small.paths) from None
             self.small_batch = ProcessBatch()
 
     def _collect(self, batch: ProcessBatch) -> list[FileOutcome]:
@@ -391,10 +389,7 @@ class _Backup:
             try:
                 batch.outcomes = outcomes = batch.future.result()
             except BrokenProcessPool:
-                raise ReaderProcessDied(
-                    f"a reader process died (killed, or out of memory) while reading {batch.paths[0]} and "
-                    f"{len(batch.paths) - 1} more files; nothing was committed and the backup can be retried"
-                ) from None
+                raise _reader_died(batch.paths) from None
             batch.future = None
             self.sink.add_sealed([blob for outcome in outcomes for blob in outcome[3]])
             self.bytes_read_in_processes += sum(o[0][5] for o in outcomes if o[0] is not None)

@@ -14,38 +14,41 @@ def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
+def _listing(path: str) -> Iterator[os.DirEntry[str]]:
+    with os.scandir(path) as it:
+        return iter(sorted(it, key=_name))
+
+
 def walk(root: str) -> Iterator[WalkItem]:
     """Every entry under root (root itself as "."), with its lstat.
 
     An entry that vanishes between listing and stat, or a directory that cannot be listed,
-    comes back with an error instead of an lstat rather than being skipped silently.  Iterative
-    (a stack of directory listings): one generator frame per item, not one per level of depth.
+    comes back with an error instead of an lstat rather than being skipped silently (a directory
+    that cannot be listed comes twice: with its lstat, then with the error).  One generator and a
+    stack of listings: the hot loop of every backup, so no generator per directory level.
     """
     yield ".", root, os.lstat(root), None
-    stack = [_children(root, "")]
+    stack: list[tuple[Iterator[os.DirEntry[str]], str]] = []
+    try:
+        stack.append((_listing(root), ""))
+    except OSError as exc:
+        yield ".", root, None, exc
     while stack:
-        for item in stack[-1]:
-            yield item
-            st = item[2]
-            if st is not None and S_ISDIR(st.st_mode):
-                stack.append(_children(item[1], item[0] + "/"))
-                break
+        entries, prefix = stack[-1]
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                yield rel, entry.path, None, exc
+                continue
+            yield rel, entry.path, st, None
+            if S_ISDIR(st.st_mode):
+                try:
+                    stack.append((_listing(entry.path), rel + "/"))
+                except OSError as exc:
+                    yield rel, entry.path, None, exc
+                    continue
+                break  # descend first; this listing resumes where it stopped
         else:
             stack.pop()
-
-
-def _children(path: str, rel_prefix: str) -> Iterator[WalkItem]:
-    try:
-        with os.scandir(path) as it:
-            entries = sorted(it, key=_name)
-    except OSError as exc:
-        yield rel_prefix.rstrip("/") or ".", path, None, exc
-        return
-    for entry in entries:
-        rel = rel_prefix + entry.name
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError as exc:
-            yield rel, entry.path, None, exc
-            continue
-        yield rel, entry.path, st, None
