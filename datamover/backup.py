@@ -14,6 +14,7 @@ vanished, could not be read, or is a special file is reported per path in the su
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import stat
@@ -56,6 +57,8 @@ from .reader import Batch, FileJob, FileOutcome, ProcessBatch, Reader, init_read
 from .repo import Repo, snapshot_key
 from .sink import PACK_TARGET, PackSink
 from .walk import walk
+
+log = logging.getLogger(__name__)
 
 # A batch is what one reader thread takes at a time: many small files amortise the executor's
 # per-task cost, a big file goes alone.
@@ -212,7 +215,7 @@ class _Backup:
         rows: Iterator[Row] = iter(self.parent_rows)
         advance = partial(next, rows, None)
         cur = advance()
-        locations = self.sink.index.locations
+        locations = self.sink.index.members
         ticks = n_unmodified = bytes_unmodified = chunks_unmodified = 0
         for rel, path, st, error in walk(self.root):
             if st is None:
@@ -352,11 +355,17 @@ class _Backup:
         if not self.process_workers or self.small_seen < self.processes_after:
             return False
         # Spawned, not forked: the node worker is a threaded process (Temporal's worker).
-        self.procs = ProcessPoolExecutor(
-            self.process_workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_reader_process,
-            initargs=(self.repo.crypto, self.reader.params, self.sink.level),
-        )
+        try:
+            self.procs = ProcessPoolExecutor(
+                self.process_workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_reader_process,
+                initargs=(self.repo.crypto, self.reader.params, self.sink.level),
+            )
+        except (OSError, ImportError) as exc:
+            # No POSIX semaphores (a container without /dev/shm): reader threads do it all.
+            log.warning("reader processes unavailable (%s); small files are read by threads", exc)
+            self.process_workers = 0
+            return False
         return True
 
     def _unchanged(self, old: Row, st: os.stat_result) -> bool:
@@ -364,7 +373,7 @@ class _Backup:
             st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
         ):
             return False
-        locations = self.sink.index.locations
+        locations = self.sink.index.members
         return all(c[0] in locations for c in old[R_CHUNKS])
 
     def _submit_batch(self) -> None:
@@ -563,7 +572,7 @@ def backup_tree(
     writer: ManifestWriter | None = None
     parent_reader: ManifestReader | None = None
     try:
-        index = load_index(repo, cache_dir=cache_dir)
+        index = load_index(repo, cache_dir=cache_dir, lookups=False)
         if parent_snapshot:
             try:
                 parent_reader = ManifestReader(store, repo.crypto, parent_snapshot)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,20 +33,28 @@ class ChunkIndex:
     """Chunk id -> (pack, entry), compact: one dict slot with an int per chunk.
 
     Loaded pack indexes stay as their fixed-size entry tables (bytes) and an entry is unpacked
-    only when looked up; a backup only asks whether a chunk is there, which is the dict alone.
-    At a million chunks this is a fraction of the memory (and of the load time) of an object per
-    entry."""
+    only when looked up.  A backup only asks whether a chunk is there: loaded with
+    ``lookups=False`` the index is a set of ids and nothing else (about half the memory at a
+    million chunks).  ``members`` is what to test ``in`` against, either way."""
 
     locations: dict[bytes, int] = field(default_factory=dict)
     tables: list[tuple[str, bytes | list[BlobEntry]]] = field(default_factory=list)
     packs: set[str] = field(default_factory=set)
     recovered_packs: int = 0
     dangling_indexes: int = 0
+    lookups: bool = True
+    ids: set[bytes] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.members: Container[bytes] = self.locations if self.lookups else self.ids
 
     def _add(self, pack_id: str, table: bytes | list[BlobEntry], ids: list[bytes]) -> None:
+        self.packs.add(pack_id)
+        if not self.lookups:
+            self.ids.update(ids)
+            return
         base = len(self.tables) << _POS_BITS
         self.tables.append((pack_id, table))
-        self.packs.add(pack_id)
         setdefault = self.locations.setdefault
         # setdefault: a chunk stored twice (two concurrent backups) keeps its first location.
         for slot, chunk_id in enumerate(ids, base):
@@ -60,10 +68,10 @@ class ChunkIndex:
         self._add(pack_id, table, table_ids(table))
 
     def __contains__(self, chunk_id: object) -> bool:
-        return chunk_id in self.locations
+        return chunk_id in self.members
 
     def __len__(self) -> int:
-        return len(self.locations)
+        return len(self.locations) if self.lookups else len(self.ids)
 
     def items(self) -> Iterator[tuple[bytes, tuple[str, BlobEntry]]]:
         """Every chunk with its (pack, entry)."""
@@ -73,6 +81,8 @@ class ChunkIndex:
                 yield chunk_id, found
 
     def lookup(self, chunk_id: bytes) -> tuple[str, BlobEntry] | None:
+        if not self.lookups:
+            raise RuntimeError("chunk index loaded for membership only (lookups=False)")
         slot = self.locations.get(chunk_id)
         if slot is None:
             return None
@@ -86,7 +96,7 @@ def list_ids(store: ObjectStore, prefix: str) -> dict[str, ObjectInfo]:
 
 
 def load_index(repo: Repo, *, workers: int = 8, recover: bool = True, require_packs: bool = True,
-               cache_dir: Path | None = None) -> ChunkIndex:
+               cache_dir: Path | None = None, lookups: bool = True) -> ChunkIndex:
     """The vault's chunk index.
 
     ``recover`` re-indexes packs that have no index object; ``require_packs`` drops index
@@ -99,7 +109,7 @@ def load_index(repo: Repo, *, workers: int = 8, recover: bool = True, require_pa
     index_ids = list_ids(store, INDEX_PREFIX)
     pack_ids = list_ids(store, PACKS_PREFIX) if (recover or require_packs) else {}
     cache = IndexCache(cache_dir, repo.repo_id) if cache_dir is not None else None
-    index = ChunkIndex()
+    index = ChunkIndex(lookups=lookups)
 
     def fetch(pack_id: str) -> tuple[str, bytes]:
         key = index_key(pack_id)

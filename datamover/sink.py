@@ -57,14 +57,14 @@ class PackSink:
         return cctx
 
     def known(self, chunk_id: bytes) -> bool:
-        return chunk_id in self.index.locations
+        return chunk_id in self.index.members
 
     def add(self, chunk_id: bytes, data: bytes | memoryview) -> bool:
         """Store one chunk unless the vault (or a pack being built) has it.  True when new."""
         if self._error is not None:
             raise self._error
         with self._lock:
-            if chunk_id in self.index.locations or chunk_id in self._pending:
+            if chunk_id in self.index.members or chunk_id in self._pending:
                 return False
             self._pending.add(chunk_id)
         # Compression and sealing run outside the lock, in the reader's thread (they release the GIL).
@@ -82,7 +82,7 @@ class PackSink:
             raise self._error
         full: list[PackBuilder] = []
         with self._lock:
-            known, pending = self.index.locations, self._pending
+            known, pending = self.index.members, self._pending
             for chunk_id, blob, raw_len, flags in blobs:
                 if chunk_id in known or chunk_id in pending:
                     continue

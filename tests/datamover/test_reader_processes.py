@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import datamover.backup as backup_mod
 from datamover import backup_tree, restore_tree
 from datamover.manifest import ManifestReader
 from datamover.models import Progress
@@ -79,5 +80,20 @@ def test_a_killed_reader_process_fails_the_backup_and_commits_nothing(tmp_path: 
     assert killed and keys(store, "data/snapshots/") == []
     # The retry (what the activity does) completes, without the packs stored before the kill again.
     summary = backup_tree(store, src, volume_id="v", key=KEY, processes=2, processes_after=0)
+    restore_tree(store, summary.snapshot_id, tmp_path / "dst", key=KEY)
+    assert_same_tree(src, tmp_path / "dst")
+
+
+def test_without_reader_processes_threads_read_everything(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A container without /dev/shm cannot make the pool's semaphores.
+    def no_semaphores(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(backup_mod, "ProcessPoolExecutor", no_semaphores)
+    src = _many_small(tmp_path / "src", 300)
+    store = FileStore(tmp_path / "vault", create=True)
+    summary = backup_tree(store, src, volume_id="v", key=KEY, processes=2, processes_after=0)
+    assert summary.errors.count == 0 and summary.files_new == summary.files
     restore_tree(store, summary.snapshot_id, tmp_path / "dst", key=KEY)
     assert_same_tree(src, tmp_path / "dst")
