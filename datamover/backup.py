@@ -215,7 +215,7 @@ class _Backup:
         rows: Iterator[Row] = iter(self.parent_rows)
         advance = partial(next, rows, None)
         cur = advance()
-        locations = self.sink.index.members
+        stored = self.sink.index.members
         ticks = n_unmodified = bytes_unmodified = chunks_unmodified = 0
         for rel, path, st, error in walk(self.root):
             if st is None:
@@ -243,8 +243,8 @@ class _Backup:
                         and old[R_CTIME] == st.st_ctime_ns and old[R_INODE] == st.st_ino):
                     chunks = old[R_CHUNKS]
                     # Reuse only chunks the vault still holds (a parent's packs may have been collected).
-                    if (chunks[0][0] in locations if len(chunks) == 1
-                            else all(c[0] in locations for c in chunks)):
+                    if (chunks[0][0] in stored if len(chunks) == 1
+                            else all(c[0] in stored for c in chunks)):
                         n_unmodified += 1
                         bytes_unmodified += size
                         chunks_unmodified += len(chunks)
@@ -369,12 +369,13 @@ class _Backup:
         return True
 
     def _unchanged(self, old: Row, st: os.stat_result) -> bool:
+        """The rule _walk applies inline to single-link files, for the first link of a hard-linked one."""
         if old[R_CHANGED] or (old[R_SIZE], old[R_MTIME], old[R_CTIME], old[R_INODE]) != (
             st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
         ):
             return False
-        locations = self.sink.index.members
-        return all(c[0] in locations for c in old[R_CHUNKS])
+        stored = self.sink.index.members
+        return all(c[0] in stored for c in old[R_CHUNKS])
 
     def _submit_batch(self) -> None:
         if self.batch.jobs:

@@ -56,9 +56,6 @@ class PackSink:
             cctx = self._local.cctx = zstandard.ZstdCompressor(level=self.level)
         return cctx
 
-    def known(self, chunk_id: bytes) -> bool:
-        return chunk_id in self.index.members
-
     def add(self, chunk_id: bytes, data: bytes | memoryview) -> bool:
         """Store one chunk unless the vault (or a pack being built) has it.  True when new."""
         if self._error is not None:
