@@ -227,10 +227,10 @@ async def test_a_long_copy_shows_its_progress_while_it_runs(
     running = wait_for(lambda: running_pod(kube, ns, "reader"), "pod reader Running")
     pv = wait_for(lambda: get(kube, pvc_path(ns, "many"))["spec"].get("volumeName"), "NAS PVC bound")
     mount = csi_mount_path(kube_agent.kubelet_root("node-a1"), running["metadata"]["uid"], pv)
-    for d in range(300):  # 90,000 small files: a copy of several seconds
+    for d in range(400):  # 160,000 small files: a copy of several seconds (reader processes read ~20k/s)
         folder = mount / f"d{d:03d}"
         folder.mkdir()
-        for f in range(300):
+        for f in range(400):
             (folder / f"f{f:03d}.txt").write_bytes(b"%d-%d\n" % (d, f) * 20)
     name = f"p-{uuid.uuid4().hex[:8]}"
     handle = await start(product, BackupSpec(name=name, vault="main", include_namespaces=[ns]))
