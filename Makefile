@@ -12,11 +12,16 @@ STAMP := $(VENV)/.installed
 
 all: test
 
-# Re-install only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# The data mover's native walk (Rust, PyO3): built with cargo from crates.io by maturin from PyPI.
+NATIVE := native/fastwalk
+NATIVE_SRC := $(NATIVE)/pyproject.toml $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(wildcard $(NATIVE)/src/*.rs)
+
+# Re-install only when pyproject.toml or the native sources change.
+$(STAMP): pyproject.toml $(NATIVE_SRC)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q ./$(NATIVE)
 	@touch $(STAMP)
 
 venv: $(STAMP)

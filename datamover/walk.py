@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from stat import S_ISDIR
+
+try:
+    # The same walk in native code, on its own thread (native/fastwalk); built by `make venv`.
+    from kbc_fastwalk import Walker as _NativeWalker
+except ImportError:  # pragma: no cover - an install without the native part
+    _NativeWalker = None  # type: ignore[misc,assignment]
+
+NATIVE = _NativeWalker is not None
 
 # (relative path, full path, lstat or None, the error when there is no lstat)
 WalkItem = tuple[str, str, os.stat_result | None, OSError | None]
@@ -19,15 +27,22 @@ def _listing(path: str) -> Iterator[os.DirEntry[str]]:
         return iter(sorted(it, key=_name))
 
 
-def walk(root: str) -> Iterator[WalkItem]:
+def walk(root: str, *, native: bool = True) -> Generator[WalkItem, None, None]:
     """Every entry under root (root itself as "."), with its lstat.
 
     An entry that vanishes between listing and stat, or a directory that cannot be listed,
     comes back with an error instead of an lstat rather than being skipped silently (a directory
     that cannot be listed comes twice: with its lstat, then with the error).  One generator and a
     stack of listings: the hot loop of every backup, so no generator per directory level.
+
+    With the native walker (``native`` and installed) the listing and lstat calls run on a native
+    thread, batches ahead of the caller: the same items, while the caller's thread keeps its core.
     """
     yield ".", root, os.lstat(root), None
+    if native and _NativeWalker is not None:
+        for batch in _NativeWalker(root, os.path.join(root, "")):
+            yield from batch
+        return
     stack: list[tuple[Iterator[os.DirEntry[str]], str]] = []
     try:
         stack.append((_listing(root), ""))

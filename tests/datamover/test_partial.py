@@ -104,8 +104,11 @@ def test_unreadable_file_and_directory(store: FileStore, tmp_path: Path,
             raise PermissionError(13, "Permission denied", path)
         return original_scandir(path)
 
-    # As root, chmod 000 does not stop reads: inject the errors the kernel would give.
+    # As root, chmod 000 does not stop reads: inject the errors the kernel would give. That takes
+    # the Python walk (the native one lists in native code); the real chmod 000 test below runs
+    # the native walk without root's capabilities.
     monkeypatch.setattr(reader_mod.Reader, "_open", deny_open)
+    monkeypatch.setattr(walk_mod, "_NativeWalker", None)
     monkeypatch.setattr(walk_mod.os, "scandir", deny_scandir)
     summary = backup_tree(store, src, volume_id="v")
     assert _reasons(summary) == {"c.txt": "unreadable", "sub": "unreadable"}
@@ -130,16 +133,21 @@ NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
 
 @pytest.mark.parametrize("processes", [0, 2], ids=["reader-threads", "reader-processes"])
 def test_unreadable_file_for_real(store: FileStore, tmp_path: Path, processes: int) -> None:
-    """A file the reader may not open, for real (as root: in a process without the override)."""
+    """A file the reader may not open and a directory the walk may not list, for real (as root:
+    in a process without the override); the walk is the native one, as in the product."""
     src = _tree(tmp_path / "src")
     os.chmod(src / "a.txt", 0)
+    os.chmod(src / "sub", 0)
     vault = tmp_path / "vault"
     prefix = NO_OVERRIDE if os.geteuid() == 0 else []
     args = [str(vault), str(src), str(REPO), str(processes)]
-    done = subprocess.run([*prefix, sys.executable, "-c", _CHILD, *args],
-                          capture_output=True, text=True, timeout=120)
+    try:
+        done = subprocess.run([*prefix, sys.executable, "-c", _CHILD, *args],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        os.chmod(src / "sub", 0o755)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"a.txt": "unreadable"}
+    assert json.loads(done.stdout) == {"a.txt": "unreadable", "sub": "unreadable"}
 
 
 def test_hard_link_to_unreadable_file_is_reported(store: FileStore, tmp_path: Path,
