@@ -51,12 +51,15 @@ class Crypto:
             seed = int.from_bytes(_derive(secret, salt, b"kbc datamover v1 cdc", 8), "little")
             self.cdc_seed = seed >> 1 | 1
 
-    def hasher(self) -> blake3.blake3:
-        """A fresh hasher producing chunk ids / file digests (keyed when encrypted)."""
-        # max_threads stays 1: parallelism comes from hashing many chunks at once.
+    def hasher(self, *, threads: bool = False) -> blake3.blake3:
+        """A fresh hasher producing chunk ids / file digests (keyed when encrypted).
+
+        One thread by default: parallelism comes from hashing many chunks at once. ``threads``
+        hashes each big update on every core (the same digest), for one big file hashed alone."""
+        max_threads = blake3.blake3.AUTO if threads else 1
         if self._id_key is not None:
-            return blake3.blake3(key=self._id_key)
-        return blake3.blake3()
+            return blake3.blake3(key=self._id_key, max_threads=max_threads)
+        return blake3.blake3(max_threads=max_threads)
 
     def chunk_id(self, data: bytes | memoryview) -> bytes:
         if self._id_key is not None:

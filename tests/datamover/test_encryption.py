@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import blake3
@@ -15,6 +16,7 @@ from datamover import (
     gc,
     restore_tree,
 )
+from datamover.crypto import Crypto
 from vault.filestore import FileStore
 
 from .conftest import KEY, make_tree
@@ -71,3 +73,16 @@ def test_short_key_is_refused(store: FileStore, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", big=False)
     with pytest.raises(ValueError, match="at least 16 bytes"):
         backup_tree(store, src, volume_id="v", key=b"short")
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "keyed"])
+def test_a_threaded_file_digest_is_the_same_digest(key: bytes | None) -> None:
+    # Restore re-hashes a big restored file on every core: it must still be the backup's digest.
+    crypto = Crypto(key, b"salt" * 4)
+    data = random.Random(5).randbytes(9 * 1024 * 1024)
+    one, many = crypto.hasher(), crypto.hasher(threads=True)
+    for start in range(0, len(data), 4 * 1024 * 1024):
+        one.update(data[start:start + 4 * 1024 * 1024])
+        many.update(data[start:start + 4 * 1024 * 1024])
+    assert one.digest() == many.digest()
+    assert one.digest() != Crypto(None if key else KEY, b"salt" * 4).hasher().update(data).digest()
