@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -134,10 +135,38 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_HANDED_OUT: set[int] = set()  # not bound until its server starts: never the same one twice
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, from below the kernel's ephemeral range.
+
+    A port the kernel hands out for bind(0) is one it also gives outgoing connections: between
+    choosing it and a server binding it, the Temporal dev server's own internal connections took
+    one (``bind: address already in use`` for its UI port). Below the range only listeners compete.
+    """
+    rng = random.Random()
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = rng.randrange(10_000, low) if low > 10_100 else 0
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port found below the ephemeral range")
 
 
 def wait_for_port(host: str, port: int, *, timeout: float, record: ProcessRecord | None = None) -> None:
