@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def test_an_unlistable_directory_and_an_unlistable_root(tmp_path: Path) -> None:
         done = subprocess.run([*prefix, sys.executable, "-c", _UNLISTABLE, str(root), repo],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        same, items = __import__("json").loads(done.stdout)
+        same, items = json.loads(done.stdout)
         assert same
         locked = str(root / "locked")
         # The directory comes with its lstat, then with the error; the walk goes on past it.
@@ -153,7 +154,7 @@ def test_an_unlistable_directory_and_an_unlistable_root(tmp_path: Path) -> None:
         done = subprocess.run([*prefix, sys.executable, "-c", _UNLISTABLE, str(root), repo],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        same, items = __import__("json").loads(done.stdout)
+        same, items = json.loads(done.stdout)
         assert same and items == [[".", str(root), False, None],
                                   [".", str(root), True, ["PermissionError", 13, str(root)]]]
     finally:

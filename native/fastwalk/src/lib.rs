@@ -18,6 +18,7 @@ use std::thread;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyList, PyTuple};
 
 /// Items per batch handed to Python, and batches in flight: enough to keep both sides busy,
@@ -241,15 +242,15 @@ impl Walker {
                     PyTuple::new(
                         py,
                         [
-                            OsStr::from_bytes(&rel).into_pyobject(py)?.into_any().unbind(),
-                            OsStr::from_bytes(&path).into_pyobject(py)?.into_any().unbind(),
+                            obj(py, OsStr::from_bytes(&rel))?,
+                            obj(py, OsStr::from_bytes(&path))?,
                             st,
                             none.clone_ref(py),
                         ],
                     )?
                 }
                 Item::Error { rel, path, errno } => {
-                    let path_obj = OsStr::from_bytes(&path).into_pyobject(py)?.into_any().unbind();
+                    let path_obj = obj(py, OsStr::from_bytes(&path))?;
                     let strerror = py.import("os")?.getattr("strerror")?.call1((errno,))?;
                     // OSError(errno, ...) gives the errno's subclass (FileNotFoundError, ...).
                     let error = py
@@ -259,7 +260,7 @@ impl Walker {
                     PyTuple::new(
                         py,
                         [
-                            OsStr::from_bytes(&rel).into_pyobject(py)?.into_any().unbind(),
+                            obj(py, OsStr::from_bytes(&rel))?,
                             path_obj,
                             none.clone_ref(py),
                             error.unbind(),
@@ -273,37 +274,41 @@ impl Walker {
     }
 }
 
+fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, value: T) -> PyResult<PyObject> {
+    value.into_py_any(py)
+}
+
 fn stat_object(py: Python<'_>, stat_result: &Bound<'_, PyAny>, n_fields: usize, st: &Stat) -> PyResult<PyObject> {
     use pyo3::ffi;
     let ns = |(sec, nsec): (i64, i64)| -> PyResult<PyObject> {
         // In an i64 until the year 2262; Python's int takes any time beyond that.
         Ok(match sec.checked_mul(1_000_000_000).and_then(|s| s.checked_add(nsec)) {
-            Some(ns) => ns.into_pyobject(py)?.into_any().unbind(),
-            None => (i128::from(sec) * 1_000_000_000 + i128::from(nsec)).into_pyobject(py)?.into_any().unbind(),
+            Some(ns) => obj(py, ns)?,
+            None => obj(py, i128::from(sec) * 1_000_000_000 + i128::from(nsec))?,
         })
     };
     let float = |(sec, nsec): (i64, i64)| sec as f64 + nsec as f64 * 1e-9;
     // os.stat_result's fields, in its order: the ten of the tuple, then the named ones.
     let fields: [PyObject; 19] = [
-        st.mode.into_pyobject(py)?.into_any().unbind(),
-        st.ino.into_pyobject(py)?.into_any().unbind(),
-        st.dev.into_pyobject(py)?.into_any().unbind(),
-        st.nlink.into_pyobject(py)?.into_any().unbind(),
-        st.uid.into_pyobject(py)?.into_any().unbind(),
-        st.gid.into_pyobject(py)?.into_any().unbind(),
-        st.size.into_pyobject(py)?.into_any().unbind(),
-        st.atime.0.into_pyobject(py)?.into_any().unbind(),
-        st.mtime.0.into_pyobject(py)?.into_any().unbind(),
-        st.ctime.0.into_pyobject(py)?.into_any().unbind(),
-        float(st.atime).into_pyobject(py)?.into_any().unbind(),
-        float(st.mtime).into_pyobject(py)?.into_any().unbind(),
-        float(st.ctime).into_pyobject(py)?.into_any().unbind(),
+        obj(py, st.mode)?,
+        obj(py, st.ino)?,
+        obj(py, st.dev)?,
+        obj(py, st.nlink)?,
+        obj(py, st.uid)?,
+        obj(py, st.gid)?,
+        obj(py, st.size)?,
+        obj(py, st.atime.0)?,
+        obj(py, st.mtime.0)?,
+        obj(py, st.ctime.0)?,
+        obj(py, float(st.atime))?,
+        obj(py, float(st.mtime))?,
+        obj(py, float(st.ctime))?,
         ns(st.atime)?,
         ns(st.mtime)?,
         ns(st.ctime)?,
-        st.blksize.into_pyobject(py)?.into_any().unbind(),
-        st.blocks.into_pyobject(py)?.into_any().unbind(),
-        st.rdev.into_pyobject(py)?.into_any().unbind(),
+        obj(py, st.blksize)?,
+        obj(py, st.blocks)?,
+        obj(py, st.rdev)?,
     ];
     let fields_len = fields.len();
     // Filled in place, as os.lstat does (calling the type would build and copy a tuple first).
