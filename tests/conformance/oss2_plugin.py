@@ -1,5 +1,6 @@
 """pytest plugin for the oss2 conformance run (tests/conformance/oss2_sdk.py): deselects the
-exclusions listed in ``$OSS2_CONFORMANCE_EXCLUDED`` and writes what ran to
+exclusions listed in ``$OSS2_CONFORMANCE_EXCLUDED``, retries the racy tests listed in
+``$OSS2_CONFORMANCE_RETRIED`` and writes what ran to
 ``$OSS2_CONFORMANCE_REPORT`` (JSON).  Self-contained: the run copies it beside the SDK's tests, where
 a ``tests`` directory (theirs) hides this repository's package."""
 
@@ -12,23 +13,58 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.runner import runtestprotocol
 
 EXCLUDED: dict[str, str] = json.loads(Path(os.environ["OSS2_CONFORMANCE_EXCLUDED"]).read_text())
+RETRIED: dict[str, Any] = json.loads(Path(os.environ["OSS2_CONFORMANCE_RETRIED"]).read_text())
 _outcomes: dict[str, str] = {}
+_attempts: dict[str, list[str]] = {}  # a retried test's failed attempts, with their messages
 _excluded: list[str] = []
 _used: set[str] = set()
+_retried_used: set[str] = set()  # RETRIED keys that matched a test
 _messages: dict[str, str] = {}
 
 
-def _exclusion(nodeid: str) -> str | None:
-    """The EXCLUDED key covering ``nodeid`` (module, class or test), if any."""
+def _key(nodeid: str, table: dict[str, Any]) -> str | None:
+    """The key of ``table`` covering ``nodeid`` (module, class or test), if any."""
     local = nodeid.split("/", 1)[-1]
     parts = local.split("::")
     for n in range(len(parts), 0, -1):
         key = "::".join(parts[:n])
-        if key in EXCLUDED:
+        if key in table:
             return key
     return None
+
+
+def _exclusion(nodeid: str) -> str | None:
+    return _key(nodeid, EXCLUDED)
+
+
+def _crash(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return f"{report.when}: {crash.message if crash else report.longrepr}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A test in RETRIED runs again after a failed attempt, up to its attempts; only the last
+    attempt is reported as the test's result, the failed ones are kept for the summary."""
+    key = _key(item.nodeid, RETRIED)
+    if key is None:
+        return None
+    _retried_used.add(key)
+    attempts = int(RETRIED[key]["attempts"])
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for attempt in range(1, attempts + 1):
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        failed = [r for r in reports if r.failed]
+        if not failed or attempt == attempts:
+            break
+        _attempts.setdefault(item.nodeid, []).append(_crash(failed[0]))
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def _kms_as_rsa() -> None:
@@ -67,8 +103,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed:
         _outcomes[report.nodeid] = "failed"
-        crash = getattr(report.longrepr, "reprcrash", None)
-        _messages.setdefault(report.nodeid, f"{report.when}: {crash.message if crash else report.longrepr}")
+        _messages.setdefault(report.nodeid, _crash(report))
     elif report.skipped:
         _outcomes.setdefault(report.nodeid, "skipped")
     elif report.when == "call":
@@ -88,6 +123,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
                 "failed": by["failed"] + by["skipped"],  # a skipped test did not show conformance
                 "excluded": len(_excluded),
                 "stale_exclusions": sorted(set(EXCLUDED) - _used),
+                "stale_retries": sorted(set(RETRIED) - _retried_used),
+                "retried": _attempts,
                 "messages": _messages,
             },
             out,
