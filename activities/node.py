@@ -17,7 +17,9 @@ from temporalio import activity
 from activities.context import current
 from activities.errors import product_errors
 from datamover import DataMoverError, Progress, SnapshotSummary, backup_tree, restore_tree
+from datamover.errors import PathNotInSnapshot, UnsafeChoice
 from schemas.errors import BackupCenterError
+from schemas.restore import FilesRestored
 from schemas.volumes import Mount, VolumePlan
 
 
@@ -90,10 +92,8 @@ class VolumeRestoreRequest(BaseModel):
     volume: str  # "<ns>/<pvc>" in the target cluster, for messages
 
 
-@activity.defn
-@product_errors
-def restore_volume_files(request: VolumeRestoreRequest) -> int:
-    """Write a file-level snapshot into a volume mounted on this node; returns files written."""
+def _target_mount(request: VolumeRestoreRequest) -> Path:
+    """The real directory of the target pod's mount of the volume on this node."""
     ctx = current()
     path = (
         ctx.kubelet_root
@@ -108,16 +108,64 @@ def restore_volume_files(request: VolumeRestoreRequest) -> int:
         raise BackupCenterError(
             "VolumeMountMissing", volume=request.volume, node=ctx.node_name or "?", path=str(path)
         )
+    return path.resolve(strict=True)
+
+
+@activity.defn
+@product_errors
+def restore_volume_files(request: VolumeRestoreRequest) -> int:
+    """Write a file-level snapshot into a volume mounted on this node; returns files written."""
+    path = _target_mount(request)
     try:
         summary = restore_tree(
-            ctx.store(request.vault),
-            request.snapshot_id,
-            path.resolve(strict=True),
-            progress=_heartbeat(request.volume),
+            current().store(request.vault), request.snapshot_id, path, progress=_heartbeat(request.volume)
         )
     except (DataMoverError, OSError) as err:
         raise BackupCenterError("VolumeCopyFailed", volume=request.volume, reason=str(err)) from None
     return summary.files
 
 
-ACTIVITIES: list[Callable[..., Any]] = [backup_volume_files, restore_volume_files]
+class ChosenFilesRequest(VolumeRestoreRequest):
+    paths: list[str]
+    subdir: str = ""  # normalised (FileRestoreSpec): no '..', '.' or empty parts
+    overwrite: bool = False
+
+
+def _subdir_of(mount: Path, subdir: str, volume: str) -> Path:
+    """``mount/subdir``, made where missing; refused where a part of it is a symlink or not a
+    directory (a link in a live volume could point the restore outside it)."""
+    path = mount
+    for part in subdir.split("/") if subdir else []:
+        path = path / part
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            what = "a symlink" if path.is_symlink() else "not a directory"
+            raise BackupCenterError(
+                "InvalidSpec", field="subdir",
+                reason=f"{path.relative_to(mount)} in volume {volume} is {what}: choose another directory",
+            ).as_final()
+        if not path.exists():
+            path.mkdir()
+    return path
+
+
+@activity.defn
+@product_errors
+def restore_chosen_files(request: ChosenFilesRequest) -> FilesRestored:
+    """Write chosen paths of a file-level snapshot into a volume mounted on this node (under its
+    ``subdir``); files already there are kept unless ``overwrite``, the rest of the volume is untouched."""
+    mount = _target_mount(request)
+    target = _subdir_of(mount, request.subdir, request.volume)
+    try:
+        summary = restore_tree(
+            current().store(request.vault), request.snapshot_id, target, paths=request.paths,
+            overwrite=request.overwrite, progress=_heartbeat(request.volume),
+        )
+    except (PathNotInSnapshot, UnsafeChoice) as err:
+        raise BackupCenterError("InvalidSpec", field="paths", reason=str(err)).as_final() from None
+    except (DataMoverError, OSError) as err:
+        raise BackupCenterError("VolumeCopyFailed", volume=request.volume, reason=str(err)) from None
+    return FilesRestored(files=summary.files, dirs=summary.dirs, bytes=summary.bytes,
+                         kept_existing=summary.kept_existing, warnings=list(summary.warning_paths))
+
+
+ACTIVITIES: list[Callable[..., Any]] = [backup_volume_files, restore_volume_files, restore_chosen_files]

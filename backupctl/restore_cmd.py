@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
+from temporalio.client import Client
 
+from activities.file_restore import find_files
 from backupctl import jobctl
 from backupctl import options as opt
 from backupctl.asyncrun import with_client
@@ -18,10 +23,11 @@ from datamover import restore_tree
 from datamover.errors import DataMoverError, PathNotInSnapshot, UnsafeChoice, UnsafePath
 from kube.restore.records import RestoreFolder
 from schemas.errors import BackupCenterError
-from schemas.specs import ExistingResourcePolicy, RestoreSpec
+from schemas.specs import ExistingResourcePolicy, FileRestoreSpec, JobKind, RestoreSpec
 from schemas.status import JobStatus
 from vault import verifications
-from vault.catalog import committed_backup, list_backups, volume_records
+from vault.catalog import committed_backup, file_copy, list_backups
+from workflows.file_restore import FileRestoreWorkflow
 from workflows.restore import RestoreWorkflow
 
 restore_app = typer.Typer(
@@ -224,6 +230,36 @@ def backups(
     console.print(f"{len(found)} backup(s) in vault {vault}")
 
 
+def check_file_restore(spec: FileRestoreSpec) -> None:
+    """Refuse, before the job starts, what its first step would refuse from the vault (exit 2): a
+    backup not restorable, a volume without a file-level copy, a path unsafe or not in the copy."""
+    check_backup(spec.backup, spec.vault)
+    try:
+        find_files(named_store(spec.vault), spec)
+    except BackupCenterError as err:
+        if err.code != "InvalidSpec":
+            raise
+        option = {"volume": "--volume", "paths": "--path"}.get(err.params.get("field", ""), "--path")
+        raise BadInput(f"{option}: {err.params.get('reason', err.message)}") from None
+
+
+def parse_pvc_target(value: str) -> tuple[str, str, str]:
+    """``ns/pvc[:subdir]`` → (namespace, pvc, subdir)."""
+    ref, _, subdir = value.partition(":")
+    namespace, _, pvc = ref.partition("/")
+    if not namespace or not pvc:
+        raise BadInput(f"--to-pvc: {value!r} is not <namespace>/<pvc>[:<directory>]")
+    return namespace, pvc, subdir
+
+
+def file_restore_name(volume: str) -> str:
+    """``<pvc>-files-<random>``: each file restore is its own job."""
+    suffix = secrets.token_hex(3)
+    pvc = volume.partition("/")[2] or "volume"
+    head = f"{pvc}-files"[: 63 - len(suffix) - 1].strip("-.").replace(".", "-")
+    return f"{head}-{suffix}"
+
+
 @restore_app.command("files")
 def files(
     backup: Annotated[str, typer.Option(help="Backup to take the files from")],
@@ -232,23 +268,38 @@ def files(
     path: Annotated[
         list[str], typer.Option(help="A file or directory inside the volume, from its root (repeatable)")
     ],
-    to_dir: Annotated[Path, typer.Option(help="Local directory to write them under (created if missing)")],
+    to_dir: Annotated[
+        Path | None, typer.Option(help="Local directory to write them under (created if missing)")
+    ] = None,
+    to_pvc: Annotated[
+        str | None,
+        typer.Option(help="A PVC of this cluster, <namespace>/<pvc>[:<directory>], in use or not: a job "
+                     "writes the files into it through the node worker of the node that mounts it"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace files that are already there")] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Job name with --to-pvc (default <pvc>-files-<random>)")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="With --to-pvc, follow the job until it finishes")] = False,
 ) -> None:
-    """Restore chosen files of a volume's file-level copy into a local directory (the paths keep
-    their place below the volume's root; files already there are kept unless --overwrite)."""
+    """Restore chosen files of a volume's file-level copy into a local directory (--to-dir) or into a
+    PVC of this cluster (--to-pvc, a job).  The paths keep their place below the volume's root (below
+    <directory> with --to-pvc ns/pvc:<directory>); files already there are kept unless --overwrite,
+    and nothing else in the target changes."""
+    if (to_dir is None) == (to_pvc is None):
+        raise BadInput("give --to-dir or --to-pvc (one of them)")
+    if to_pvc is not None:
+        _files_to_pvc(backup, vault, volume, path, to_pvc, overwrite, name, wait)
+        return
+    assert to_dir is not None
     check_backup(backup, vault)
     store = named_store(vault)
-    records = volume_records(store, backup)
-    snapshot = records.files.get(volume) if records else None
-    if snapshot is None:
-        disks = {f"{s.namespace}/{s.pvc}" for s in records.snapshots} if records else set()
-        if volume in disks:
-            raise BadInput(f"--volume: {volume} was backed up as a disk snapshot, not file by file; "
-                           "restore it with `backupctl restore create` (restoring chosen files from a disk "
-                           "snapshot is not available yet)")
-        have = ", ".join(sorted(records.files)) if records and records.files else "none"
-        raise BadInput(f"--volume: backup {backup} has no file-level copy of {volume} (it has: {have})")
+    try:
+        snapshot = file_copy(store, backup, volume)
+    except BackupCenterError as err:
+        if err.code != "InvalidSpec":
+            raise
+        raise BadInput(f"--volume: {err.params['reason']}") from None
     if to_dir.exists() and not to_dir.is_dir():
         raise BadInput(f"--to-dir: {to_dir} exists and is not a directory")
     try:
@@ -264,3 +315,27 @@ def files(
                   f"restored under {to_dir}{kept} (every file checked against its digest)")
     for warning in summary.warning_paths:
         console.print(f"[yellow]{warning}[/yellow]")
+
+
+def _files_to_pvc(backup: str, vault: str, volume: str, paths: list[str], to_pvc: str, overwrite: bool,
+                  name: str | None, wait: bool) -> None:
+    namespace, pvc, subdir = parse_pvc_target(to_pvc)
+    try:
+        spec = FileRestoreSpec(
+            name=name or file_restore_name(volume), backup=backup, vault=vault, volume=volume, paths=paths,
+            target_namespace=namespace, target_pvc=pvc, subdir=subdir, overwrite=overwrite,
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        option = "--to-pvc" if field.startswith("target_") or field == "subdir" else f"--{field or 'path'}"
+        raise BadInput(f"{option.rstrip('s')}: {first['msg'].removeprefix('Value error, ')}") from None
+
+    async def precheck(_client: Client) -> None:
+        await asyncio.to_thread(check_file_restore, spec)
+
+    start_job_command(
+        JobKind.files.value, spec.name, FileRestoreWorkflow.run, spec, vault=vault,
+        summary=f"restore files of {volume} from backup {backup} into {spec.target}",
+        label="file restore", wait=wait, precheck=precheck,
+    )

@@ -21,13 +21,22 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from backupctl import jobctl
 from backupctl.console import BadInput
-from backupctl.restore_cmd import check_backup
+from backupctl.restore_cmd import check_backup, check_file_restore
 from backupctl.vault_cmd import named_store
 from schemas.errors import BackupCenterError
 from schemas.ids import job_id
 from schemas.resources import BY_KIND, OBJECT_NAMESPACE_MEMO, ObjectSpecError, ResourceKind, spec_from_object
 from schemas.settings import Settings
-from schemas.specs import BackupSpec, ConvertSpec, DeleteSpec, DrillSpec, JobKind, RestoreSpec, VerifySpec
+from schemas.specs import (
+    BackupSpec,
+    ConvertSpec,
+    DeleteSpec,
+    DrillSpec,
+    FileRestoreSpec,
+    JobKind,
+    RestoreSpec,
+    VerifySpec,
+)
 from schemas.status import JobStatus
 
 
@@ -43,7 +52,7 @@ class Refused(Exception):
 
 # Request kinds: each object asks for one run; the same name applied again (after the earlier object
 # went) asks again.  Clock slack between the API server's creationTimestamp and Temporal's start time.
-REQUEST_KINDS = (JobKind.delete, JobKind.verify, JobKind.drill)
+REQUEST_KINDS = (JobKind.delete, JobKind.verify, JobKind.drill, JobKind.files)
 ADOPT_SLACK = timedelta(seconds=2)
 FORGET_POLLS = 50  # x 0.2 s
 
@@ -53,6 +62,7 @@ def _workflow(kind: JobKind) -> Any:
     from workflows.convert import ConvertWorkflow
     from workflows.delete import DeleteWorkflow
     from workflows.drill import DrillWorkflow
+    from workflows.file_restore import FileRestoreWorkflow
     from workflows.restore import RestoreWorkflow
     from workflows.verify import VerifyWorkflow
 
@@ -63,6 +73,7 @@ def _workflow(kind: JobKind) -> Any:
         JobKind.delete: DeleteWorkflow.run,
         JobKind.verify: VerifyWorkflow.run,
         JobKind.drill: DrillWorkflow.run,
+        JobKind.files: FileRestoreWorkflow.run,
     }[kind]
 
 
@@ -79,6 +90,8 @@ def _summary(spec: BaseModel) -> tuple[str, str]:
         return spec.vault, f"verify backup {spec.backup} in vault {spec.vault}"
     if isinstance(spec, DrillSpec):
         return spec.vault, f"restore drill of backup {spec.backup} in vault {spec.vault}"
+    if isinstance(spec, FileRestoreSpec):
+        return spec.vault, f"restore files of {spec.volume} from backup {spec.backup} into {spec.target}"
     assert isinstance(spec, DeleteSpec)
     return spec.vault or "", f"delete {spec.target_kind.value} {spec.target}"
 
@@ -92,6 +105,9 @@ def _precheck(spec: BaseModel) -> tuple[str, Callable[[], object]] | None:
     if isinstance(spec, RestoreSpec | ConvertSpec | VerifySpec | DrillSpec):
         backup, vault = spec.backup, spec.vault
         return "spec.backup", lambda: check_backup(backup, vault)
+    if isinstance(spec, FileRestoreSpec):
+        chosen = spec
+        return "spec.paths", lambda: check_file_restore(chosen)
     return None
 
 

@@ -6,7 +6,8 @@ callback (called in the calling thread; raising from it aborts the run cleanly).
     backup_tree(store, root, *, volume_id, parent_snapshot=None, key=None, progress=None,
                 workers=4, snapshot_id=None, cache_dir=None, processes=None, ...) -> SnapshotSummary
     restore_tree(store, snapshot_id, target, *, key=None, progress=None, workers=4,
-                 verify=True, cache_dir=None) -> RestoreSummary
+                 verify=True, cache_dir=None, paths=None, overwrite=True) -> RestoreSummary
+    check_paths(store, snapshot_id, paths) -> normalised paths (refuses unsafe or missing ones)
     gc(store, live_snapshot_ids, *, grace_seconds=48h, key=None, dry_run=False) -> GcSummary
 
 What a snapshot keeps: regular files (content verified by blake3 digests), directories (empty
@@ -32,7 +33,7 @@ from .errors import (
 from .gc import gc
 from .manifest import read_footer
 from .models import GcSummary, PathError, Progress, RestoreSummary, SnapshotSummary
-from .restore import restore_tree
+from .restore import check_paths, restore_tree
 
 __all__ = [
     "DataCorrupt",
@@ -50,6 +51,7 @@ __all__ = [
     "UnsafePath",
     "VaultBusy",
     "backup_tree",
+    "check_paths",
     "gc",
     "read_footer",
     "restore_tree",

@@ -514,6 +514,20 @@ def _hash_fd(crypto: Crypto, fd: int) -> str:
         offset += len(block)
 
 
+def check_paths(store: ObjectStore, snapshot_id: str, paths: Sequence[str], *, key: bytes | None = None
+                ) -> list[str]:
+    """The chosen ``paths`` of a partial restore, normalised, once they are known to be safe and
+    held by the snapshot: raises UnsafeChoice or PathNotInSnapshot (what restore_tree would raise
+    before writing anything), so a job can refuse a bad choice before it prepares a volume."""
+    repo = Repo.open(store, key, create=False)
+    chosen = _Selection(paths)
+    missing = chosen.missing(store, repo, snapshot_id)
+    if missing:
+        raise PathNotInSnapshot(f"snapshot {snapshot_id} holds no {', '.join(map(repr, missing))}",
+                                key=missing[0])
+    return chosen.paths
+
+
 def restore_tree(
     store: ObjectStore,
     snapshot_id: str,

@@ -120,6 +120,26 @@ class FileTarget(FileVolume):
     plugin_dir: str
 
 
+class FileRestorePlan(BaseModel):
+    """What a file restore found: the snapshot holding the chosen paths, and the pod mounting the
+    target PVC (a running one of its own, or a temporary one the job made and removes)."""
+
+    snapshot_id: str
+    paths: list[str]  # normalised, each held by the snapshot
+    mount: FileVolume
+    temporary_pod: bool
+
+
+class FilesRestored(BaseModel):
+    """What a file restore wrote into the target PVC."""
+
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    kept_existing: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
 class FinishResult(BaseModel):
     missing: dict[str, int] = Field(default_factory=dict, description="explanation reason -> entries")
     samples: Samples = Field(default_factory=Samples)

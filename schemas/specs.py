@@ -1,4 +1,5 @@
-"""Job specs: what an operator asks for.  Backup, restore, convert, delete and plan (schedule)."""
+"""Job specs: what an operator asks for.  Backup, restore, convert, delete, verify, drill, file
+restore and plan (schedule)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.common import Cycle, Duration, K8sName, K8sObjectName
+from schemas.common import Cycle, Duration, K8sName, K8sObjectName, check_dns_label, check_dns_subdomain
 
 # Never backed up unless named explicitly (requirements.md §3); the product's own namespace is
 # added from settings at resolve time.
@@ -28,6 +29,7 @@ class JobKind(StrEnum):
     delete = "delete"
     verify = "verify"
     drill = "drill"
+    files = "files"  # a file restore: chosen paths of a volume copy into a live PVC
 
 
 class BackupMode(StrEnum):
@@ -187,6 +189,57 @@ class DrillSpec(_Spec):
     name: K8sName
     backup: K8sName
     vault: K8sName
+
+
+def _volume_ref(value: str) -> str:
+    namespace, _, pvc = value.partition("/")
+    try:
+        check_dns_label(namespace)
+        check_dns_subdomain(pvc)
+    except ValueError:
+        raise ValueError(f"{value!r} is not <namespace>/<pvc>") from None
+    return value
+
+
+def _subdir(value: str) -> str:
+    """A directory inside the target volume, from its root: "" is the root itself."""
+    rel = value.strip("/")
+    parts = rel.split("/") if rel else []
+    if any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise ValueError(f"{value!r} leaves the volume or is not normalised (no '..', '.' or empty parts)")
+    return "/".join(parts)
+
+
+VolumeRef = Annotated[str, AfterValidator(_volume_ref)]
+
+
+class FileRestoreSpec(_Spec):
+    """Restore chosen paths of a volume's file-level copy into a live PVC (``backupctl restore files
+    --to-pvc``), through the node worker of the node that mounts it; the rest of the PVC is untouched."""
+
+    CEL_RULES = (("size(self.paths) > 0", "paths must name at least one file or directory"),)
+
+    name: K8sName
+    backup: K8sName
+    vault: K8sName
+    volume: VolumeRef = Field(description="The backed-up volume, <namespace>/<pvc> as in the backup")
+    paths: list[str] = Field(description="Files or directories inside the volume, from its root")
+    target_namespace: K8sName
+    target_pvc: K8sObjectName
+    subdir: Annotated[str, AfterValidator(_subdir)] = Field(
+        default="", description="A directory of the target PVC to restore under (created if missing)"
+    )
+    overwrite: bool = Field(default=False, description="Replace files that are already there")
+
+    @model_validator(mode="after")
+    def _has_paths(self) -> Self:
+        if not self.paths:
+            raise ValueError("paths must name at least one file or directory")
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_namespace}/{self.target_pvc}" + (f":{self.subdir}" if self.subdir else "")
 
 
 class PlanSpec(_Spec):

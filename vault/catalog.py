@@ -331,6 +331,24 @@ def volume_records(store: ObjectStore, name: str) -> VolumeRecords | None:
         return get_model(store, backup_prefix(name) + VOLUMES, VolumeRecords)
 
 
+def file_copy(store: ObjectStore, backup: str, volume: str) -> str:
+    """The data-mover snapshot holding the file-level copy of ``volume`` (<ns>/<pvc>) in a committed
+    backup; InvalidSpec (of the field ``volume``) saying what the backup has instead."""
+    records = volume_records(store, backup)
+    snapshot = records.files.get(volume) if records else None
+    if snapshot is not None:
+        return snapshot
+    disks = {f"{s.namespace}/{s.pvc}" for s in records.snapshots} if records else set()
+    if volume in disks:
+        reason = (f"{volume} was backed up as a disk snapshot, not file by file; restore it with "
+                  "`backupctl restore create` (restoring chosen files from a disk snapshot is not "
+                  "available yet)")
+    else:
+        have = ", ".join(sorted(records.files)) if records and records.files else "none"
+        reason = f"backup {backup} has no file-level copy of {volume} (it has: {have})"
+    raise BackupCenterError("InvalidSpec", field="volume", reason=reason)
+
+
 def volume_records_if_readable(store: ObjectStore, name: str) -> VolumeRecords | None:
     """The volume records, or None when there are none or they are damaged (logged): for work that
     must go on past one damaged backup (parents of a new backup, deleting it)."""

@@ -11,6 +11,7 @@ def control_workflows() -> list[type]:
     from workflows.convert import ConvertWorkflow
     from workflows.delete import DeleteWorkflow
     from workflows.drill import DrillWorkflow
+    from workflows.file_restore import FileRestoreWorkflow
     from workflows.plan import PlanRunWorkflow
     from workflows.restore import RestoreWorkflow
     from workflows.retention import RetentionWorkflow
@@ -29,6 +30,7 @@ def control_workflows() -> list[type]:
         RetentionWorkflow,
         VerifyWorkflow,
         DrillWorkflow,
+        FileRestoreWorkflow,
     ]
 
 
@@ -39,6 +41,7 @@ def control_activities() -> list[Callable[..., Any]]:
         delete,
         drill,
         ecs,
+        file_restore,
         objects,
         restore,
         retention,
@@ -51,7 +54,7 @@ def control_activities() -> list[Callable[..., Any]]:
     found: list[Callable[..., Any]] = []
     # ecs: sync activities too (the aliyun SDK blocks), on the worker's thread pool.
     for module in (settings, backup, slots, restore, convert, delete, vault, retention, ecs, objects, verify,
-                   drill):
+                   drill, file_restore):
         found.extend(module.ACTIVITIES)
     return found
 

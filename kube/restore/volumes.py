@@ -285,20 +285,25 @@ def fill_pod_name(restore: str, namespace: str, pvc: str) -> str:
     return f"restore-fill-{pvc}"[:53].rstrip("-.") + f"-{digest}"
 
 
-def create_fill_pod(kube: Kube, source: VolumeSource, restore: str) -> FileVolume:
-    """The temporary pod mounting a file-backed PVC (idempotent)."""
-    name = fill_pod_name(restore, source.namespace, source.pvc)
-    kube.create(f"/api/v1/namespaces/{source.namespace}/pods", {
+def create_mount_pod(kube: Kube, namespace: str, pvc: str, name: str, labels: dict[str, str]) -> None:
+    """A pod that only mounts the PVC, so its kubelet mounts it for a node worker (idempotent)."""
+    kube.create(f"/api/v1/namespaces/{namespace}/pods", {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": _labels(restore)},
+        "metadata": {"name": name, "labels": labels},
         "spec": {
             "containers": [{"name": "fill", "image": FILL_IMAGE,
                             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": source.pvc}}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}],
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
         },
     }, exist_ok=True)
+
+
+def create_fill_pod(kube: Kube, source: VolumeSource, restore: str) -> FileVolume:
+    """The temporary pod mounting a file-backed PVC (idempotent)."""
+    name = fill_pod_name(restore, source.namespace, source.pvc)
+    create_mount_pod(kube, source.namespace, source.pvc, name, _labels(restore))
     return FileVolume(source=source.source, namespace=source.namespace, pvc=source.pvc, pod=name,
                       snapshot_id=source.files_snapshot)
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from schemas.common import check_cycle, describe_validation_error, format_duration, parse_duration
 from schemas.errors import BackupCenterError, all_codes
 from schemas.settings import NodeSchedulePolicy, SettingsError, parse_settings, parse_settings_yaml
-from schemas.specs import BackupSpec, ConvertSpec, PlanSpec, RestoreSpec
+from schemas.specs import BackupSpec, ConvertSpec, FileRestoreSpec, PlanSpec, RestoreSpec
 from schemas.status import ItemIssue, JobPhase, JobStatus, StepStatus
 
 
@@ -120,6 +120,23 @@ def test_other_specs() -> None:
     assert plan.template.vault == "v"
     with pytest.raises(ValidationError, match="cycle"):
         PlanSpec(name="p", cycle="every day", template={"vault": "v"})
+
+
+def test_file_restore_spec() -> None:
+    base = {"name": "f", "backup": "b", "vault": "v", "volume": "app/data", "paths": ["site"],
+            "target_namespace": "app", "target_pvc": "data"}
+    spec = FileRestoreSpec.model_validate({**base, "subdir": "/restored/today/"})
+    assert spec.subdir == "restored/today" and spec.target == "app/data:restored/today"
+    assert not spec.overwrite and FileRestoreSpec.model_validate(base).target == "app/data"
+    for field, value, words in (
+        ("subdir", "a/../../etc", "leaves the volume"),
+        ("subdir", "a//b", "not normalised"),
+        ("volume", "data", "not <namespace>/<pvc>"),
+        ("volume", "App/data", "not <namespace>/<pvc>"),
+        ("paths", [], "at least one"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            FileRestoreSpec.model_validate({**base, field: value})
 
 
 def test_error_catalogue_is_complete_and_renders() -> None:
