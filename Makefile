@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 
 all: test
 
-# The data mover's native walk (Rust, PyO3): built with cargo from crates.io by maturin from PyPI.
+# The data mover's native walk and scan (Rust, PyO3): built with cargo from crates.io by maturin from PyPI.
 NATIVE := native/fastwalk
 NATIVE_SRC := $(NATIVE)/pyproject.toml $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(wildcard $(NATIVE)/src/*.rs)
 

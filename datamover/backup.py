@@ -6,7 +6,11 @@ the vault), and hands the rest, in small batches, to reader threads (reader.py),
 (FastCDC), hash (blake3) and pass chunks to the PackSink; results are written to the manifest
 in walk order, so the manifest streams out while the tree is still being read.  On a tree of
 many small files, those go to reader processes instead (one per core): per file, Python's cost
-is most of the work there, and threads share one interpreter lock.
+is most of the work there, and threads share one interpreter lock.  With the native part
+installed, the walk and its merge with the parent run in native code (kbc_fastwalk.Scan, see
+_scan): directories and unchanged files arrive as manifest rows already encoded, so a daily run
+over a million unchanged files makes no Python object per file; the Python merge (_walk) stays
+for version-1 parents and installs without it, and the two write the same manifests.
 
 Files are checked before and after reading (fstat size, mtime, ctime); a file that changed,
 vanished, could not be read, or is a special file is reported per path in the summary.
@@ -30,6 +34,8 @@ from functools import partial
 from itertools import chain
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
+
+import msgpack
 
 from vault.store import ObjectExists, ObjectStore
 
@@ -56,7 +62,7 @@ from .models import ErrorList, Progress, ProgressCallback, SnapshotSummary
 from .reader import Batch, FileJob, FileOutcome, ProcessBatch, Reader, init_reader_process, read_in_process
 from .repo import Repo, snapshot_key
 from .sink import PACK_TARGET, PackSink
-from .walk import walk
+from .walk import NativeScan, walk
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +131,8 @@ def _seek(rel: str, cur: Row | None, advance: Callable[[], Row | None]) -> tuple
 
 # Marks a hard link in the pending queue: written (and counted) only if its first link was read.
 _LINK = FileJob("", "", os.stat_result((0,) * 10), Batch())
+# Marks rows the native scan encoded, (None, rows, count, files, bytes, chunks, dirs), in the queue.
+_RAW = FileJob("", "", os.stat_result((0,) * 10), Batch())
 
 
 def _special_kind(mode: int) -> str:
@@ -144,7 +152,8 @@ def _file_head(rel: str, st: os.stat_result) -> Row:
 class _Backup:
     def __init__(self, repo: Repo, root: str, *, volume_id: str, snapshot_id: str, parent: str | None,
                  progress: ProgressCallback | None, workers: int, sink: PackSink, writer: ManifestWriter,
-                 parent_reader: ManifestReader | None, processes: int, processes_after: int) -> None:
+                 parent_reader: ManifestReader | None, processes: int, processes_after: int,
+                 native: bool = True) -> None:
         self.repo = repo
         self.root = root
         self.sink = sink
@@ -159,9 +168,14 @@ class _Backup:
         self.small_batch = ProcessBatch()
         self.small_seen = 0
         self.bytes_read_in_processes = 0
-        # The parent's rows in walk order, merged with the walk (see _seek).
+        self.parent_reader = parent_reader
+        # The native scan merges the walk with a version-2 parent (or none) itself; else the
+        # parent's rows in walk order, merged with the walk here (see _seek).
+        self.native_scan = native and NativeScan is not None and (
+            parent_reader is None or parent_reader.version == 2
+        )
         self.parent_rows: Iterable[Row] = (
-            chain.from_iterable(parent_reader.row_frames()) if parent_reader else ()
+            chain.from_iterable(parent_reader.row_frames()) if parent_reader and not self.native_scan else ()
         )
         est = parent_reader.footer() if parent_reader else {}
         self.est_files = int(est.get("files", 0))
@@ -207,9 +221,50 @@ class _Backup:
     def bytes_read(self) -> int:
         return sum(self.reader.read_by_thread.values()) + self.bytes_read_in_processes
 
+    def _scan(self) -> None:
+        """The walk merged with the parent in native code: directories and unchanged files come
+        as rows already encoded, every other entry with the parent's row for it (kbc_fastwalk.Scan)."""
+        assert NativeScan is not None
+        self._visit(".", self.root, os.lstat(self.root), None)
+        reader = self.parent_reader
+        frames: Iterable[bytes] = reader.raw_row_frames() if reader is not None else ()
+        scan = iter(NativeScan(self.root, os.path.join(self.root, ""), frames, self.sink.index.members))
+        pending, add_raw = self.pending, self.writer.add_raw
+        unpack = partial(msgpack.unpackb, use_list=False, unicode_errors="surrogateescape")
+        counts = self.counts
+        while True:
+            try:
+                batch = next(scan)
+            except StopIteration:
+                break
+            except ValueError as exc:  # a parent row that does not parse
+                raise (reader.corrupt(str(exc)) if reader is not None else exc) from None
+            for item in batch:
+                rel = item[0]
+                if rel is None:
+                    _, rows, count, files, size, chunks, dirs = item
+                    if pending:
+                        pending.append((item, _RAW))
+                    else:
+                        add_raw(rows, count, chunks)
+                    self._count_unmodified(files, size, chunks)
+                    counts.dirs += dirs
+                    continue
+                _, path, st, error, old = item
+                if st is None:
+                    self._walk_error(rel, error)
+                    continue
+                self._visit(rel, path, st, unpack(old) if old is not None else None)
+            if pending:
+                self._drain(block=len(pending) >= _MAX_PENDING)
+            self._report()
+
     def _walk(self) -> None:
         # The loop every entry of the volume goes through: unchanged files (what a daily run
         # mostly sees) are handled inline, without a call per file, and counted in locals.
+        if self.native_scan:
+            self._scan()
+            return
         pending = self.pending
         add_row = self.writer.add_row
         rows: Iterator[Row] = iter(self.parent_rows)
@@ -419,6 +474,10 @@ class _Backup:
                 pending.popleft()
                 self._finish_link(row)
                 continue
+            if job is _RAW:
+                pending.popleft()
+                self.writer.add_raw(row[1], row[2], row[5])
+                continue
             if isinstance(job, ProcessBatch):
                 if job.outcomes is None:
                     if job.future is not None and job.future.done():
@@ -547,6 +606,7 @@ def backup_tree(
     lock_wait_seconds: float = 3600,
     processes: int | None = None,
     processes_after: int = PROCESSES_AFTER_FILES,
+    native: bool = True,
 ) -> SnapshotSummary:
     """Back up the tree under ``root`` as one snapshot of ``volume_id``.
 
@@ -558,6 +618,7 @@ def backup_tree(
     ``summary.errors``; the snapshot is still written and usable for the rest.  Once
     ``processes_after`` small files (one chunk each) were seen, the rest of them are read by
     ``processes`` reader processes (default: one per core, up to ``workers``; 0 reads all in threads).
+    ``native=False`` merges the walk with the parent in Python, as without the native part.
     """
     started = time.monotonic()
     root_str = os.fspath(root)
@@ -591,7 +652,7 @@ def backup_tree(
             repo, root_str, volume_id=volume_id, snapshot_id=snapshot_id, parent=parent_snapshot,
             progress=progress, workers=workers, sink=sink, writer=writer, parent_reader=parent_reader,
             processes=default_processes(workers) if processes is None else processes,
-            processes_after=processes_after,
+            processes_after=processes_after, native=native,
         )
         job.run()
         s = job.summary.model_copy(update={**asdict(job.counts), "errors": job.errors})

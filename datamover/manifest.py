@@ -93,6 +93,15 @@ def _aad_v2(snapshot_id: str, frame: int) -> bytes:
     return f"kbc snapshot v2 {snapshot_id} frame {frame}".encode()
 
 
+def _array_header(count: int) -> bytes:
+    """msgpack's array header for ``count`` elements."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
 def entry_to_row(entry: Entry) -> Row:
     """The version-2 row of a version-1 shaped entry (hex chunk ids and digest)."""
     common = tuple(entry[k] for k in _COMMON)
@@ -136,6 +145,9 @@ class ManifestWriter:
         # round-trip to the same bytes.
         self._packer = msgpack.Packer(unicode_errors="surrogateescape")
         self._items: list[Any] = [header]
+        # Elements of the frame already encoded (add_raw), ahead of _items, and how many they are.
+        self._parts: list[bytes] = []
+        self._encoded = 0
         self._refs = 0
         self._frames = 0
 
@@ -154,7 +166,22 @@ class ManifestWriter:
         items.append(row)
         if len(row) == _FILE_ROW:
             self._refs += len(row[R_CHUNKS])
-        if len(items) >= FRAME_ENTRIES or self._refs >= FRAME_CHUNK_REFS:
+        if len(items) + self._encoded >= FRAME_ENTRIES or self._refs >= FRAME_CHUNK_REFS:
+            self._flush()
+
+    def add_raw(self, rows: bytes, count: int, chunk_refs: int) -> None:
+        """``count`` rows already encoded (msgpack elements, one after the other), in walk order
+        after those added before: the native scan's (native/fastwalk/src/scan.rs)."""
+        if self.version != 2:
+            raise ValueError("encoded rows go into version-2 manifests only")
+        if self._items:
+            self._parts.append(b"".join(map(self._packer.pack, self._items)))
+            self._encoded += len(self._items)
+            self._items = []
+        self._parts.append(rows)
+        self._encoded += count
+        self._refs += chunk_refs
+        if self._encoded >= FRAME_ENTRIES or self._refs >= FRAME_CHUNK_REFS:
             self._flush()
 
     def _write_frame(self, raw: bytes, aad: bytes) -> None:
@@ -163,10 +190,16 @@ class ManifestWriter:
         self.file.write(payload)
 
     def _flush(self) -> None:
-        if not self._items:
+        if not self._items and not self._parts:
             return
         if self.version == 2:
-            raw = self._packer.pack(self._items)
+            if self._parts:
+                rest = b"".join(map(self._packer.pack, self._items))
+                raw = _array_header(self._encoded + len(self._items)) + b"".join(self._parts) + rest
+                self._parts = []
+                self._encoded = 0
+            else:
+                raw = self._packer.pack(self._items)
             aad = _aad_v2(self.snapshot_id, self._frames)
         else:
             raw = _ENCODER.encode(self._items).encode()
@@ -216,8 +249,9 @@ class ManifestReader:
             if head not in (_MAGIC_V1, _MAGIC_V2) or magic != _END_MAGIC or self.footer_offset >= self.size:
                 raise _corrupt(self.key, "not a snapshot manifest")
             self.version = 2 if head == _MAGIC_V2 else 1
-            self._frames = self._item_frames()
-            first = next(self._frames, None)
+            self._raw = self._raw_frames()
+            first_raw = next(self._raw, None)
+            first = self._parse(first_raw) if first_raw is not None else None
             if not first or not isinstance(first[0], dict):
                 raise _corrupt(self.key, "no header")
         except BaseException:
@@ -225,6 +259,8 @@ class ManifestReader:
             raise
         self.header: Entry = first[0]
         self._first = first[1:]
+        self._first_raw: bytes | None = first_raw
+        self._frames = (self._parse(raw) for raw in self._raw)
 
     def _decode(self, payload: bytes, aad: bytes) -> bytes:
         try:
@@ -232,12 +268,11 @@ class ManifestReader:
         except (SealError, zstandard.ZstdError) as exc:
             raise _corrupt(self.key, f"frame does not decode ({exc})") from None
 
-    def _item_frames(self) -> Iterator[Sequence[Any]]:
-        """Each frame's elements (the header is the first of the first frame)."""
+    def _raw_frames(self) -> Iterator[bytes]:
+        """Each frame's body, opened and decompressed (the header is the first element of the first)."""
         pos = len(_MAGIC_V1)
         frame = 0
-        v2 = self.version == 2
-        aad = _aad_v2 if v2 else _aad
+        aad = _aad_v2 if self.version == 2 else _aad
         while pos < self.footer_offset:
             self.file.seek(pos)
             (length,) = _FRAME.unpack(self.file.read(_FRAME.size))
@@ -247,16 +282,34 @@ class ManifestReader:
             pos += _FRAME.size + length
             raw = self._decode(payload, aad(self.snapshot_id, frame))
             frame += 1
-            try:
-                if v2:
-                    items = msgpack.unpackb(raw, use_list=False, unicode_errors="surrogateescape")
-                else:
-                    items = json.loads(raw)
-            except ValueError as exc:
-                raise _corrupt(self.key, f"frame does not parse ({exc})") from None
-            if not isinstance(items, (list, tuple)):
-                raise _corrupt(self.key, "frame is not a list of entries")
-            yield items
+            yield raw
+
+    def _parse(self, raw: bytes) -> Sequence[Any]:
+        """A frame's elements."""
+        try:
+            if self.version == 2:
+                items = msgpack.unpackb(raw, use_list=False, unicode_errors="surrogateescape")
+            else:
+                items = json.loads(raw)
+        except ValueError as exc:
+            raise _corrupt(self.key, f"frame does not parse ({exc})") from None
+        if not isinstance(items, (list, tuple)):
+            raise _corrupt(self.key, "frame is not a list of entries")
+        return cast(Sequence[Any], items)
+
+    def raw_row_frames(self) -> Iterator[bytes]:
+        """Version 2: each frame's msgpack body as written, the first one beginning with the header
+        (what the native scan of an incremental backup reads; consumes the reader)."""
+        if self.version != 2:
+            raise ValueError(f"snapshot {self.snapshot_id} is a version-{self.version} manifest")
+        if self._first_raw is not None:
+            first, self._first_raw = self._first_raw, None
+            yield first
+        yield from self._raw
+
+    def corrupt(self, what: str) -> DataCorrupt:
+        """The error naming this manifest's vault object as corrupted."""
+        return _corrupt(self.key, what)
 
     def _entry_frames(self) -> Iterator[Sequence[Any]]:
         yield self._first

@@ -8,9 +8,12 @@ from stat import S_ISDIR
 
 try:
     # The same walk in native code, on its own thread (native/fastwalk); built by `make venv`.
+    # Scan: that walk merged with a parent snapshot's rows (datamover/backup.py _scan).
+    from kbc_fastwalk import Scan as NativeScan
     from kbc_fastwalk import Walker as _NativeWalker
 except ImportError:  # pragma: no cover - an install without the native part
     _NativeWalker = None  # type: ignore[misc,assignment]
+    NativeScan = None  # type: ignore[misc,assignment]
 
 NATIVE = _NativeWalker is not None
 

@@ -110,7 +110,7 @@ def test_unreadable_file_and_directory(store: FileStore, tmp_path: Path,
     monkeypatch.setattr(reader_mod.Reader, "_open", deny_open)
     monkeypatch.setattr(walk_mod, "_NativeWalker", None)
     monkeypatch.setattr(walk_mod.os, "scandir", deny_scandir)
-    summary = backup_tree(store, src, volume_id="v")
+    summary = backup_tree(store, src, volume_id="v", native=False)
     assert _reasons(summary) == {"c.txt": "unreadable", "sub": "unreadable"}
     assert "Permission denied" in summary.errors.paths[0].detail
     assert summary.files == 3 and summary.dirs == 2  # the unreadable directory itself is kept

@@ -18,15 +18,15 @@ use std::thread;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyList, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 /// Items per batch handed to Python, and batches in flight: enough to keep both sides busy,
 /// little enough to bound memory (a few MiB) however big the tree.
 const BATCH: usize = 512;
 const IN_FLIGHT: usize = 16;
 
-struct Stat {
+pub(crate) struct Stat {
     mode: u32,
     ino: u64,
     dev: u64,
@@ -42,16 +42,26 @@ struct Stat {
     rdev: u64,
 }
 
-enum Item {
-    Entry { rel: Vec<u8>, path: Vec<u8>, st: Stat },
-    Error { rel: Vec<u8>, path: Vec<u8>, errno: i32 },
+pub(crate) enum Item {
+    Entry {
+        rel: Vec<u8>,
+        path: Vec<u8>,
+        st: Stat,
+    },
+    Error {
+        rel: Vec<u8>,
+        path: Vec<u8>,
+        errno: i32,
+    },
 }
 
 fn lstat(path: &[u8]) -> Result<Stat, i32> {
     let cpath = CString::new(path).map_err(|_| libc::EINVAL)?;
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::lstat(cpath.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
     }
     Ok(Stat {
         mode: st.st_mode,
@@ -73,7 +83,7 @@ fn lstat(path: &[u8]) -> Result<Stat, i32> {
 /// The code points Python gives a name decoded with surrogateescape (each undecodable byte b
 /// becomes U+DC00+b): Python sorts `str` by these, which is not byte order once a name is not
 /// UTF-8.
-fn python_order_key(name: &[u8]) -> Vec<u32> {
+pub(crate) fn python_order_key(name: &[u8]) -> Vec<u32> {
     let mut key = Vec::with_capacity(name.len());
     for chunk in name.utf8_chunks() {
         key.extend(chunk.valid().chars().map(|c| c as u32));
@@ -123,12 +133,23 @@ impl Out {
 
 /// Everything under the root (the root's own lstat is Python's, before this starts).
 fn walk(root: Vec<u8>, root_prefix: Vec<u8>, tx: SyncSender<Vec<Item>>) {
-    let mut out = Out { batch: Vec::with_capacity(BATCH), tx };
+    let mut out = Out {
+        batch: Vec::with_capacity(BATCH),
+        tx,
+    };
     let mut stack: Vec<Level> = Vec::new();
     match listing(&root) {
-        Ok(names) => stack.push(Level { names, next: 0, prefix: Vec::new() }),
+        Ok(names) => stack.push(Level {
+            names,
+            next: 0,
+            prefix: Vec::new(),
+        }),
         Err(errno) => {
-            if !out.push(Item::Error { rel: b".".to_vec(), path: root, errno }) {
+            if !out.push(Item::Error {
+                rel: b".".to_vec(),
+                path: root,
+                errno,
+            }) {
                 return;
             }
         }
@@ -164,12 +185,20 @@ fn walk(root: Vec<u8>, root_prefix: Vec<u8>, tx: SyncSender<Vec<Item>>) {
         let listed = listing(&path);
         let mut prefix = rel.clone();
         prefix.push(b'/');
-        if !out.push(Item::Entry { rel: rel.clone(), path: path.clone(), st }) {
+        if !out.push(Item::Entry {
+            rel: rel.clone(),
+            path: path.clone(),
+            st,
+        }) {
             return;
         }
         match listed {
             // Descend first; this level resumes where it stopped.
-            Ok(names) => stack.push(Level { names, next: 0, prefix }),
+            Ok(names) => stack.push(Level {
+                names,
+                next: 0,
+                prefix,
+            }),
             Err(errno) => {
                 if !out.push(Item::Error { rel, path, errno }) {
                     return;
@@ -196,22 +225,29 @@ struct Walker {
 #[pymethods]
 impl Walker {
     #[new]
-    fn new(py: Python<'_>, root: std::path::PathBuf, root_prefix: std::path::PathBuf) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        root: std::path::PathBuf,
+        root_prefix: std::path::PathBuf,
+    ) -> PyResult<Self> {
         let stat_result = py.import("os")?.getattr("stat_result")?;
         // Filled field by field below: it must be the struct sequence it is in CPython 3.11+.
         let n_fields = stat_result.getattr("n_fields")?.extract::<usize>()?;
         if n_fields < 19 {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err("os.stat_result has fewer than 19 fields"));
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "os.stat_result has fewer than 19 fields",
+            ));
         }
         let stat_result = stat_result.unbind();
-        let (tx, rx) = sync_channel(IN_FLIGHT);
-        let root = root.into_os_string().into_vec();
-        let root_prefix = root_prefix.into_os_string().into_vec();
-        thread::Builder::new()
-            .name("kbc-walk".into())
-            .spawn(move || walk(root, root_prefix, tx))
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot start the walk: {e}")))?;
-        Ok(Walker { rx: Mutex::new(Some(rx)), stat_result, n_fields })
+        let rx = start_walk(
+            root.into_os_string().into_vec(),
+            root_prefix.into_os_string().into_vec(),
+        )?;
+        Ok(Walker {
+            rx: Mutex::new(Some(rx)),
+            stat_result,
+            n_fields,
+        })
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -219,7 +255,11 @@ impl Walker {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let taken = self.rx.lock().map_err(|_| PyStopIteration::new_err(()))?.take();
+        let taken = self
+            .rx
+            .lock()
+            .map_err(|_| PyStopIteration::new_err(()))?
+            .take();
         let Some(rx) = taken else {
             return Err(PyStopIteration::new_err(()));
         };
@@ -251,19 +291,14 @@ impl Walker {
                 }
                 Item::Error { rel, path, errno } => {
                     let path_obj = obj(py, OsStr::from_bytes(&path))?;
-                    let strerror = py.import("os")?.getattr("strerror")?.call1((errno,))?;
-                    // OSError(errno, ...) gives the errno's subclass (FileNotFoundError, ...).
-                    let error = py
-                        .import("builtins")?
-                        .getattr("OSError")?
-                        .call1((errno, strerror, path_obj.clone_ref(py)))?;
+                    let error = os_error(py, errno, &path_obj)?;
                     PyTuple::new(
                         py,
                         [
                             obj(py, OsStr::from_bytes(&rel))?,
                             path_obj,
                             none.clone_ref(py),
-                            error.unbind(),
+                            error,
                         ],
                     )?
                 }
@@ -274,18 +309,28 @@ impl Walker {
     }
 }
 
-fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, value: T) -> PyResult<PyObject> {
+pub(crate) fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, value: T) -> PyResult<PyObject> {
     value.into_py_any(py)
 }
 
-fn stat_object(py: Python<'_>, stat_result: &Bound<'_, PyAny>, n_fields: usize, st: &Stat) -> PyResult<PyObject> {
+pub(crate) fn stat_object(
+    py: Python<'_>,
+    stat_result: &Bound<'_, PyAny>,
+    n_fields: usize,
+    st: &Stat,
+) -> PyResult<PyObject> {
     use pyo3::ffi;
     let ns = |(sec, nsec): (i64, i64)| -> PyResult<PyObject> {
         // In an i64 until the year 2262; Python's int takes any time beyond that.
-        Ok(match sec.checked_mul(1_000_000_000).and_then(|s| s.checked_add(nsec)) {
-            Some(ns) => obj(py, ns)?,
-            None => obj(py, i128::from(sec) * 1_000_000_000 + i128::from(nsec))?,
-        })
+        Ok(
+            match sec
+                .checked_mul(1_000_000_000)
+                .and_then(|s| s.checked_add(nsec))
+            {
+                Some(ns) => obj(py, ns)?,
+                None => obj(py, i128::from(sec) * 1_000_000_000 + i128::from(nsec))?,
+            },
+        )
     };
     let float = |(sec, nsec): (i64, i64)| sec as f64 + nsec as f64 * 1e-9;
     // os.stat_result's fields, in its order: the ten of the tuple, then the named ones.
@@ -329,8 +374,32 @@ fn stat_object(py: Python<'_>, stat_result: &Bound<'_, PyAny>, n_fields: usize, 
     }
 }
 
+/// Starts the walk thread; its batches arrive on the receiver.
+pub(crate) fn start_walk(root: Vec<u8>, root_prefix: Vec<u8>) -> PyResult<Receiver<Vec<Item>>> {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    thread::Builder::new()
+        .name("kbc-walk".into())
+        .spawn(move || walk(root, root_prefix, tx))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot start the walk: {e}")))?;
+    Ok(rx)
+}
+
+/// An OSError for a path, as os.lstat raises it: OSError(errno, ...) gives the errno's subclass
+/// (FileNotFoundError, ...).
+pub(crate) fn os_error(py: Python<'_>, errno: i32, path: &PyObject) -> PyResult<PyObject> {
+    let strerror = py.import("os")?.getattr("strerror")?.call1((errno,))?;
+    Ok(py
+        .import("builtins")?
+        .getattr("OSError")?
+        .call1((errno, strerror, path.clone_ref(py)))?
+        .unbind())
+}
+
+mod scan;
+
 #[pymodule]
 fn kbc_fastwalk(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Walker>()?;
+    m.add_class::<scan::Scan>()?;
     Ok(())
 }
