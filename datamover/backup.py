@@ -171,8 +171,9 @@ class _Backup:
         self.parent_reader = parent_reader
         # The native scan merges the walk with a version-2 parent (or none) itself; else the
         # parent's rows in walk order, merged with the walk here (see _seek).
+        # Without a parent every file goes to Python anyway: the native walk alone is quicker then.
         self.native_scan = native and NativeScan is not None and (
-            parent_reader is None or parent_reader.version == 2
+            parent_reader is not None and parent_reader.version == 2
         )
         self.parent_rows: Iterable[Row] = (
             chain.from_iterable(parent_reader.row_frames()) if parent_reader and not self.native_scan else ()
