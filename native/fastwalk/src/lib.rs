@@ -211,10 +211,8 @@ fn walk(root: Vec<u8>, root_prefix: Vec<u8>, tx: SyncSender<Vec<Item>>) {
     }
 }
 
-/// Iterates over lists of walk items; `Walker(root, root_prefix)` where root_prefix is
-/// `os.path.join(root, "")` (what entries' full paths start with).
-#[pyclass(module = "kbc_fastwalk")]
-struct Walker {
+/// The walk thread's batches, and what turns an lstat into an os.stat_result (Walker and Scan).
+pub(crate) struct Feed {
     // Taken out while waiting without the interpreter lock (a Mutex: Python objects must be Sync).
     rx: Mutex<Option<Receiver<Vec<Item>>>>,
     stat_result: PyObject,
@@ -222,45 +220,35 @@ struct Walker {
     n_fields: usize,
 }
 
-#[pymethods]
-impl Walker {
-    #[new]
-    fn new(
+impl Feed {
+    pub(crate) fn start(
         py: Python<'_>,
         root: std::path::PathBuf,
         root_prefix: std::path::PathBuf,
     ) -> PyResult<Self> {
         let stat_result = py.import("os")?.getattr("stat_result")?;
-        // Filled field by field below: it must be the struct sequence it is in CPython 3.11+.
+        // Filled field by field: it must be the struct sequence it is in CPython 3.11+.
         let n_fields = stat_result.getattr("n_fields")?.extract::<usize>()?;
         if n_fields < 19 {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "os.stat_result has fewer than 19 fields",
             ));
         }
-        let stat_result = stat_result.unbind();
         let rx = start_walk(
             root.into_os_string().into_vec(),
             root_prefix.into_os_string().into_vec(),
         )?;
-        Ok(Walker {
+        Ok(Feed {
             rx: Mutex::new(Some(rx)),
-            stat_result,
+            stat_result: stat_result.unbind(),
             n_fields,
         })
     }
 
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let taken = self
-            .rx
-            .lock()
-            .map_err(|_| PyStopIteration::new_err(()))?
-            .take();
-        let Some(rx) = taken else {
+    /// The next batch of the walk (StopIteration once it is done).
+    pub(crate) fn next_batch(&self, py: Python<'_>) -> PyResult<Vec<Item>> {
+        let stop = |_| PyStopIteration::new_err(());
+        let Some(rx) = self.rx.lock().map_err(stop)?.take() else {
             return Err(PyStopIteration::new_err(()));
         };
         // Waiting for the walk thread must not hold the interpreter.
@@ -271,14 +259,47 @@ impl Walker {
         let Ok(batch) = received else {
             return Err(PyStopIteration::new_err(()));
         };
-        *self.rx.lock().map_err(|_| PyStopIteration::new_err(()))? = Some(rx);
-        let stat_result = self.stat_result.bind(py);
+        *self.rx.lock().map_err(stop)? = Some(rx);
+        Ok(batch)
+    }
+
+    pub(crate) fn stat(&self, py: Python<'_>, st: &Stat) -> PyResult<PyObject> {
+        stat_object(py, self.stat_result.bind(py), self.n_fields, st)
+    }
+}
+
+/// Iterates over lists of walk items; `Walker(root, root_prefix)` where root_prefix is
+/// `os.path.join(root, "")` (what entries' full paths start with).
+#[pyclass(module = "kbc_fastwalk")]
+struct Walker {
+    feed: Feed,
+}
+
+#[pymethods]
+impl Walker {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        root: std::path::PathBuf,
+        root_prefix: std::path::PathBuf,
+    ) -> PyResult<Self> {
+        Ok(Walker {
+            feed: Feed::start(py, root, root_prefix)?,
+        })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let batch = self.feed.next_batch(py)?;
         let none = py.None();
         let items = PyList::empty(py);
         for item in batch {
             let tuple = match item {
                 Item::Entry { rel, path, st } => {
-                    let st = stat_object(py, stat_result, self.n_fields, &st)?;
+                    let st = self.feed.stat(py, &st)?;
                     PyTuple::new(
                         py,
                         [

@@ -12,15 +12,13 @@
 
 use std::cmp::Ordering;
 use std::ffi::OsStr;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::sync::mpsc::Receiver;
-use std::sync::Mutex;
+use std::os::unix::ffi::OsStrExt;
 
-use pyo3::exceptions::{PyStopIteration, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
-use crate::{obj, os_error, python_order_key, start_walk, stat_object, Item, Stat};
+use crate::{obj, os_error, python_order_key, Feed, Item, Stat};
 
 // --- reading msgpack ------------------------------------------------------------------------------
 
@@ -394,13 +392,11 @@ struct Run {
 /// vault's chunk ids are tested `in`.  The root itself is the caller's (as with Walker).
 #[pyclass(module = "kbc_fastwalk")]
 pub(crate) struct Scan {
-    rx: Mutex<Option<Receiver<Vec<Item>>>>,
+    feed: Feed,
     parent: Parent,
     cur: Option<Row>,
     cur_used: bool,
     stored: PyObject,
-    stat_result: PyObject,
-    n_fields: usize,
 }
 
 impl Scan {
@@ -475,13 +471,6 @@ impl Scan {
         parent_frames: &Bound<'_, PyAny>,
         stored: PyObject,
     ) -> PyResult<Self> {
-        let stat_result = py.import("os")?.getattr("stat_result")?;
-        let n_fields = stat_result.getattr("n_fields")?.extract::<usize>()?;
-        if n_fields < 19 {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "os.stat_result has fewer than 19 fields",
-            ));
-        }
         let frames = PyIterator::from_object(parent_frames)?.unbind();
         let mut parent = Parent {
             frames: Some(frames),
@@ -492,18 +481,12 @@ impl Scan {
             frame: 0,
         };
         let cur = parent.next_row(py)?;
-        let rx = start_walk(
-            root.into_os_string().into_vec(),
-            root_prefix.into_os_string().into_vec(),
-        )?;
         Ok(Scan {
-            rx: Mutex::new(Some(rx)),
+            feed: Feed::start(py, root, root_prefix)?,
             parent,
             cur,
             cur_used: false,
             stored,
-            stat_result: stat_result.unbind(),
-            n_fields,
         })
     }
 
@@ -512,22 +495,7 @@ impl Scan {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let taken = self
-            .rx
-            .lock()
-            .map_err(|_| PyStopIteration::new_err(()))?
-            .take();
-        let Some(rx) = taken else {
-            return Err(PyStopIteration::new_err(()));
-        };
-        let (rx, received) = py.allow_threads(move || {
-            let received = rx.recv();
-            (rx, received)
-        });
-        let Ok(batch) = received else {
-            return Err(PyStopIteration::new_err(()));
-        };
-        *self.rx.lock().map_err(|_| PyStopIteration::new_err(()))? = Some(rx);
+        let batch = self.feed.next_batch(py)?;
         let items = PyList::empty(py);
         let mut run = Run::default();
         let none = py.None();
@@ -579,7 +547,7 @@ impl Scan {
                             .unbind(),
                         _ => none.clone_ref(py),
                     };
-                    let stat = stat_object(py, self.stat_result.bind(py), self.n_fields, &st)?;
+                    let stat = self.feed.stat(py, &st)?;
                     let entry = [
                         obj(py, OsStr::from_bytes(&rel))?,
                         obj(py, OsStr::from_bytes(&path))?,
